@@ -1,0 +1,207 @@
+//! Our own records: discovery's view of this host becomes catalog records.
+//!
+//! Sidecar re-stamps every local record every second and floods them all every minute.
+//! We stamp a record only when something about it changes (or once an hour, so that
+//! peers never see it as older than the tombstone lifespan), which keeps an idle
+//! cluster's gossip nearly silent.
+
+use super::clock::Now;
+use super::model::{Service, Status};
+use super::store::{Applied, Catalog};
+use std::collections::HashSet;
+
+/// Why a drain request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DrainError {
+    #[error("Service ID \"{0}\" not found")]
+    NotFound(String),
+}
+
+impl Catalog {
+    /// Reconciles the catalog with the complete current set of local services
+    /// (Sidecar's `TrackNewServices` + `TombstoneServices`):
+    ///
+    /// * a service that is new, or whose content or status differs from its record, is
+    ///   stored with a fresh stamp from the origin clock (a DRAINING record stays
+    ///   DRAINING while discovery reports it ALIVE);
+    /// * a record not re-stamped for `restamp` (1 h) gets a fresh stamp;
+    /// * a live record we announce that is no longer discovered becomes a tombstone.
+    ///
+    /// `desired` carries each service's health-derived status; `Updated` is ignored and
+    /// an empty `Hostname` means this host. Call it only with a complete discovery result:
+    /// an empty list tombstones everything we announce.
+    pub fn sync_local(&mut self, desired: Vec<Service>, now: Now) -> Applied {
+        let mut out = Applied::default();
+        let me = self.me.clone();
+        let mut wanted = HashSet::with_capacity(desired.len());
+        for mut d in desired {
+            if d.hostname.is_empty() {
+                d.hostname = me.to_string();
+            }
+            wanted.insert((d.hostname.clone(), d.id.clone()));
+            if let Some(stored) = self.state.get(&d.hostname, &d.id) {
+                if stored.status == Status::Draining && d.status == Status::Alive {
+                    d.status = Status::Draining;
+                }
+                let fresh = now.wall.duration_since(stored.updated) < self.lifespans.restamp;
+                if fresh && stored.same_content(&d) {
+                    continue;
+                }
+                let seen = stored.updated;
+                // Beat the stored stamp even if it came from a faster clock than ours.
+                self.clock.observe(seen);
+            }
+            d.updated = self.clock.stamp(now.wall);
+            self.merge_into(&me, d, now, &mut out);
+        }
+        let vanished: Vec<(String, String)> = self
+            .meta
+            .iter()
+            .flat_map(|(host, ids)| {
+                ids.iter()
+                    .filter(|(_, m)| m.announcer == me)
+                    .map(move |(id, _)| (host.clone(), id.clone()))
+            })
+            .filter(|key| !wanted.contains(key))
+            .filter(|(host, id)| self.state.get(host, id).is_some_and(|s| !s.is_tombstone()))
+            .collect();
+        for (host, id) in vanished {
+            let stamp = self.clock.stamp(now.wall);
+            self.tombstone(&host, &id, stamp, &mut out);
+        }
+        self.refresh_announcer(&me.clone(), now.mono);
+        out
+    }
+
+    /// Sets one of our live records to DRAINING (`POST /api/services/<id>/drain`).
+    pub fn drain(&mut self, id: &str, now: Now) -> Result<Applied, DrainError> {
+        let me = self.me.clone();
+        let found = self
+            .meta
+            .iter()
+            .find_map(|(host, ids)| ids.get(id).filter(|m| m.announcer == me).map(|_| host.clone()))
+            .and_then(|host| self.state.get(&host, id).filter(|s| !s.is_tombstone()).cloned());
+        let Some(mut svc) = found else {
+            return Err(DrainError::NotFound(id.to_string()));
+        };
+        svc.status = Status::Draining;
+        svc.updated = self.clock.stamp(now.wall);
+        let mut out = Applied::default();
+        self.merge_into(&me, svc, now, &mut out);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::clock::{Mono, Now};
+    use super::super::merge::tests::{svc, ts};
+    use super::super::model::Status;
+    use super::super::store::Catalog;
+    use super::DrainError;
+    use std::time::Duration;
+
+    fn at(wall: &str, mono_secs: u64) -> Now {
+        Now::new(ts(wall), Mono(Duration::from_secs(mono_secs)))
+    }
+
+    fn local(id: &str, status: Status) -> super::Service {
+        let mut s = svc("", id, status, "2024-05-01T10:00:00Z");
+        s.hostname = String::new();
+        s
+    }
+
+    #[test]
+    fn new_local_services_are_stamped_and_stored() {
+        let mut c = Catalog::new("me", "default");
+        let out = c.sync_local(vec![local("a", Status::Unknown)], at("2024-05-01T10:00:01Z", 1));
+        assert_eq!(out.events.len(), 1);
+        let rec = c.state().get("me", "a").expect("stored under our hostname");
+        assert_eq!(rec.updated, ts("2024-05-01T10:00:01Z"));
+        assert_eq!(&*out.stored[0].announcer, "me");
+    }
+
+    #[test]
+    fn unchanged_services_are_not_restamped_until_the_hour() {
+        let mut c = Catalog::new("me", "default");
+        c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:01Z", 1));
+        assert!(c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:02Z", 2)).is_empty());
+        assert!(c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:59:59Z", 3599)).is_empty());
+        let out = c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T11:00:01Z", 3601));
+        assert_eq!(out.stored.len(), 1, "re-stamped after an hour");
+        assert!(out.events.is_empty(), "a re-stamp is not a change");
+    }
+
+    #[test]
+    fn status_changes_are_stamped_and_fire() {
+        let mut c = Catalog::new("me", "default");
+        c.sync_local(vec![local("a", Status::Unknown)], at("2024-05-01T10:00:01Z", 1));
+        let out = c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:03Z", 3));
+        assert_eq!(out.events[0].previous_status, Status::Unknown);
+        assert_eq!(c.state().get("me", "a").map(|s| s.updated), Some(ts("2024-05-01T10:00:03Z")));
+    }
+
+    #[test]
+    fn vanished_services_are_tombstoned_once() {
+        let mut c = Catalog::new("me", "default");
+        c.sync_local(vec![local("a", Status::Alive), local("b", Status::Alive)], at("2024-05-01T10:00:01Z", 1));
+        let out = c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:02Z", 2));
+        assert_eq!(out.events.len(), 1);
+        assert_eq!(c.state().get("me", "b").map(|s| (s.status, s.updated)), Some((Status::Tombstone, ts("2024-05-01T10:00:02Z"))));
+        assert!(c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:03Z", 3)).is_empty());
+    }
+
+    #[test]
+    fn draining_stays_while_discovery_says_alive_but_yields_to_unhealthy() {
+        let mut c = Catalog::new("me", "default");
+        c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:01Z", 1));
+        let out = c.drain("a", at("2024-05-01T10:00:02Z", 2)).expect("drains");
+        assert_eq!(out.events[0].service.status, Status::Draining);
+        assert!(c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:03Z", 3)).is_empty(), "no flapping");
+        assert_eq!(c.state().get("me", "a").map(|s| s.status), Some(Status::Draining));
+        c.sync_local(vec![local("a", Status::Unhealthy)], at("2024-05-01T10:00:04Z", 4));
+        assert_eq!(c.state().get("me", "a").map(|s| s.status), Some(Status::Unhealthy));
+        c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:05Z", 5));
+        assert_eq!(c.state().get("me", "a").map(|s| s.status), Some(Status::Alive), "no undrain, but recovery is ALIVE");
+    }
+
+    #[test]
+    fn drain_only_finds_our_own_live_records() {
+        let mut c = Catalog::new("me", "default");
+        c.merge("peer", svc("peer", "p", Status::Alive, "2024-05-01T10:00:00Z"), at("2024-05-01T10:00:00Z", 0));
+        assert_eq!(c.drain("p", at("2024-05-01T10:00:01Z", 1)), Err(DrainError::NotFound("p".into())));
+        assert_eq!(c.drain("nope", at("2024-05-01T10:00:01Z", 1)), Err(DrainError::NotFound("nope".into())));
+    }
+
+    #[test]
+    fn a_restarted_host_beats_the_tombstones_peers_issued_with_faster_clocks() {
+        // Peers tombstoned our records at 11:00 (their clocks); our clock says 10:00.
+        let mut c = Catalog::new("me", "default");
+        c.merge("me", svc("me", "a", Status::Tombstone, "2024-05-01T11:00:00Z"), at("2024-05-01T10:00:00Z", 0));
+        c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:01Z", 1));
+        let rec = c.state().get("me", "a").expect("stored");
+        assert_eq!(rec.status, Status::Alive);
+        assert!(rec.updated > ts("2024-05-01T11:00:00Z"));
+    }
+
+    #[test]
+    fn records_of_our_previous_life_are_tombstoned() {
+        let mut c = Catalog::new("me", "default");
+        // Anti-entropy after a restart brings back a record we no longer run.
+        c.merge("me", svc("me", "old", Status::Alive, "2024-05-01T09:59:00Z"), at("2024-05-01T10:00:00Z", 0));
+        let out = c.sync_local(vec![local("new", Status::Alive)], at("2024-05-01T10:00:01Z", 1));
+        assert_eq!(c.state().get("me", "old").map(|s| s.status), Some(Status::Tombstone));
+        assert_eq!(out.events.len(), 2);
+    }
+
+    #[test]
+    fn third_party_hostnames_are_announced_by_us() {
+        let mut c = Catalog::new("me", "default");
+        let mut s = local("db", Status::Alive);
+        s.hostname = "legacy-db".into();
+        c.sync_local(vec![s], at("2024-05-01T10:00:01Z", 1));
+        assert_eq!(c.announcer_of("legacy-db", "db").map(|a| &**a), Some("me"));
+        let out = c.sync_local(vec![], at("2024-05-01T10:00:02Z", 2));
+        assert_eq!(out.events.len(), 1, "and tombstoned by us when it goes");
+    }
+}

@@ -1,0 +1,169 @@
+//! The catalog: every record in the cluster with the bookkeeping the rules need.
+//!
+//! `Catalog` is plain data plus rules. It performs no I/O and reads no clock: every
+//! operation is handed a [`Now`], so a simulator and the unit tests drive it exactly as
+//! the daemon does.
+
+use super::clock::{Mono, OriginClock};
+use super::events::ChangeEvent;
+use super::model::{Service, ServicesState};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Sidecar's lifespans (package `catalog` constants), configurable for tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lifespans {
+    /// ALIVE/UNHEALTHY/UNKNOWN records not refreshed for this long become tombstones.
+    pub alive: Duration,
+    /// Same for DRAINING records.
+    pub draining: Duration,
+    /// Tombstones are deleted after this long; incoming records older than
+    /// `tombstone + stale_fudge` are dropped.
+    pub tombstone: Duration,
+    /// Sidecar's clock-drift allowance on the stale-record check.
+    pub stale_fudge: Duration,
+    /// Our own records are re-stamped at least this often, so that peers never see them
+    /// as older than `tombstone` (records carry their last change time, not a heartbeat).
+    pub restamp: Duration,
+}
+
+impl Default for Lifespans {
+    fn default() -> Self {
+        Lifespans {
+            alive: Duration::from_secs(80),
+            draining: Duration::from_secs(600),
+            tombstone: Duration::from_secs(3 * 3600),
+            stale_fudge: Duration::from_secs(60),
+            restamp: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A record together with the cluster member that announces it.
+///
+/// Usually `announcer == service.hostname`; a static file may announce services for a
+/// third-party host, and those records live and die with the member that announces them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub announcer: Arc<str>,
+    pub service: Service,
+}
+
+/// What one catalog operation did: the records it stored (to be disseminated) and the
+/// change events it fired (for listeners, watchers and proxies).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub stored: Vec<Record>,
+    pub events: Vec<ChangeEvent>,
+    /// Records removed outright (purged tombstones, stale drops): no event, but a
+    /// snapshot that shows the catalog must be refreshed.
+    pub removed: usize,
+    /// Incoming records dropped for being older than the tombstone lifespan.
+    pub stale: usize,
+}
+
+impl Applied {
+    pub fn is_empty(&self) -> bool {
+        self.stored.is_empty() && self.events.is_empty() && self.removed == 0
+    }
+
+    pub fn extend(&mut self, other: Applied) {
+        self.stored.extend(other.stored);
+        self.events.extend(other.events);
+        self.removed += other.removed;
+        self.stale += other.stale;
+    }
+}
+
+/// Per-record bookkeeping that is not part of the wire format.
+#[derive(Clone, Debug)]
+pub(super) struct Meta {
+    pub announcer: Arc<str>,
+    /// When this host last stored a newer version of the record (receiver's clock).
+    pub heard: Mono,
+}
+
+#[derive(Debug)]
+pub struct Catalog {
+    pub(super) state: ServicesState,
+    /// hostname -> id -> meta, parallel to `state.servers`.
+    pub(super) meta: HashMap<String, HashMap<String, Meta>>,
+    /// announcer -> last time we had evidence it is alive and still asserts its records.
+    pub(super) announcer_heard: HashMap<Arc<str>, Mono>,
+    pub(super) lifespans: Lifespans,
+    pub(super) clock: OriginClock,
+    pub(super) me: Arc<str>,
+}
+
+impl Catalog {
+    /// An empty catalog for this host (`hostname` is also our cluster member name).
+    pub fn new(hostname: &str, cluster_name: &str) -> Self {
+        Self::with_lifespans(hostname, cluster_name, Lifespans::default())
+    }
+
+    pub fn with_lifespans(hostname: &str, cluster_name: &str, lifespans: Lifespans) -> Self {
+        Catalog {
+            state: ServicesState::new(hostname, cluster_name),
+            meta: HashMap::new(),
+            announcer_heard: HashMap::new(),
+            lifespans,
+            clock: OriginClock::new(),
+            me: Arc::from(hostname),
+        }
+    }
+
+    /// The catalog as `/api/state.json` shows it.
+    pub fn state(&self) -> &ServicesState {
+        &self.state
+    }
+
+    pub fn hostname(&self) -> &str {
+        &self.me
+    }
+
+    pub fn lifespans(&self) -> &Lifespans {
+        &self.lifespans
+    }
+
+    pub fn origin_clock(&self) -> &OriginClock {
+        &self.clock
+    }
+
+    /// The member that announces the record at (`hostname`, `id`).
+    pub fn announcer_of(&self, hostname: &str, id: &str) -> Option<&Arc<str>> {
+        self.meta.get(hostname)?.get(id).map(|m| &m.announcer)
+    }
+
+    /// Every record with its announcer.
+    pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
+        self.state.services().map(|svc| Record {
+            announcer: self
+                .announcer_of(&svc.hostname, &svc.id)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(svc.hostname.as_str())),
+            service: svc.clone(),
+        })
+    }
+
+    /// Records evidence that `announcer` is alive and still asserts its records (for us
+    /// that is discovery working; for peers, membership). Lifespans restart from here.
+    pub fn refresh_announcer(&mut self, announcer: &str, at: Mono) {
+        match self.announcer_heard.get_mut(announcer) {
+            Some(heard) => *heard = (*heard).max(at),
+            None => {
+                self.announcer_heard.insert(Arc::from(announcer), at);
+            }
+        }
+    }
+
+    pub(super) fn intern(&self, announcer: &str) -> Arc<str> {
+        if announcer == &*self.me {
+            return self.me.clone();
+        }
+        self.announcer_heard
+            .get_key_value(announcer)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| Arc::from(announcer))
+    }
+}

@@ -1,0 +1,119 @@
+//! Command line: `sidecar agent` (the daemon; also what a bare `sidecar` runs, as in
+//! Sidecar), `sidecar plugins ...` for plugin authors, `sidecar members`.
+
+mod agent;
+mod members;
+mod plugins;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "sidecar", version, about = "Peer-to-peer service discovery with WebAssembly policy plugins")]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Without a subcommand, `sidecar` runs the agent with these flags (Sidecar's CLI).
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Agent(AgentArgs),
+    /// Inspect and try out plugins without a cluster.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// List the cluster members a running agent sees, and their states.
+    Members(MembersArgs),
+}
+
+/// Flags of the daemon. Each overrides its environment variable when given.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AgentArgs {
+    /// Seed to join (repeatable; replaces SIDECAR_SEEDS). `host` or `host:port`.
+    #[arg(short = 'c', long = "cluster-ip")]
+    pub cluster_ip: Vec<String>,
+    /// Cluster name (SIDECAR_CLUSTER_NAME, default `default`).
+    #[arg(short = 'n', long = "cluster-name")]
+    pub cluster_name: Option<String>,
+    /// IP advertised to peers and put on discovered ports (SIDECAR_ADVERTISE_IP).
+    #[arg(short = 'a', long = "advertise-ip")]
+    pub advertise_ip: Option<String>,
+    /// Discovery method (repeatable; replaces SIDECAR_DISCOVERY): docker, static.
+    #[arg(short = 'd', long = "discover")]
+    pub discover: Vec<String>,
+    /// Log level: debug, info, warn, error (SIDECAR_LOGGING_LEVEL).
+    #[arg(short = 'l', long = "logging-level")]
+    pub logging_level: Option<String>,
+    /// Member name (SIDECAR_NODE_NAME, default: the host name).
+    #[arg(long = "node-name")]
+    pub node_name: Option<String>,
+    /// Address the gossip sockets bind to (SIDECAR_BIND_IP, default 0.0.0.0).
+    #[arg(long = "bind-ip")]
+    pub bind_ip: Option<String>,
+    /// Address of the HTTP API (SIDECAR_HTTP_ADDR, default 0.0.0.0:7777).
+    #[arg(long = "http-addr")]
+    pub http_addr: Option<String>,
+    /// plugins.toml (SIDECAR_PLUGINS_FILE); without one the embedded defaults apply.
+    #[arg(long = "plugins")]
+    pub plugins: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// List the configured plugins: name, kind, WIT version, source, grants.
+    List(PluginsFileArg),
+    /// Run one health check and print the result.
+    Check {
+        #[command(flatten)]
+        file: PluginsFileArg,
+        /// Check type as in plugins.toml (`HttpGet`, `External`, `AlwaysSuccessful`, ...).
+        check_type: String,
+        /// The check's arguments, as a `HealthCheckArgs` label would give them.
+        #[arg(default_value = "")]
+        args: String,
+        /// Deadline for the check.
+        #[arg(long, default_value = "3s", value_parser = crate::config::env::parse_go_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Run the configured namer on a container description.
+    Name {
+        #[command(flatten)]
+        file: PluginsFileArg,
+        /// A container label (repeatable), `KEY=VALUE`.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Container name as Docker reports it (leading slash optional).
+        #[arg(long = "container-name")]
+        container_name: String,
+        #[arg(long)]
+        image: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PluginsFileArg {
+    /// plugins.toml to use (SIDECAR_PLUGINS_FILE); the embedded defaults without one.
+    #[arg(long = "plugins")]
+    pub plugins: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MembersArgs {
+    /// HTTP address of the agent to ask.
+    #[arg(long = "http-addr", default_value = "127.0.0.1:7777")]
+    pub http_addr: String,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => agent::run(cli.agent),
+        Some(Command::Agent(args)) => agent::run(args),
+        Some(Command::Plugins(cmd)) => plugins::run(cmd),
+        Some(Command::Members(args)) => members::run(args),
+    }
+}

@@ -1,0 +1,184 @@
+//! Environment variables the way Sidecar reads them (kelseyhightower/envconfig).
+//!
+//! Sidecar looks every variable up under its prefixed name (`HAPROXY_BIND_IP`) and, when
+//! that is not set at all, under the bare name (`BIND_IP`). We honour the bare fallback
+//! only where a field opts in: Sidecar's own compose file relies on `BIND_IP`, while
+//! fallbacks such as `USER` for `HAPROXY_USER` silently pick up the shell's login name.
+//! A variable set to the empty string counts as set, as in Sidecar.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A snapshot of the environment (tests build one from pairs).
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+/// A variable that is set but does not parse. Startup fails with this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}={value:?}: {reason}")]
+pub struct EnvError {
+    pub name: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Env {
+    /// The process environment.
+    pub fn from_process() -> Self {
+        Env { vars: std::env::vars().collect() }
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Env { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    }
+
+    /// The raw value and the name it was found under: `name` first, then `bare`.
+    pub fn lookup(&self, name: &str, bare: Option<&str>) -> Option<(&str, &str)> {
+        if let Some((k, v)) = self.vars.get_key_value(name) {
+            return Some((k.as_str(), v.as_str()));
+        }
+        let bare = bare?;
+        self.vars.get_key_value(bare).map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn string(&self, name: &str, bare: Option<&str>) -> Option<String> {
+        self.lookup(name, bare).map(|(_, v)| v.to_string())
+    }
+
+    /// Like `string`, treating an empty value as unset (for optional addresses).
+    pub fn non_empty(&self, name: &str, bare: Option<&str>) -> Option<String> {
+        self.string(name, bare).filter(|v| !v.is_empty())
+    }
+
+    pub fn bool(&self, name: &str, bare: Option<&str>) -> Result<Option<bool>, EnvError> {
+        self.parse(name, bare, parse_go_bool)
+    }
+
+    pub fn duration(&self, name: &str, bare: Option<&str>) -> Result<Option<Duration>, EnvError> {
+        self.parse(name, bare, parse_go_duration)
+    }
+
+    pub fn int<T: std::str::FromStr>(&self, name: &str, bare: Option<&str>) -> Result<Option<T>, EnvError> {
+        self.parse(name, bare, |v| v.trim().parse::<T>().map_err(|_| "not a valid integer".to_string()))
+    }
+
+    /// A comma-separated list; entries are trimmed and empty ones dropped (Sidecar keeps
+    /// the spaces, so `a, b` would look for host " b").
+    pub fn list(&self, name: &str, bare: Option<&str>) -> Option<Vec<String>> {
+        self.string(name, bare).map(|v| split_list(&v))
+    }
+
+    fn parse<T>(
+        &self,
+        name: &str,
+        bare: Option<&str>,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, EnvError> {
+        match self.lookup(name, bare) {
+            None => Ok(None),
+            Some((found, value)) => f(value).map(Some).map_err(|reason| EnvError {
+                name: found.to_string(),
+                value: value.to_string(),
+                reason,
+            }),
+        }
+    }
+}
+
+pub fn split_list(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+/// Go's `strconv.ParseBool`.
+pub fn parse_go_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err("not a boolean (true/false/1/0/t/f)".to_string()),
+    }
+}
+
+/// Go's `time.ParseDuration`: a sequence of decimal numbers with units
+/// (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`), e.g. `300ms`, `1h30m`, `1.5s`. Negative
+/// durations are refused (no setting of ours means anything by them).
+pub fn parse_go_duration(v: &str) -> Result<Duration, String> {
+    let bad = || format!("not a duration (examples: 20s, 200ms, 1m30s): {v:?}");
+    let s = v.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let s = s.strip_prefix('+').unwrap_or(s);
+    if s.is_empty() || s.starts_with('-') {
+        return Err(bad());
+    }
+    let mut total: f64 = 0.0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let nanos_per_unit = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += number * nanos_per_unit;
+    }
+    if !total.is_finite() || total > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(Duration::from_nanos(total.round() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixed_name_wins_then_bare_fallback_when_allowed() {
+        let env = Env::from_pairs([("BIND_IP", "10.0.0.1"), ("HAPROXY_CONFIG_FILE", "")]);
+        assert_eq!(env.string("HAPROXY_BIND_IP", Some("BIND_IP")).as_deref(), Some("10.0.0.1"));
+        assert_eq!(env.string("HAPROXY_BIND_IP", None), None);
+        assert_eq!(env.string("HAPROXY_CONFIG_FILE", Some("CONFIG_FILE")).as_deref(), Some(""), "empty counts as set");
+        assert_eq!(env.non_empty("HAPROXY_CONFIG_FILE", None), None);
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_go_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_go_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_go_duration("10us"), Ok(Duration::from_micros(10)));
+        for bad in ["", "20", "s", "1x", "-1s", "1s2"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn go_bools_and_errors_name_the_variable() {
+        let env = Env::from_pairs([("A", "T"), ("B", "yes")]);
+        assert_eq!(env.bool("A", None), Ok(Some(true)));
+        let e = env.bool("X_B", Some("B")).expect_err("yes is not a Go bool");
+        assert_eq!(e.name, "B");
+        assert!(e.to_string().starts_with("B=\"yes\""));
+    }
+
+    #[test]
+    fn lists_are_trimmed() {
+        let env = Env::from_pairs([("SEEDS", "a, b,,c:7946 ")]);
+        assert_eq!(env.list("SEEDS", None), Some(vec!["a".into(), "b".into(), "c:7946".into()]));
+    }
+}

@@ -1,0 +1,5 @@
+//! Configuration: Sidecar-compatible environment variables and plugins.toml.
+
+pub mod env;
+
+pub use env::{Env, EnvError};

@@ -1,0 +1,12 @@
+//! `sidecar`: a peer-to-peer service-discovery daemon whose policy runs as WebAssembly
+//! plugins.
+//!
+//! Data flows one way: discovery -> catalog -> gossip / API / proxy drivers. The
+//! [`catalog`] is pure data and rules; [`shared_catalog`] is the daemon's one instance of
+//! it; everything else either writes local records into it or reads snapshots of it.
+
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod plugins;
+pub mod shared_catalog;

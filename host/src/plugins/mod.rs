@@ -1,0 +1,6 @@
+//! Policy plugins: the kinds as Rust traits ([`api`]) and the WebAssembly runtime that
+//! implements them for components.
+
+pub mod api;
+
+pub use api::*;

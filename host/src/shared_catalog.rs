@@ -1,0 +1,249 @@
+//! The daemon's one catalog, shared by the tasks that write it and the ones that read it.
+//!
+//! Writers (local discovery, the cluster, the drain route, the expiry ticker) go through
+//! [`SharedCatalog`], which reads the clocks, applies the operation under a short lock
+//! and routes the outcome: change events to subscribers, records that local operations
+//! stored to the cluster for dissemination, and a fresh immutable [`Snapshot`] to
+//! readers. Readers never take the lock: they hold an `Arc<Snapshot>`.
+
+use crate::catalog::{Applied, Catalog, ChangeEvent, DrainError, Lifespans, Mono, Now, Record, Service, ServicesState, Timestamp};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use tokio::sync::{Notify, broadcast, mpsc, watch};
+
+/// An immutable view of the catalog at one generation.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases with every change that affects what readers see.
+    pub generation: u64,
+    pub state: ServicesState,
+    state_json: OnceLock<Bytes>,
+}
+
+impl Snapshot {
+    fn new(generation: u64, state: ServicesState) -> Self {
+        Snapshot { generation, state, state_json: OnceLock::new() }
+    }
+
+    /// `/api/state.json`: compact JSON, rendered once per generation.
+    pub fn state_json(&self) -> Bytes {
+        self.state_json
+            .get_or_init(|| Bytes::from(serde_json::to_vec(&self.state).unwrap_or_default()))
+            .clone()
+    }
+
+    /// Every record sorted by `Updated` (oldest first): what emitters get.
+    pub fn services_by_updated(&self) -> Vec<Service> {
+        let mut all: Vec<Service> = self.state.services().cloned().collect();
+        all.sort_by_key(|s| s.updated);
+        all
+    }
+}
+
+/// Counters readers of `/metrics` want.
+#[derive(Debug, Default)]
+pub struct CatalogCounters {
+    pub stale_dropped: AtomicU64,
+    pub change_events: AtomicU64,
+}
+
+pub struct SharedCatalog {
+    catalog: Mutex<Catalog>,
+    started: Instant,
+    generation: AtomicU64,
+    dirty: Notify,
+    snapshots: watch::Sender<Arc<Snapshot>>,
+    events: broadcast::Sender<Arc<ChangeEvent>>,
+    outbound: mpsc::UnboundedSender<Vec<Record>>,
+    pub counters: CatalogCounters,
+}
+
+/// Capacity of the change-event channel; a subscriber that falls further behind sees
+/// `Lagged` and should resynchronise from a snapshot.
+const EVENT_CAPACITY: usize = 4096;
+
+impl SharedCatalog {
+    /// The shared catalog and the stream of records that local operations stored, which
+    /// the cluster disseminates.
+    pub fn new(catalog: Catalog) -> (Arc<Self>, mpsc::UnboundedReceiver<Vec<Record>>) {
+        let first = Arc::new(Snapshot::new(0, catalog.state().clone()));
+        let (snapshots, _) = watch::channel(first);
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (outbound, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(SharedCatalog {
+            catalog: Mutex::new(catalog),
+            started: Instant::now(),
+            generation: AtomicU64::new(0),
+            dirty: Notify::new(),
+            snapshots,
+            events,
+            outbound,
+            counters: CatalogCounters::default(),
+        });
+        (shared, rx)
+    }
+
+    pub fn with_defaults(hostname: &str, cluster_name: &str) -> (Arc<Self>, mpsc::UnboundedReceiver<Vec<Record>>) {
+        Self::new(Catalog::with_lifespans(hostname, cluster_name, Lifespans::default()))
+    }
+
+    /// Both clocks, read now.
+    pub fn now(&self) -> Now {
+        Now::new(Timestamp::now(), Mono(self.started.elapsed()))
+    }
+
+    /// Reads the live catalog under the lock. Prefer [`Self::snapshot`] for anything slow.
+    pub fn read<R>(&self, f: impl FnOnce(&Catalog) -> R) -> R {
+        f(&self.catalog.lock())
+    }
+
+    /// The latest published snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshots.borrow().clone()
+    }
+
+    /// Wakes on every published snapshot.
+    pub fn watch(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.snapshots.subscribe()
+    }
+
+    /// Every change event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeEvent>> {
+        self.events.subscribe()
+    }
+
+    /// Merges records received from a peer. The caller (the cluster) disseminates what
+    /// was stored; nothing is queued on the outbound stream.
+    pub fn merge_remote(&self, announcer: &str, records: Vec<Service>) -> Applied {
+        self.apply(false, |c, now| c.merge_all(announcer, records, now))
+    }
+
+    /// Reconciles our own records with discovery's complete current view.
+    pub fn sync_local(&self, desired: Vec<Service>) -> Applied {
+        self.apply(true, |c, now| c.sync_local(desired, now))
+    }
+
+    /// Sets one of our records to DRAINING.
+    pub fn drain(&self, id: &str) -> Result<Applied, DrainError> {
+        let mut result = Err(DrainError::NotFound(id.to_string()));
+        self.apply(true, |c, now| match c.drain(id, now) {
+            Ok(applied) => {
+                result = Ok(applied.clone());
+                applied
+            }
+            Err(e) => {
+                result = Err(e);
+                Applied::default()
+            }
+        });
+        result
+    }
+
+    /// Expires unrefreshed records and purges old tombstones.
+    pub fn expire(&self) -> Applied {
+        self.apply(true, |c, now| c.expire(now))
+    }
+
+    /// A member left or died: tombstone everything it announced.
+    pub fn tombstone_announcer(&self, announcer: &str) -> Applied {
+        self.apply(true, |c, now| c.tombstone_announcer(announcer, now))
+    }
+
+    /// Evidence that `announcer` is alive and still asserts its records.
+    pub fn refresh_announcer(&self, announcer: &str) {
+        let now = self.now();
+        self.catalog.lock().refresh_announcer(announcer, now.mono);
+    }
+
+    fn apply(&self, local: bool, op: impl FnOnce(&mut Catalog, Now) -> Applied) -> Applied {
+        let applied = {
+            let mut catalog = self.catalog.lock();
+            let now = self.now();
+            op(&mut catalog, now)
+        };
+        if applied.stale > 0 {
+            self.counters.stale_dropped.fetch_add(applied.stale as u64, Ordering::Relaxed);
+            tracing::debug!(count = applied.stale, "Dropping stale service received on gossip");
+        }
+        if !applied.stored.is_empty() || applied.removed > 0 {
+            self.generation.fetch_add(1, Ordering::Relaxed);
+            self.dirty.notify_one();
+        }
+        for event in &applied.events {
+            self.counters.change_events.fetch_add(1, Ordering::Relaxed);
+            // No subscribers is fine: nobody is listening yet.
+            let _ = self.events.send(Arc::new(event.clone()));
+        }
+        if local && !applied.stored.is_empty() {
+            let _ = self.outbound.send(applied.stored.clone());
+        }
+        applied
+    }
+
+    /// Publishes a snapshot whenever the catalog changed. Bursts of changes coalesce into
+    /// one copy of the catalog, taken off the writers' path.
+    pub async fn run_publisher(self: Arc<Self>) {
+        loop {
+            self.dirty.notified().await;
+            let generation = self.generation.load(Ordering::Relaxed);
+            if generation == self.snapshots.borrow().generation {
+                continue;
+            }
+            let state = self.catalog.lock().state().clone();
+            self.snapshots.send_replace(Arc::new(Snapshot::new(generation, state)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Status;
+    use std::time::Duration;
+
+    fn local(id: &str) -> Service {
+        Service { id: id.into(), name: "web".into(), status: Status::Alive, ..Service::default() }
+    }
+
+    #[tokio::test]
+    async fn local_changes_reach_events_outbound_and_snapshots() {
+        let (shared, mut outbound) = SharedCatalog::with_defaults("me", "default");
+        let mut events = shared.subscribe();
+        let mut snaps = shared.watch();
+        tokio::spawn(shared.clone().run_publisher());
+
+        shared.sync_local(vec![local("a")]);
+        let ev = events.recv().await.expect("event");
+        assert_eq!(ev.service.id, "a");
+        let out = outbound.recv().await.expect("outbound");
+        assert_eq!(out[0].service.id, "a");
+        tokio::time::timeout(Duration::from_secs(5), snaps.changed()).await.expect("published").expect("open");
+        let snap = shared.snapshot();
+        assert!(snap.state.get("me", "a").is_some());
+        let json: serde_json::Value = serde_json::from_slice(&snap.state_json()).expect("valid json");
+        assert_eq!(json["Servers"]["me"]["Services"]["a"]["Name"], "web");
+    }
+
+    #[tokio::test]
+    async fn remote_merges_are_not_queued_for_dissemination() {
+        let (shared, mut outbound) = SharedCatalog::with_defaults("me", "default");
+        let mut svc = local("b");
+        svc.hostname = "peer".into();
+        svc.updated = Timestamp::now();
+        let applied = shared.merge_remote("peer", vec![svc]);
+        assert_eq!(applied.stored.len(), 1);
+        assert!(outbound.try_recv().is_err());
+    }
+
+    #[test]
+    fn drain_reports_unknown_ids() {
+        let (shared, _rx) = SharedCatalog::with_defaults("me", "default");
+        assert!(matches!(shared.drain("nope"), Err(DrainError::NotFound(_))));
+        shared.sync_local(vec![local("a")]);
+        assert!(shared.drain("a").is_ok());
+        assert_eq!(shared.read(|c| c.state().get("me", "a").map(|s| s.status)), Some(Status::Draining));
+    }
+}
