@@ -5,5 +5,6 @@
 pub mod antientropy;
 pub mod crypto;
 pub mod dissemination;
+pub mod sim;
 pub mod swim;
 pub mod wire;
