@@ -12,7 +12,11 @@ use tokio::task::JoinSet;
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Runs the agent until SIGINT/SIGTERM.
-pub async fn run(core: CoreConfig, _env: Env) -> anyhow::Result<()> {
+pub async fn run(
+    core: CoreConfig,
+    cluster: crate::cluster::ClusterConfig,
+    _env: Env,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     tracing::info!(
         node = %core.node_name,
@@ -22,8 +26,8 @@ pub async fn run(core: CoreConfig, _env: Env) -> anyhow::Result<()> {
         "starting sidecar {}",
         env!("CARGO_PKG_VERSION")
     );
-    let (catalog, _outbound) =
-        SharedCatalog::new(Catalog::new(&core.node_name, &core.cluster_name));
+    let (catalog, outbound) = SharedCatalog::new(Catalog::new(&core.node_name, &core.cluster_name));
+    let cluster = crate::cluster::start(cluster, catalog.clone(), outbound).await?;
     let mut tasks = JoinSet::new();
     tasks.spawn(catalog.clone().run_publisher());
     tasks.spawn(run_expiry(catalog.clone()));
@@ -40,7 +44,10 @@ pub async fn run(core: CoreConfig, _env: Env) -> anyhow::Result<()> {
     );
 
     tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            cluster.leave().await;
+        }
         Some(res) = tasks.join_next() => {
             if let Err(e) = res {
                 anyhow::bail!("a daemon task failed: {e}");

@@ -65,6 +65,8 @@ pub struct AgentArgs {
     /// plugins.toml (SIDECAR_PLUGINS_FILE); without one the embedded defaults apply.
     #[arg(long = "plugins")]
     pub plugins: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,8 +3,16 @@
 //! and a deterministic simulator. See `docs/cluster.md`.
 
 pub mod antientropy;
+pub mod config;
 pub mod crypto;
 pub mod dissemination;
+pub mod handle;
 pub mod sim;
 pub mod swim;
+pub mod transport;
 pub mod wire;
+
+pub use config::{ClusterArgs, ClusterConfig};
+pub use handle::{ClusterCounters, ClusterHandle, MemberInfo, MemberList};
+pub use transport::start;
+pub use wire::State;

@@ -1,0 +1,177 @@
+//! What the rest of the daemon sees of the cluster: the member list (with a `watch`),
+//! counters for `/metrics`, and graceful leave.
+
+use super::wire::State;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// One member as we see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MemberInfo {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Address")]
+    pub address: SocketAddr,
+    /// `alive`, `suspect`, `dead` or `left`.
+    #[serde(rename = "State")]
+    pub state: &'static str,
+    #[serde(rename = "Incarnation")]
+    pub incarnation: u32,
+    #[serde(rename = "Generation")]
+    pub generation: u64,
+    #[serde(rename = "Local")]
+    pub local: bool,
+}
+
+impl MemberInfo {
+    /// Alive or suspect: a member whose services stand (Sidecar's `ClusterMembers`).
+    pub fn is_live(&self) -> bool {
+        self.state == State::Alive.as_str() || self.state == State::Suspect.as_str()
+    }
+}
+
+/// Every member we know (ourselves included), sorted by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MemberList {
+    #[serde(rename = "ClusterName")]
+    pub cluster_name: String,
+    #[serde(rename = "Members")]
+    pub members: Vec<MemberInfo>,
+}
+
+impl MemberList {
+    pub fn live(&self) -> impl Iterator<Item = &MemberInfo> {
+        self.members.iter().filter(|m| m.is_live())
+    }
+
+    pub fn count(&self, state: State) -> usize {
+        self.members
+            .iter()
+            .filter(|m| m.state == state.as_str())
+            .count()
+    }
+}
+
+/// Transport counters (monotonic), read by `/metrics`.
+#[derive(Debug, Default)]
+pub struct ClusterCounters {
+    pub datagrams_in: AtomicU64,
+    pub datagrams_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub streams_in: AtomicU64,
+    pub streams_out: AtomicU64,
+    pub stream_bytes_in: AtomicU64,
+    pub stream_bytes_out: AtomicU64,
+    pub dropped_malformed: AtomicU64,
+    pub dropped_foreign_cluster: AtomicU64,
+    pub dropped_unencrypted: AtomicU64,
+    pub dropped_unexpected_encryption: AtomicU64,
+    pub dropped_unauthenticated: AtomicU64,
+    pub dropped_decode: AtomicU64,
+    pub dropped_send: AtomicU64,
+    pub stream_failures: AtomicU64,
+    pub probes: AtomicU64,
+    pub suspicions: AtomicU64,
+    pub deaths_declared: AtomicU64,
+    pub refutations: AtomicU64,
+    pub queue_dropped: AtomicU64,
+}
+
+impl ClusterCounters {
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `(name, value)` pairs, Prometheus-style names without the prefix.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        vec![
+            ("gossip_datagrams_in_total", g(&self.datagrams_in)),
+            ("gossip_datagrams_out_total", g(&self.datagrams_out)),
+            ("gossip_bytes_in_total", g(&self.bytes_in)),
+            ("gossip_bytes_out_total", g(&self.bytes_out)),
+            ("gossip_streams_in_total", g(&self.streams_in)),
+            ("gossip_streams_out_total", g(&self.streams_out)),
+            ("gossip_stream_bytes_in_total", g(&self.stream_bytes_in)),
+            ("gossip_stream_bytes_out_total", g(&self.stream_bytes_out)),
+            ("gossip_dropped_malformed_total", g(&self.dropped_malformed)),
+            (
+                "gossip_dropped_foreign_cluster_total",
+                g(&self.dropped_foreign_cluster),
+            ),
+            (
+                "gossip_dropped_unencrypted_total",
+                g(&self.dropped_unencrypted),
+            ),
+            (
+                "gossip_dropped_unexpected_encryption_total",
+                g(&self.dropped_unexpected_encryption),
+            ),
+            (
+                "gossip_dropped_unauthenticated_total",
+                g(&self.dropped_unauthenticated),
+            ),
+            ("gossip_dropped_decode_total", g(&self.dropped_decode)),
+            ("gossip_dropped_send_total", g(&self.dropped_send)),
+            ("gossip_stream_failures_total", g(&self.stream_failures)),
+            ("swim_probes_total", g(&self.probes)),
+            ("swim_suspicions_total", g(&self.suspicions)),
+            ("swim_deaths_declared_total", g(&self.deaths_declared)),
+            ("swim_refutations_total", g(&self.refutations)),
+            ("gossip_queue_dropped_total", g(&self.queue_dropped)),
+        ]
+    }
+}
+
+pub(crate) enum Command {
+    Leave(oneshot::Sender<()>),
+}
+
+/// A running cluster member. Cheap to clone.
+#[derive(Clone)]
+pub struct ClusterHandle {
+    pub(crate) members: watch::Receiver<Arc<MemberList>>,
+    pub counters: Arc<ClusterCounters>,
+    pub(crate) commands: mpsc::Sender<Command>,
+}
+
+impl ClusterHandle {
+    /// The current member list.
+    pub fn members(&self) -> Arc<MemberList> {
+        self.members.borrow().clone()
+    }
+
+    /// Wakes whenever the member list changes.
+    pub fn watch(&self) -> watch::Receiver<Arc<MemberList>> {
+        self.members.clone()
+    }
+
+    /// Names of alive and suspect members (the API's `ClusterMembers`).
+    pub fn live_member_names(&self) -> Vec<String> {
+        self.members().live().map(|m| m.name.clone()).collect()
+    }
+
+    /// Announces our departure and returns once it is on the wire (at most ~1 s).
+    pub async fn leave(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Leave(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), rx).await;
+        }
+    }
+}
+
+static CURRENT: OnceLock<ClusterHandle> = OnceLock::new();
+
+/// Makes the daemon's cluster reachable from the API (one member per process).
+pub fn register(handle: ClusterHandle) {
+    let _ = CURRENT.set(handle);
+}
+
+/// The daemon's cluster, once started.
+pub fn current() -> Option<ClusterHandle> {
+    CURRENT.get().cloned()
+}
