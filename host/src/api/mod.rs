@@ -1,6 +1,6 @@
 //! The HTTP API: Sidecar's routes (existing clients keep working) plus ours.
 
-mod members;
+mod cluster_members;
 
 use crate::shared_catalog::SharedCatalog;
 use axum::Router;
@@ -29,7 +29,7 @@ pub fn router(catalog: Arc<SharedCatalog>) -> Router {
         .route("/api/state.json", get(state_json))
         .route("/state.json", get(state_json))
         .route("/health", get(|| async { "ok" }))
-        .merge(members::routes())
+        .merge(cluster_members::routes())
         .with_state(catalog)
 }
 
