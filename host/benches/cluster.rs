@@ -63,12 +63,45 @@ fn dissemination(n: usize, changes: usize) {
         sim.set_local(node, list);
         let start = sim.now;
         sim.run_until(start + 5 * S);
-        let t = sim.tracked.remove(&(svc.hostname.clone(), svc.id.clone())).unwrap_or_default();
+        let t = sim
+            .tracked
+            .remove(&(svc.hostname.clone(), svc.id.clone()))
+            .unwrap_or_default();
         let mut a = t.arrivals;
         a.sort_unstable();
+        if std::env::var("BENCH_DEBUG").is_ok() && c < 5 {
+            eprintln!(
+                "change {c} from n{node}: {} arrivals, first {:?} last {:?}",
+                a.len(),
+                a.first(),
+                a.last()
+            );
+            for nd in &sim.nodes {
+                if nd.catalog.state().get(&svc.hostname, &svc.id).is_none() {
+                    let others = nd
+                        .catalog
+                        .state()
+                        .servers
+                        .get(&svc.hostname)
+                        .map(|s| s.services.len());
+                    let q = nd
+                        .core
+                        .as_ref()
+                        .map(|c| (c.queue_len(), c.stats().items_received, c.members().live()));
+                    eprintln!(
+                        "  n{} lacks it; has {others:?} of the origin's records; queue/items/live {q:?}",
+                        nd.id
+                    );
+                }
+            }
+        }
         let others = n - 1;
         let need = ((others as f64) * 0.999).ceil() as usize;
-        t999.push(a.get(need.saturating_sub(1)).copied().unwrap_or(Micros::MAX));
+        t999.push(
+            a.get(need.saturating_sub(1))
+                .copied()
+                .unwrap_or(Micros::MAX),
+        );
         t100.push(if a.len() >= others {
             a[others - 1]
         } else {
@@ -110,8 +143,16 @@ fn crash_detection(n: usize, crashes: usize) {
         let live = sim.up_nodes().count();
         let need = ((live as f64) * 0.99).ceil() as usize;
         first.push(a.first().copied().unwrap_or(Micros::MAX));
-        t99.push(a.get(need.saturating_sub(1)).copied().unwrap_or(Micros::MAX));
-        t100.push(a.get(live.saturating_sub(1)).copied().unwrap_or(Micros::MAX));
+        t99.push(
+            a.get(need.saturating_sub(1))
+                .copied()
+                .unwrap_or(Micros::MAX),
+        );
+        t100.push(
+            a.get(live.saturating_sub(1))
+                .copied()
+                .unwrap_or(Micros::MAX),
+        );
     }
     for v in [&mut t99, &mut t100, &mut first] {
         v.sort_unstable();
@@ -196,8 +237,15 @@ fn main() {
             101..=1000 => (150, 100, 120 * S),
             _ => (100, 100, 30 * S),
         };
-        dissemination(n, changes);
-        crash_detection(n, crashes);
-        bandwidth(n, window);
+        let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+        if only.is_empty() || only == "dissemination" {
+            dissemination(n, changes);
+        }
+        if only.is_empty() || only == "crash" {
+            crash_detection(n, crashes);
+        }
+        if only.is_empty() || only == "bandwidth" {
+            bandwidth(n, window);
+        }
     }
 }

@@ -104,6 +104,20 @@ impl Node {
     }
 }
 
+impl Drop for Node {
+    /// A failing test shows what each agent logged.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- {} log (last 40 lines) ---", self.name);
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
 fn get_json(url: &str) -> Option<Value> {
     let r = ureq::get(url).timeout(Duration::from_secs(5)).call().ok()?;
     r.into_json().ok()
@@ -178,12 +192,16 @@ fn five_nodes_share_services_and_bury_a_killed_one() {
         .map(|i| Node::start(i, &spec, &[(&format!("svc{i}"), 8000 + u16::from(i))]))
         .collect();
     for n in &nodes {
-        wait_for(&format!("all five services alive on {}", n.name), WAIT, || {
-            let s = n.state()?;
-            (1..=5)
-                .all(|i| status_of(&s, &format!("n{i}"), &format!("svc{i}")) == Some(ALIVE))
-                .then_some(())
-        });
+        wait_for(
+            &format!("all five services alive on {}", n.name),
+            WAIT,
+            || {
+                let s = n.state()?;
+                (1..=5)
+                    .all(|i| status_of(&s, &format!("n{i}"), &format!("svc{i}")) == Some(ALIVE))
+                    .then_some(())
+            },
+        );
         let m = n.members().expect("members");
         assert_eq!(
             member_states(&m),
@@ -241,12 +259,16 @@ fn refused(cluster: Spec, intruder: Spec, reason: &str) {
         .map(|i| Node::start(i, &cluster, &[(&format!("svc{i}"), 8000 + u16::from(i))]))
         .collect();
     for n in &nodes {
-        wait_for(&format!("the cluster's services on {}", n.name), WAIT, || {
-            let s = n.state()?;
-            (1..=3)
-                .all(|i| status_of(&s, &format!("n{i}"), &format!("svc{i}")) == Some(ALIVE))
-                .then_some(())
-        });
+        wait_for(
+            &format!("the cluster's services on {}", n.name),
+            WAIT,
+            || {
+                let s = n.state()?;
+                (1..=3)
+                    .all(|i| status_of(&s, &format!("n{i}"), &format!("svc{i}")) == Some(ALIVE))
+                    .then_some(())
+            },
+        );
     }
     let bad = Node::start(4, &intruder, &[("intruder", 8004)]);
     wait_for(&format!("n1 to log refused input ({reason})"), WAIT, || {
@@ -267,8 +289,15 @@ fn refused(cluster: Spec, intruder: Spec, reason: &str) {
         );
     }
     let m = bad.members().expect("members");
-    assert_eq!(member_states(&m), vec![("n4".to_string(), "alive".to_string())]);
-    assert!(services(&bad.state().expect("state")).iter().all(|(h, _, _)| h == "n4"));
+    assert_eq!(
+        member_states(&m),
+        vec![("n4".to_string(), "alive".to_string())]
+    );
+    assert!(
+        services(&bad.state().expect("state"))
+            .iter()
+            .all(|(h, _, _)| h == "n4")
+    );
 }
 
 #[test]
@@ -412,8 +441,18 @@ fn a_partition_heals_into_one_cluster_with_the_full_catalog() {
         netns.names.push(n.clone());
         ip(&["-n", n, "link", "set", "lo", "up"]);
         let sw_end = format!("s{i}");
-        ip(&["-n", &sw, "link", "add", &sw_end, "type", "veth", "peer", "name", "eth0", "netns", n]);
-        ip(&["-n", n, "addr", "add", &format!("10.199.0.{i}/24"), "dev", "eth0"]);
+        ip(&[
+            "-n", &sw, "link", "add", &sw_end, "type", "veth", "peer", "name", "eth0", "netns", n,
+        ]);
+        ip(&[
+            "-n",
+            n,
+            "addr",
+            "add",
+            &format!("10.199.0.{i}/24"),
+            "dev",
+            "eth0",
+        ]);
         ip(&["-n", n, "link", "set", "eth0", "up"]);
         ip(&["-n", &sw, "link", "set", &sw_end, "master", "bra"]);
         ip(&["-n", &sw, "link", "set", &sw_end, "up"]);
@@ -423,8 +462,11 @@ fn a_partition_heals_into_one_cluster_with_the_full_catalog() {
     for (i, n) in ns.iter().enumerate() {
         let i = i + 1;
         let dir = dirs[i - 1].path();
-        std::fs::write(dir.join("static.json"), static_json(&[(&format!("svc{i}"), 8000)]))
-            .expect("static");
+        std::fs::write(
+            dir.join("static.json"),
+            static_json(&[(&format!("svc{i}"), 8000)]),
+        )
+        .expect("static");
         let log = std::fs::File::create(dir.join("agent.log")).expect("log");
         let addr = format!("10.199.0.{i}");
         let mut cmd = Command::new("ip");
@@ -473,8 +515,12 @@ fn a_partition_heals_into_one_cluster_with_the_full_catalog() {
             .all(|o| state_of(&m, o).as_deref() == Some("dead"))
             .then_some(())
     };
-    wait_for("n1 to declare n3 and n4 dead", WAIT, || sees_dead(&ns[0], ["n3", "n4"]));
-    wait_for("n3 to declare n1 and n2 dead", WAIT, || sees_dead(&ns[2], ["n1", "n2"]));
+    wait_for("n1 to declare n3 and n4 dead", WAIT, || {
+        sees_dead(&ns[0], ["n3", "n4"])
+    });
+    wait_for("n3 to declare n1 and n2 dead", WAIT, || {
+        sees_dead(&ns[2], ["n1", "n2"])
+    });
     // A change on the minority side during the partition.
     write_atomically(
         &dirs[3].path().join("static.json"),

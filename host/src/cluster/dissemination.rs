@@ -3,7 +3,7 @@
 //! same subject (a member, or a record's host and ID) replaces the older one, so the
 //! queue holds at most one item per subject.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// What an item is about: a newer item with the same subject invalidates the older.
@@ -54,6 +54,11 @@ impl TransmitQueue {
         self.entries.is_empty()
     }
 
+    /// Fewest transmissions of any queued item.
+    pub fn min_transmits(&self) -> Option<u32> {
+        self.order.iter().next().map(|&(t, _, _)| t)
+    }
+
     /// Queues `bytes` (already sent `transmits` times), replacing any item on `subject`.
     pub fn push(&mut self, subject: Subject, bytes: Arc<[u8]>, transmits: u32, limit: usize) {
         if let Some(old) = self.entries.remove(&subject) {
@@ -84,17 +89,32 @@ impl TransmitQueue {
 
     /// Takes items that fit in `budget` bytes, least-sent first, counting one transmission
     /// each; items reaching `limit` transmissions leave the queue.
-    pub fn fill(&mut self, mut budget: usize, limit: u32) -> Vec<Arc<[u8]>> {
+    pub fn fill(&mut self, budget: usize, limit: u32) -> Vec<Arc<[u8]>> {
+        self.fill_except(budget, limit, &mut HashSet::new())
+    }
+
+    /// Like [`Self::fill`], skipping subjects in `sent` (already in an earlier datagram to
+    /// the same peer this round) and adding the ones it takes.
+    pub fn fill_except(
+        &mut self,
+        mut budget: usize,
+        limit: u32,
+        sent: &mut HashSet<Subject>,
+    ) -> Vec<Arc<[u8]>> {
         let mut out = Vec::new();
         let mut taken = Vec::new();
         for (scanned, &(t, rid, s)) in self.order.iter().enumerate() {
             if scanned >= SCAN_LIMIT || budget < 8 {
                 break;
             }
+            if sent.contains(&s) {
+                continue;
+            }
             let Some(e) = self.entries.get(&s) else {
                 continue;
             };
             if e.bytes.len() <= budget {
+                sent.insert(s);
                 budget -= e.bytes.len();
                 out.push(e.bytes.clone());
                 taken.push((t, rid, s));
@@ -150,6 +170,21 @@ mod tests {
         }
         assert_eq!(q.len(), 5);
         assert_eq!(q.dropped, 5);
+    }
+
+    #[test]
+    fn one_round_to_one_peer_sends_each_item_once() {
+        let mut q = TransmitQueue::default();
+        for s in 0..3 {
+            q.push(s, b(600, s as u8), 0, 100);
+        }
+        let mut sent = HashSet::new();
+        let mut datagrams = 0;
+        while !q.fill_except(1000, 10, &mut sent).is_empty() {
+            datagrams += 1;
+        }
+        assert_eq!(datagrams, 3, "three items, one per datagram, none repeated");
+        assert_eq!(q.len(), 3);
     }
 
     #[test]

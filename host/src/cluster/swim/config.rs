@@ -61,7 +61,7 @@ impl Default for SwimConfig {
             gossip_interval: Duration::from_millis(200),
             gossip_nodes: 3,
             gossip_messages: 15,
-            eager_fanout: 3,
+            eager_fanout: 4,
             retransmit_mult: 4,
             push_pull_interval: Duration::from_secs(20),
             reconnect_interval: Duration::from_secs(2),

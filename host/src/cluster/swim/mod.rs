@@ -423,15 +423,23 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         let limit = self.limit();
         let cap = self.cfg.queue_limit.max(2 * self.n());
         let was_empty = self.queue.is_empty();
+        let mut added = false;
         for (s, b) in items {
             if sent < limit {
                 self.queue.push(s, b, sent, cap);
+                added = true;
             }
         }
-        if was_empty && !self.queue.is_empty() {
-            // Items already went out eagerly; the next piggyback round comes a tick later.
-            let now_ish = self.next_gossip;
-            self.next_gossip = now_ish.max(self.last_now + us(self.cfg.gossip_interval));
+        if added {
+            // New items went out eagerly to a few peers; a quick follow-up round (a
+            // quarter tick later) reaches the few the eager flood missed, then the
+            // regular ticks carry on.
+            let follow_up = self.last_now + us(self.cfg.gossip_interval) / 4;
+            self.next_gossip = if was_empty {
+                follow_up
+            } else {
+                self.next_gossip.min(follow_up)
+            };
         }
     }
 
@@ -781,7 +789,15 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             if !self.queue.is_empty() {
                 self.gossip();
             }
-            self.next_gossip = now + us(self.cfg.gossip_interval);
+            // Fresh items (sent fewer than eager + two rounds) go out at a quarter tick:
+            // the same number of sends, sooner.
+            let fresh = (self.cfg.eager_fanout + 2 * self.cfg.gossip_nodes) as u32;
+            let interval = us(self.cfg.gossip_interval);
+            self.next_gossip = now
+                + match self.queue.min_transmits() {
+                    Some(t) if t < fresh => interval / 4,
+                    _ => interval,
+                };
         }
         if now >= self.next_sync {
             let n = self.n();
@@ -1008,8 +1024,9 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         let head = wire::encode_head::<K, A>(&self.me, self.generation, &Msg::Gossip);
         let budget = self.cfg.max_payload.saturating_sub(head.len());
         for to in targets {
+            let mut sent = std::collections::HashSet::new();
             for _ in 0..self.cfg.gossip_messages.max(1) {
-                let items = self.queue.fill(budget, limit);
+                let items = self.queue.fill_except(budget, limit, &mut sent);
                 if items.is_empty() {
                     break;
                 }
