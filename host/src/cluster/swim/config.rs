@@ -8,6 +8,8 @@ use std::time::Duration;
 pub struct SwimConfig {
     /// One member is probed per interval (scaled by local health).
     pub probe_interval: Duration,
+    /// Time unit of the suspicion timeout (memberlist uses its probe interval, 1 s).
+    pub suspicion_unit: Duration,
     /// Direct ack window; unanswered pings are retried every timeout.
     pub probe_timeout: Duration,
     /// Direct pings per probe (the first plus retries).
@@ -16,7 +18,7 @@ pub struct SwimConfig {
     pub indirect_checks: usize,
     /// Lifeguard local-health ceiling: timers stretch up to `(max + 1)`×.
     pub awareness_max: u32,
-    /// Suspicion minimum = `suspicion_mult × max(1, log10 N) × probe_interval`.
+    /// Suspicion minimum = `suspicion_mult × max(1, log10 N) × suspicion_unit`.
     pub suspicion_mult: f64,
     /// Suspicion maximum = `suspicion_max_mult × minimum`.
     pub suspicion_max_mult: u32,
@@ -49,7 +51,10 @@ pub struct SwimConfig {
 impl Default for SwimConfig {
     fn default() -> Self {
         SwimConfig {
-            probe_interval: Duration::from_secs(1),
+            // Twice memberlist's rate: the wait until somebody probes a crashed member
+            // is the tail of crash detection (p99 ≈ 4.6 intervals).
+            probe_interval: Duration::from_millis(500),
+            suspicion_unit: Duration::from_secs(1),
             probe_timeout: Duration::from_millis(300),
             direct_attempts: 3,
             indirect_checks: 3,
@@ -57,7 +62,7 @@ impl Default for SwimConfig {
             suspicion_mult: 1.5,
             suspicion_max_mult: 6,
             confirmations: 3,
-            active_probers: 4,
+            active_probers: 6,
             gossip_interval: Duration::from_millis(200),
             gossip_nodes: 3,
             gossip_messages: 15,
@@ -87,7 +92,7 @@ impl SwimConfig {
     /// (minimum, maximum) suspicion timeout for a cluster of `n`.
     pub fn suspicion_bounds(&self, n: usize) -> (Duration, Duration) {
         let min = self
-            .probe_interval
+            .suspicion_unit
             .mul_f64(self.suspicion_mult * log10_at_least_1(n));
         (min, min * self.suspicion_max_mult)
     }

@@ -632,7 +632,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
                         requester: from,
                         seq,
                         nack_at: now + us(self.cfg.probe_timeout) * 3 / 2,
-                        expires: now + us(self.cfg.probe_interval),
+                        expires: now + us(self.cfg.probe_timeout) * 4,
                         nacked: false,
                     },
                 );
@@ -860,9 +860,13 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         }
         let seq = self.next_seq();
         self.stats.probes += 1;
+        // Room for every direct attempt (and the indirect answers), at least 0.9 of a
+        // probe interval; stretched by local health (Lifeguard).
+        let base = (us(self.cfg.probe_interval) * 9 / 10)
+            .max(us(self.cfg.probe_timeout) * u64::from(self.cfg.direct_attempts));
         let window = match kind {
-            ProbeKind::Reconnect => us(self.cfg.probe_interval),
-            _ => us(self.awareness.scale(self.cfg.probe_interval)) * 9 / 10,
+            ProbeKind::Reconnect => base,
+            _ => base * u64::from(self.awareness.score() + 1),
         };
         self.probes.insert(
             seq,
