@@ -202,13 +202,12 @@ fn five_nodes_share_services_and_bury_a_killed_one() {
                     .then_some(())
             },
         );
-        let m = n.members().expect("members");
-        assert_eq!(
-            member_states(&m),
-            (1..=5)
-                .map(|i| (format!("n{i}"), "alive".to_string()))
-                .collect::<Vec<_>>()
-        );
+        let everyone: Vec<(String, String)> = (1..=5)
+            .map(|i| (format!("n{i}"), "alive".to_string()))
+            .collect();
+        wait_for(&format!("five alive members on {}", n.name), WAIT, || {
+            (member_states(&n.members()?) == everyone).then_some(())
+        });
     }
 
     // A service added on one node appears on all.

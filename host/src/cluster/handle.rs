@@ -155,6 +155,24 @@ impl ClusterHandle {
         self.members().live().map(|m| m.name.clone()).collect()
     }
 
+    /// Prometheus text lines: transport and protocol counters, members by state.
+    pub fn render_prometheus(&self, out: &mut String) {
+        use std::fmt::Write;
+        for (name, value) in self.counters.snapshot() {
+            let _ = writeln!(out, "# TYPE sidecar_{name} counter\nsidecar_{name} {value}");
+        }
+        let members = self.members();
+        let _ = writeln!(out, "# TYPE sidecar_cluster_members gauge");
+        for state in [State::Alive, State::Suspect, State::Dead, State::Left] {
+            let _ = writeln!(
+                out,
+                "sidecar_cluster_members{{state=\"{}\"}} {}",
+                state.as_str(),
+                members.count(state)
+            );
+        }
+    }
+
     /// Announces our departure and returns once it is on the wire (at most ~1 s).
     pub async fn leave(&self) {
         let (tx, rx) = oneshot::channel();
@@ -174,4 +192,41 @@ pub fn register(handle: ClusterHandle) {
 /// The daemon's cluster, once started.
 pub fn current() -> Option<ClusterHandle> {
     CURRENT.get().cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_and_live_members_come_from_the_published_list() {
+        let list = MemberList {
+            cluster_name: "default".into(),
+            members: ["alive", "suspect", "dead"]
+                .iter()
+                .enumerate()
+                .map(|(i, state)| MemberInfo {
+                    name: format!("n{i}"),
+                    address: SocketAddr::from(([127, 0, 0, 1], 7946)),
+                    state,
+                    incarnation: 0,
+                    generation: 1,
+                    local: i == 0,
+                })
+                .collect(),
+        };
+        let (_tx, rx) = watch::channel(Arc::new(list));
+        let (cmd, _cmd_rx) = mpsc::channel(1);
+        let h = ClusterHandle {
+            members: rx,
+            counters: Arc::default(),
+            commands: cmd,
+        };
+        ClusterCounters::add(&h.counters.dropped_foreign_cluster, 2);
+        assert_eq!(h.live_member_names(), vec!["n0", "n1"]);
+        let mut out = String::new();
+        h.render_prometheus(&mut out);
+        assert!(out.contains("sidecar_gossip_dropped_foreign_cluster_total 2\n"));
+        assert!(out.contains("sidecar_cluster_members{state=\"dead\"} 1\n"));
+    }
 }

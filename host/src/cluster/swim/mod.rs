@@ -663,7 +663,8 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
                 let remote = d.sender.key.clone();
                 let mut fresh = Vec::new();
                 self.apply_update(d.sender, Source::Gossip(remote), now, &mut fresh);
-                self.enqueue(fresh, 0);
+                // A joining member is news: push it like any other.
+                self.spread(fresh, Some(&from), self.cfg.eager_fanout);
                 let fps = cat.fingerprints();
                 let mine = antientropy::buckets(&fps, d.bucket_bits);
                 let diff = if mine.len() == d.buckets.len() {
