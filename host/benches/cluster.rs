@@ -48,7 +48,7 @@ fn sim(n: usize, seed: u64) -> Sim {
     sim
 }
 
-fn dissemination(n: usize, changes: usize) {
+fn dissemination(n: usize, changes: usize, window: Micros) {
     let wall = Instant::now();
     let mut sim = sim(n, 11);
     let mut rng = Rng::new(5);
@@ -69,32 +69,6 @@ fn dissemination(n: usize, changes: usize) {
             .unwrap_or_default();
         let mut a = t.arrivals;
         a.sort_unstable();
-        if std::env::var("BENCH_DEBUG").is_ok() && c < 5 {
-            eprintln!(
-                "change {c} from n{node}: {} arrivals, first {:?} last {:?}",
-                a.len(),
-                a.first(),
-                a.last()
-            );
-            for nd in &sim.nodes {
-                if nd.catalog.state().get(&svc.hostname, &svc.id).is_none() {
-                    let others = nd
-                        .catalog
-                        .state()
-                        .servers
-                        .get(&svc.hostname)
-                        .map(|s| s.services.len());
-                    let q = nd
-                        .core
-                        .as_ref()
-                        .map(|c| (c.queue_len(), c.stats().items_received, c.members().live()));
-                    eprintln!(
-                        "  n{} lacks it; has {others:?} of the origin's records; queue/items/live {q:?}",
-                        nd.id
-                    );
-                }
-            }
-        }
         let others = n - 1;
         let need = ((others as f64) * 0.999).ceil() as usize;
         t999.push(
@@ -112,17 +86,18 @@ fn dissemination(n: usize, changes: usize) {
     t100.sort_unstable();
     let missed = t100.iter().filter(|t| **t == Micros::MAX).count();
     println!(
-        "N={n:>5} change -> 99.9%: p50 {} p99 {} | -> 100%: p50 {} p99 {} (missed within 5 s: {missed}/{changes}) [{} changes, {:.0} s wall]",
+        "N={n:>5} change -> 99.9%: p50 {} p99 {} | -> 100%: p50 {} p99 {} (missed within {} s: {missed}/{changes}) [{} changes, {:.0} s wall]",
         ms(pct(&t999, 0.5)),
         ms(pct(&t999, 0.99)),
         ms(pct(&t100, 0.5)),
         ms(pct(&t100, 0.99)),
+        window / S,
         changes,
         wall.elapsed().as_secs_f64()
     );
 }
 
-fn crash_detection(n: usize, crashes: usize) {
+fn crash_detection(n: usize, crashes: usize, window: Micros) {
     let wall = Instant::now();
     let mut sim = sim(n, 23);
     let mut rng = Rng::new(7);
@@ -136,7 +111,7 @@ fn crash_detection(n: usize, crashes: usize) {
         sim.crash(node);
         sim.track_down(node);
         let start = sim.now;
-        sim.run_until(start + 40 * S);
+        sim.run_until(start + window);
         let t = sim.downs.remove(&node).unwrap_or_default();
         let mut a = t.arrivals;
         a.sort_unstable();
@@ -171,11 +146,11 @@ fn crash_detection(n: usize, crashes: usize) {
 /// Bytes per node per second (sent + received, with the 29-byte encrypted envelope,
 /// TCP/IP headers not counted) over `window`, idle and with 1 % of services changing
 /// per minute (counted as if every node had 10 services).
-fn bandwidth(n: usize, window: Micros) {
+fn bandwidth(n: usize, window: Micros, warmup: Micros) {
     let wall = Instant::now();
     let mut sim = sim(n, 31);
     let mut rng = Rng::new(9);
-    sim.run_until(120 * S);
+    sim.run_until(warmup);
     let before = sim.total_bytes();
     let start = sim.now;
     sim.run_until(start + window);
@@ -232,20 +207,21 @@ fn main() {
         ns
     };
     for n in ns {
-        let (changes, crashes, window) = match n {
-            0..=100 => (200, 100, 120 * S),
-            101..=1000 => (150, 100, 120 * S),
-            _ => (100, 100, 30 * S),
+        // (changes, change window, crashes, crash window, bandwidth window, warm-up)
+        let (changes, cw, crashes, kw, window, warmup) = match n {
+            0..=100 => (200, 5 * S, 100, 40 * S, 120 * S, 120 * S),
+            101..=1000 => (150, 5 * S, 100, 30 * S, 120 * S, 120 * S),
+            _ => (100, 3 * S, 30, 25 * S, 30 * S, 30 * S),
         };
         let only = std::env::var("BENCH_ONLY").unwrap_or_default();
         if only.is_empty() || only == "dissemination" {
-            dissemination(n, changes);
+            dissemination(n, changes, cw);
         }
         if only.is_empty() || only == "crash" {
-            crash_detection(n, crashes);
+            crash_detection(n, crashes, kw);
         }
         if only.is_empty() || only == "bandwidth" {
-            bandwidth(n, window);
+            bandwidth(n, window, warmup);
         }
     }
 }

@@ -329,14 +329,11 @@ impl Sim {
 
     /// Moves a node's outputs onto the network and acts on member changes.
     fn route(&mut self, id: u32) {
-        loop {
-            let Some(out) = self.nodes[id as usize]
-                .core
-                .as_mut()
-                .and_then(|c| c.poll_output())
-            else {
-                break;
-            };
+        while let Some(out) = self.nodes[id as usize]
+            .core
+            .as_mut()
+            .and_then(|c| c.poll_output())
+        {
             match out {
                 Output::Datagram { to, payload } => {
                     let node = &mut self.nodes[id as usize];
@@ -539,7 +536,7 @@ impl Sim {
             for h in live {
                 node.catalog.refresh_announcer(&h, now.mono);
             }
-            if node.app_ticks % 2 == 0 {
+            if node.app_ticks.is_multiple_of(2) {
                 node.catalog.expire(now);
             }
         }

@@ -203,6 +203,7 @@ impl<K: Wire, A: Wire> MemberUpdate<K, A> {
 
 /// Something piggybacked on datagrams and disseminated by gossip.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // short-lived, decoded one at a time
 pub enum Item<K, A> {
     Member(MemberUpdate<K, A>),
     Record(WireRecord),
