@@ -202,6 +202,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_node_that_leaves_and_restarts_with_its_clock_behind_comes_back_every_time() {
+        let mut sim = Sim::new(SimConfig::new(5, 3));
+        sim.run_until(10 * S);
+        sim.set_skew(2, Duration::from_secs(600), false);
+        for round in 0..3 {
+            sim.leave(2);
+            sim.run_until(sim.now + 2 * S);
+            sim.restart(2);
+            sim.run_until(sim.now + 20 * S);
+            assert_eq!(check::converged(&sim), Ok(()), "round {round}");
+        }
+    }
+
     /// The CI campaign: `SIDECAR_SIM_SEEDS` seeds (default 200) from
     /// `SIDECAR_SIM_SEED_START` (default 0); every invariant checked after every event.
     #[test]

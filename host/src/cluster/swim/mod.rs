@@ -1200,6 +1200,12 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             }
             self.generation = generation + 1;
             self.inc = 0;
+        } else if generation == self.generation && state == State::Left {
+            // A previous life of ours with this very generation left (we learnt our
+            // generation from peers, and that life had learnt the same): leaving is final
+            // for a generation, so only a new one can come back.
+            self.generation += 1;
+            self.inc = 0;
         } else if generation == self.generation
             && inc >= self.inc
             && (state != State::Alive || inc > self.inc)
