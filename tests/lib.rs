@@ -30,15 +30,25 @@ pub fn sidecar_bin() -> PathBuf {
 /// A built wasm plugin from the plugins workspace (test fixtures included).
 pub fn plugin_wasm(crate_name: &str) -> PathBuf {
     let file = format!("{}.wasm", crate_name.replace('-', "_"));
-    let path = workspace_root().join("target/plugins/wasm32-wasip2/release").join(file);
-    assert!(path.exists(), "{} not found: `cargo build --release` builds the plugins", path.display());
+    let path = workspace_root()
+        .join("target/plugins/wasm32-wasip2/release")
+        .join(file);
+    assert!(
+        path.exists(),
+        "{} not found: `cargo build --release` builds the plugins",
+        path.display()
+    );
     path
 }
 
 /// A TCP port on `ip` that was free a moment ago.
 pub fn free_port(ip: &str) -> u16 {
     let addr: SocketAddr = format!("{ip}:0").parse().expect("valid ip");
-    TcpListener::bind(addr).expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind(addr)
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
@@ -48,7 +58,10 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
 }

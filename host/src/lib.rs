@@ -5,6 +5,8 @@
 //! [`catalog`] is pure data and rules; [`shared_catalog`] is the daemon's one instance of
 //! it; everything else either writes local records into it or reads snapshots of it.
 
+pub mod agent;
+pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod config;

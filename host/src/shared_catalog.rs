@@ -6,7 +6,10 @@
 //! stored to the cluster for dissemination, and a fresh immutable [`Snapshot`] to
 //! readers. Readers never take the lock: they hold an `Arc<Snapshot>`.
 
-use crate::catalog::{Applied, Catalog, ChangeEvent, DrainError, Lifespans, Mono, Now, Record, Service, ServicesState, Timestamp};
+use crate::catalog::{
+    Applied, Catalog, ChangeEvent, DrainError, Lifespans, Mono, Now, Record, Service,
+    ServicesState, Timestamp,
+};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +28,11 @@ pub struct Snapshot {
 
 impl Snapshot {
     fn new(generation: u64, state: ServicesState) -> Self {
-        Snapshot { generation, state, state_json: OnceLock::new() }
+        Snapshot {
+            generation,
+            state,
+            state_json: OnceLock::new(),
+        }
     }
 
     /// `/api/state.json`: compact JSON, rendered once per generation.
@@ -86,8 +93,15 @@ impl SharedCatalog {
         (shared, rx)
     }
 
-    pub fn with_defaults(hostname: &str, cluster_name: &str) -> (Arc<Self>, mpsc::UnboundedReceiver<Vec<Record>>) {
-        Self::new(Catalog::with_lifespans(hostname, cluster_name, Lifespans::default()))
+    pub fn with_defaults(
+        hostname: &str,
+        cluster_name: &str,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Vec<Record>>) {
+        Self::new(Catalog::with_lifespans(
+            hostname,
+            cluster_name,
+            Lifespans::default(),
+        ))
     }
 
     /// Both clocks, read now.
@@ -165,8 +179,13 @@ impl SharedCatalog {
             op(&mut catalog, now)
         };
         if applied.stale > 0 {
-            self.counters.stale_dropped.fetch_add(applied.stale as u64, Ordering::Relaxed);
-            tracing::debug!(count = applied.stale, "Dropping stale service received on gossip");
+            self.counters
+                .stale_dropped
+                .fetch_add(applied.stale as u64, Ordering::Relaxed);
+            tracing::debug!(
+                count = applied.stale,
+                "Dropping stale service received on gossip"
+            );
         }
         if !applied.stored.is_empty() || applied.removed > 0 {
             self.generation.fetch_add(1, Ordering::Relaxed);
@@ -193,7 +212,8 @@ impl SharedCatalog {
                 continue;
             }
             let state = self.catalog.lock().state().clone();
-            self.snapshots.send_replace(Arc::new(Snapshot::new(generation, state)));
+            self.snapshots
+                .send_replace(Arc::new(Snapshot::new(generation, state)));
         }
     }
 }
@@ -205,7 +225,12 @@ mod tests {
     use std::time::Duration;
 
     fn local(id: &str) -> Service {
-        Service { id: id.into(), name: "web".into(), status: Status::Alive, ..Service::default() }
+        Service {
+            id: id.into(),
+            name: "web".into(),
+            status: Status::Alive,
+            ..Service::default()
+        }
     }
 
     #[tokio::test]
@@ -220,10 +245,14 @@ mod tests {
         assert_eq!(ev.service.id, "a");
         let out = outbound.recv().await.expect("outbound");
         assert_eq!(out[0].service.id, "a");
-        tokio::time::timeout(Duration::from_secs(5), snaps.changed()).await.expect("published").expect("open");
+        tokio::time::timeout(Duration::from_secs(5), snaps.changed())
+            .await
+            .expect("published")
+            .expect("open");
         let snap = shared.snapshot();
         assert!(snap.state.get("me", "a").is_some());
-        let json: serde_json::Value = serde_json::from_slice(&snap.state_json()).expect("valid json");
+        let json: serde_json::Value =
+            serde_json::from_slice(&snap.state_json()).expect("valid json");
         assert_eq!(json["Servers"]["me"]["Services"]["a"]["Name"], "web");
     }
 
@@ -244,6 +273,9 @@ mod tests {
         assert!(matches!(shared.drain("nope"), Err(DrainError::NotFound(_))));
         shared.sync_local(vec![local("a")]);
         assert!(shared.drain("a").is_ok());
-        assert_eq!(shared.read(|c| c.state().get("me", "a").map(|s| s.status)), Some(Status::Draining));
+        assert_eq!(
+            shared.read(|c| c.state().get("me", "a").map(|s| s.status)),
+            Some(Status::Draining)
+        );
     }
 }

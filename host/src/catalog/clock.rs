@@ -34,7 +34,10 @@ impl Now {
     }
 
     pub fn advance(self, d: Duration) -> Now {
-        Now { wall: self.wall.saturating_add(d), mono: self.mono.plus(d) }
+        Now {
+            wall: self.wall.saturating_add(d),
+            mono: self.mono.plus(d),
+        }
     }
 }
 
@@ -92,8 +95,14 @@ mod tests {
     #[test]
     fn stamps_follow_the_wall_clock_when_it_moves_forward() {
         let mut c = OriginClock::new();
-        assert_eq!(c.stamp(ts("2024-05-01T10:00:00Z")), ts("2024-05-01T10:00:00Z"));
-        assert_eq!(c.stamp(ts("2024-05-01T10:00:01Z")), ts("2024-05-01T10:00:01Z"));
+        assert_eq!(
+            c.stamp(ts("2024-05-01T10:00:00Z")),
+            ts("2024-05-01T10:00:00Z")
+        );
+        assert_eq!(
+            c.stamp(ts("2024-05-01T10:00:01Z")),
+            ts("2024-05-01T10:00:01Z")
+        );
     }
 
     #[test]

@@ -85,8 +85,16 @@ mod tests {
         b.merge("h", y, now);
         b.merge("h", x, now);
         assert_eq!(a.fingerprints(), b.fingerprints(), "order does not matter");
-        b.merge("h", svc("h", "x", Status::Alive, "2024-05-01T10:00:00.000000001Z"), now);
-        assert_ne!(a.fingerprints(), b.fingerprints(), "a 1 ns newer stamp differs");
+        b.merge(
+            "h",
+            svc("h", "x", Status::Alive, "2024-05-01T10:00:00.000000001Z"),
+            now,
+        );
+        assert_ne!(
+            a.fingerprints(),
+            b.fingerprints(),
+            "a 1 ns newer stamp differs"
+        );
         assert_eq!(b.host_records("h").len(), 2);
         assert!(b.host_records("nobody").is_empty());
     }

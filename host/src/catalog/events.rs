@@ -1,6 +1,6 @@
 //! Change events: what listeners, watchers and proxy drivers are told.
 
-use super::model::{ServicesState, Service, Status};
+use super::model::{Service, ServicesState, Status};
 use super::time::Timestamp;
 use serde::Serialize;
 

@@ -27,21 +27,27 @@ impl Catalog {
                 let meta = metas.and_then(|m| m.get(id));
                 let heard = meta
                     .map(|m| {
-                        let by_announcer = self.announcer_heard.get(&m.announcer).copied().unwrap_or_default();
+                        let by_announcer = self
+                            .announcer_heard
+                            .get(&m.announcer)
+                            .copied()
+                            .unwrap_or_default();
                         m.heard.max(by_announcer)
                     })
                     .unwrap_or_default();
                 let age = now.mono.since(heard);
                 match svc.status {
-                    Status::Tombstone => {
-                        if age > self.lifespans.tombstone || svc.updated < tombstone_wall_limit {
-                            purge.push((host.clone(), id.clone()));
-                        }
+                    Status::Tombstone
+                        if age > self.lifespans.tombstone || svc.updated < tombstone_wall_limit =>
+                    {
+                        purge.push((host.clone(), id.clone()));
                     }
                     Status::Draining if age > self.lifespans.draining => {
                         expire.push((host.clone(), id.clone(), svc.updated));
                     }
-                    Status::Alive | Status::Unhealthy | Status::Unknown if age > self.lifespans.alive => {
+                    Status::Alive | Status::Unhealthy | Status::Unknown
+                        if age > self.lifespans.alive =>
+                    {
                         expire.push((host.clone(), id.clone(), svc.updated));
                     }
                     _ => {}
@@ -59,7 +65,7 @@ impl Catalog {
             if &*self.me == host.as_str() {
                 self.clock.observe(stamp);
             }
-            self.tombstone(&host, &id, stamp, &mut out);
+            self.tombstone(&host, &id, stamp, now.mono, &mut out);
         }
         out
     }
@@ -83,7 +89,7 @@ impl Catalog {
         let mut out = Applied::default();
         for (host, id, updated) in targets {
             let stamp = now.wall.max(updated.saturating_add(Duration::from_secs(1)));
-            self.tombstone(&host, &id, stamp, &mut out);
+            self.tombstone(&host, &id, stamp, now.mono, &mut out);
         }
         out
     }
@@ -105,8 +111,15 @@ mod tests {
     fn unrefreshed_records_expire_after_80s_stamped_updated_plus_1s() {
         for status in [Status::Alive, Status::Unhealthy, Status::Unknown] {
             let mut c = Catalog::new("me", "default");
-            c.merge("a", svc("a", "x", status, "2024-05-01T10:00:00.5Z"), at("2024-05-01T10:00:00.5Z", 100));
-            assert!(c.expire(at("2024-05-01T10:01:20.5Z", 180)).is_empty(), "80 s is not yet expired");
+            c.merge(
+                "a",
+                svc("a", "x", status, "2024-05-01T10:00:00.5Z"),
+                at("2024-05-01T10:00:00.5Z", 100),
+            );
+            assert!(
+                c.expire(at("2024-05-01T10:01:20.5Z", 180)).is_empty(),
+                "80 s is not yet expired"
+            );
             let out = c.expire(at("2024-05-01T10:01:21Z", 181));
             assert_eq!(out.events.len(), 1, "{status:?}");
             assert_eq!(out.events[0].previous_status, status);
@@ -120,18 +133,29 @@ mod tests {
     #[test]
     fn draining_records_expire_after_ten_minutes() {
         let mut c = Catalog::new("me", "default");
-        c.merge("a", svc("a", "x", Status::Draining, "2024-05-01T10:00:00Z"), at("2024-05-01T10:00:00Z", 0));
+        c.merge(
+            "a",
+            svc("a", "x", Status::Draining, "2024-05-01T10:00:00Z"),
+            at("2024-05-01T10:00:00Z", 0),
+        );
         assert!(c.expire(at("2024-05-01T10:05:00Z", 300)).is_empty());
         assert!(c.expire(at("2024-05-01T10:10:00Z", 600)).is_empty());
         let out = c.expire(at("2024-05-01T10:10:01Z", 601));
         assert_eq!(out.events.len(), 1);
-        assert_eq!(c.state().get("a", "x").map(|s| (s.status, s.updated)), Some((Status::Tombstone, ts("2024-05-01T10:00:01Z"))));
+        assert_eq!(
+            c.state().get("a", "x").map(|s| (s.status, s.updated)),
+            Some((Status::Tombstone, ts("2024-05-01T10:00:01Z")))
+        );
     }
 
     #[test]
     fn hearing_from_the_announcer_keeps_records_alive() {
         let mut c = Catalog::new("me", "default");
-        c.merge("a", svc("a", "x", Status::Alive, "2024-05-01T10:00:00Z"), at("2024-05-01T10:00:00Z", 0));
+        c.merge(
+            "a",
+            svc("a", "x", Status::Alive, "2024-05-01T10:00:00Z"),
+            at("2024-05-01T10:00:00Z", 0),
+        );
         c.refresh_announcer("a", Mono(Duration::from_secs(70)));
         assert!(c.expire(at("2024-05-01T10:02:00Z", 120)).is_empty());
         assert_eq!(c.expire(at("2024-05-01T10:02:31Z", 151)).events.len(), 1);
@@ -141,36 +165,68 @@ mod tests {
     fn clock_skew_does_not_expire_live_records() {
         // The announcer's wall clock is two hours behind ours; we keep hearing from it.
         let mut c = Catalog::new("me", "default");
-        c.merge("a", svc("a", "x", Status::Alive, "2024-05-01T08:00:00Z"), at("2024-05-01T10:00:00Z", 0));
+        c.merge(
+            "a",
+            svc("a", "x", Status::Alive, "2024-05-01T08:00:00Z"),
+            at("2024-05-01T10:00:00Z", 0),
+        );
         for s in (2..600).step_by(2) {
             c.refresh_announcer("a", Mono(Duration::from_secs(s)));
-            assert!(c.expire(at("2024-05-01T10:00:00Z", s)).is_empty(), "at {s}s");
+            assert!(
+                c.expire(at("2024-05-01T10:00:00Z", s)).is_empty(),
+                "at {s}s"
+            );
         }
-        assert_eq!(c.state().get("a", "x").map(|s| s.status), Some(Status::Alive));
+        assert_eq!(
+            c.state().get("a", "x").map(|s| s.status),
+            Some(Status::Alive)
+        );
     }
 
     #[test]
     fn tombstones_are_not_re_tombstoned_and_are_purged_after_three_hours() {
         let mut c = Catalog::new("me", "default");
-        c.merge("a", svc("a", "x", Status::Tombstone, "2024-05-01T10:00:00Z"), at("2024-05-01T10:00:00Z", 0));
-        c.merge("a", svc("a", "y", Status::Alive, "2024-05-01T10:00:00Z"), at("2024-05-01T10:00:00Z", 0));
+        c.merge(
+            "a",
+            svc("a", "x", Status::Tombstone, "2024-05-01T10:00:00Z"),
+            at("2024-05-01T10:00:00Z", 0),
+        );
+        c.merge(
+            "a",
+            svc("a", "y", Status::Alive, "2024-05-01T10:00:00Z"),
+            at("2024-05-01T10:00:00Z", 0),
+        );
         let out = c.expire(at("2024-05-01T10:02:00Z", 120));
         assert_eq!(out.events.len(), 1, "only the live record expires");
         assert_eq!(out.events[0].service.id, "y");
-        assert!(c.expire(at("2024-05-01T12:59:59Z", 3 * 3600 - 1)).events.is_empty());
+        assert!(
+            c.expire(at("2024-05-01T12:59:59Z", 3 * 3600 - 1))
+                .events
+                .is_empty()
+        );
         assert_eq!(c.state().servers["a"].services.len(), 2);
         let out = c.expire(at("2024-05-01T13:00:01Z", 3 * 3600 + 1));
         assert_eq!(out.removed, 1, "x is purged at 3 h");
         let out = c.expire(at("2024-05-01T13:02:02Z", 3 * 3600 + 122));
-        assert_eq!(out.removed, 1, "y (tombstoned at 10:02) is purged 3 h later");
-        assert!(c.state().servers.is_empty(), "the empty server goes with it");
+        assert_eq!(
+            out.removed, 1,
+            "y (tombstoned at 10:02) is purged 3 h later"
+        );
+        assert!(
+            c.state().servers.is_empty(),
+            "the empty server goes with it"
+        );
     }
 
     #[test]
     fn late_copies_of_old_tombstones_are_not_kept_for_another_three_hours() {
         let mut c = Catalog::new("me", "default");
         // Arrives 2h59m after it was issued; our wall clock says it is nearly expired.
-        c.merge("a", svc("a", "x", Status::Tombstone, "2024-05-01T10:00:00Z"), at("2024-05-01T12:59:00Z", 0));
+        c.merge(
+            "a",
+            svc("a", "x", Status::Tombstone, "2024-05-01T10:00:00Z"),
+            at("2024-05-01T12:59:00Z", 0),
+        );
         assert_eq!(c.expire(at("2024-05-01T13:00:01Z", 61)).removed, 1);
     }
 
@@ -179,31 +235,71 @@ mod tests {
         let mut c = Catalog::new("me", "default");
         let t = at("2024-05-01T10:00:00Z", 0);
         c.merge("a", svc("a", "x", Status::Alive, "2024-05-01T10:00:00Z"), t);
-        c.merge("a", svc("a", "y", Status::Unhealthy, "2024-05-01T10:00:00Z"), t);
-        c.merge("a", svc("a", "z", Status::Tombstone, "2024-05-01T09:00:00Z"), t);
+        c.merge(
+            "a",
+            svc("a", "y", Status::Unhealthy, "2024-05-01T10:00:00Z"),
+            t,
+        );
+        c.merge(
+            "a",
+            svc("a", "z", Status::Tombstone, "2024-05-01T09:00:00Z"),
+            t,
+        );
         c.merge("b", svc("b", "w", Status::Alive, "2024-05-01T10:00:00Z"), t);
         let out = c.tombstone_announcer("a", at("2024-05-01T10:00:30Z", 30));
         assert_eq!(out.events.len(), 2);
-        assert!(out.events.iter().all(|e| e.service.status == Status::Tombstone));
-        assert_eq!(c.state().get("a", "x").map(|s| s.updated), Some(ts("2024-05-01T10:00:30Z")));
-        assert_eq!(c.state().get("a", "z").map(|s| s.updated), Some(ts("2024-05-01T09:00:00Z")), "old tombstone untouched");
-        assert_eq!(c.state().get("b", "w").map(|s| s.status), Some(Status::Alive));
-        assert!(c.tombstone_announcer("a", at("2024-05-01T10:01:00Z", 60)).is_empty(), "nothing left to expire");
-        assert!(c.tombstone_announcer("nobody", at("2024-05-01T10:01:00Z", 60)).is_empty());
+        assert!(
+            out.events
+                .iter()
+                .all(|e| e.service.status == Status::Tombstone)
+        );
+        assert_eq!(
+            c.state().get("a", "x").map(|s| s.updated),
+            Some(ts("2024-05-01T10:00:30Z"))
+        );
+        assert_eq!(
+            c.state().get("a", "z").map(|s| s.updated),
+            Some(ts("2024-05-01T09:00:00Z")),
+            "old tombstone untouched"
+        );
+        assert_eq!(
+            c.state().get("b", "w").map(|s| s.status),
+            Some(Status::Alive)
+        );
+        assert!(
+            c.tombstone_announcer("a", at("2024-05-01T10:01:00Z", 60))
+                .is_empty(),
+            "nothing left to expire"
+        );
+        assert!(
+            c.tombstone_announcer("nobody", at("2024-05-01T10:01:00Z", 60))
+                .is_empty()
+        );
     }
 
     #[test]
     fn departure_tombstones_beat_the_records_even_with_a_slow_local_clock() {
         let mut c = Catalog::new("me", "default");
-        c.merge("a", svc("a", "x", Status::Alive, "2024-05-01T11:00:00Z"), at("2024-05-01T10:00:00Z", 0));
+        c.merge(
+            "a",
+            svc("a", "x", Status::Alive, "2024-05-01T11:00:00Z"),
+            at("2024-05-01T10:00:00Z", 0),
+        );
         c.tombstone_announcer("a", at("2024-05-01T10:00:05Z", 5));
-        assert_eq!(c.state().get("a", "x").map(|s| s.updated), Some(ts("2024-05-01T11:00:01Z")));
+        assert_eq!(
+            c.state().get("a", "x").map(|s| s.updated),
+            Some(ts("2024-05-01T11:00:01Z"))
+        );
     }
 
     #[test]
     fn third_party_records_die_with_their_announcer() {
         let mut c = Catalog::new("me", "default");
-        c.merge("a", svc("legacy-db", "x", Status::Alive, "2024-05-01T10:00:00Z"), at("2024-05-01T10:00:00Z", 0));
+        c.merge(
+            "a",
+            svc("legacy-db", "x", Status::Alive, "2024-05-01T10:00:00Z"),
+            at("2024-05-01T10:00:00Z", 0),
+        );
         let out = c.tombstone_announcer("a", at("2024-05-01T10:00:10Z", 10));
         assert_eq!(out.events.len(), 1);
         assert_eq!(&*out.stored[0].announcer, "a");

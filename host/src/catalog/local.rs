@@ -67,7 +67,7 @@ impl Catalog {
             .collect();
         for (host, id) in vanished {
             let stamp = self.clock.stamp(now.wall);
-            self.tombstone(&host, &id, stamp, &mut out);
+            self.tombstone(&host, &id, stamp, now.mono, &mut out);
         }
         self.refresh_announcer(&me.clone(), now.mono);
         out
@@ -79,8 +79,17 @@ impl Catalog {
         let found = self
             .meta
             .iter()
-            .find_map(|(host, ids)| ids.get(id).filter(|m| m.announcer == me).map(|_| host.clone()))
-            .and_then(|host| self.state.get(&host, id).filter(|s| !s.is_tombstone()).cloned());
+            .find_map(|(host, ids)| {
+                ids.get(id)
+                    .filter(|m| m.announcer == me)
+                    .map(|_| host.clone())
+            })
+            .and_then(|host| {
+                self.state
+                    .get(&host, id)
+                    .filter(|s| !s.is_tombstone())
+                    .cloned()
+            });
         let Some(mut svc) = found else {
             return Err(DrainError::NotFound(id.to_string()));
         };
@@ -114,7 +123,10 @@ mod tests {
     #[test]
     fn new_local_services_are_stamped_and_stored() {
         let mut c = Catalog::new("me", "default");
-        let out = c.sync_local(vec![local("a", Status::Unknown)], at("2024-05-01T10:00:01Z", 1));
+        let out = c.sync_local(
+            vec![local("a", Status::Unknown)],
+            at("2024-05-01T10:00:01Z", 1),
+        );
         assert_eq!(out.events.len(), 1);
         let rec = c.state().get("me", "a").expect("stored under our hostname");
         assert_eq!(rec.updated, ts("2024-05-01T10:00:01Z"));
@@ -124,10 +136,28 @@ mod tests {
     #[test]
     fn unchanged_services_are_not_restamped_until_the_hour() {
         let mut c = Catalog::new("me", "default");
-        c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:01Z", 1));
-        assert!(c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:02Z", 2)).is_empty());
-        assert!(c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:59:59Z", 3599)).is_empty());
-        let out = c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T11:00:01Z", 3601));
+        c.sync_local(
+            vec![local("a", Status::Alive)],
+            at("2024-05-01T10:00:01Z", 1),
+        );
+        assert!(
+            c.sync_local(
+                vec![local("a", Status::Alive)],
+                at("2024-05-01T10:00:02Z", 2)
+            )
+            .is_empty()
+        );
+        assert!(
+            c.sync_local(
+                vec![local("a", Status::Alive)],
+                at("2024-05-01T10:59:59Z", 3599)
+            )
+            .is_empty()
+        );
+        let out = c.sync_local(
+            vec![local("a", Status::Alive)],
+            at("2024-05-01T11:00:01Z", 3601),
+        );
         assert_eq!(out.stored.len(), 1, "re-stamped after an hour");
         assert!(out.events.is_empty(), "a re-stamp is not a change");
     }
@@ -135,50 +165,117 @@ mod tests {
     #[test]
     fn status_changes_are_stamped_and_fire() {
         let mut c = Catalog::new("me", "default");
-        c.sync_local(vec![local("a", Status::Unknown)], at("2024-05-01T10:00:01Z", 1));
-        let out = c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:03Z", 3));
+        c.sync_local(
+            vec![local("a", Status::Unknown)],
+            at("2024-05-01T10:00:01Z", 1),
+        );
+        let out = c.sync_local(
+            vec![local("a", Status::Alive)],
+            at("2024-05-01T10:00:03Z", 3),
+        );
         assert_eq!(out.events[0].previous_status, Status::Unknown);
-        assert_eq!(c.state().get("me", "a").map(|s| s.updated), Some(ts("2024-05-01T10:00:03Z")));
+        assert_eq!(
+            c.state().get("me", "a").map(|s| s.updated),
+            Some(ts("2024-05-01T10:00:03Z"))
+        );
     }
 
     #[test]
     fn vanished_services_are_tombstoned_once() {
         let mut c = Catalog::new("me", "default");
-        c.sync_local(vec![local("a", Status::Alive), local("b", Status::Alive)], at("2024-05-01T10:00:01Z", 1));
-        let out = c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:02Z", 2));
+        c.sync_local(
+            vec![local("a", Status::Alive), local("b", Status::Alive)],
+            at("2024-05-01T10:00:01Z", 1),
+        );
+        let out = c.sync_local(
+            vec![local("a", Status::Alive)],
+            at("2024-05-01T10:00:02Z", 2),
+        );
         assert_eq!(out.events.len(), 1);
-        assert_eq!(c.state().get("me", "b").map(|s| (s.status, s.updated)), Some((Status::Tombstone, ts("2024-05-01T10:00:02Z"))));
-        assert!(c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:03Z", 3)).is_empty());
+        assert_eq!(
+            c.state().get("me", "b").map(|s| (s.status, s.updated)),
+            Some((Status::Tombstone, ts("2024-05-01T10:00:02Z")))
+        );
+        assert!(
+            c.sync_local(
+                vec![local("a", Status::Alive)],
+                at("2024-05-01T10:00:03Z", 3)
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn draining_stays_while_discovery_says_alive_but_yields_to_unhealthy() {
         let mut c = Catalog::new("me", "default");
-        c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:01Z", 1));
+        c.sync_local(
+            vec![local("a", Status::Alive)],
+            at("2024-05-01T10:00:01Z", 1),
+        );
         let out = c.drain("a", at("2024-05-01T10:00:02Z", 2)).expect("drains");
         assert_eq!(out.events[0].service.status, Status::Draining);
-        assert!(c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:03Z", 3)).is_empty(), "no flapping");
-        assert_eq!(c.state().get("me", "a").map(|s| s.status), Some(Status::Draining));
-        c.sync_local(vec![local("a", Status::Unhealthy)], at("2024-05-01T10:00:04Z", 4));
-        assert_eq!(c.state().get("me", "a").map(|s| s.status), Some(Status::Unhealthy));
-        c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:05Z", 5));
-        assert_eq!(c.state().get("me", "a").map(|s| s.status), Some(Status::Alive), "no undrain, but recovery is ALIVE");
+        assert!(
+            c.sync_local(
+                vec![local("a", Status::Alive)],
+                at("2024-05-01T10:00:03Z", 3)
+            )
+            .is_empty(),
+            "no flapping"
+        );
+        assert_eq!(
+            c.state().get("me", "a").map(|s| s.status),
+            Some(Status::Draining)
+        );
+        c.sync_local(
+            vec![local("a", Status::Unhealthy)],
+            at("2024-05-01T10:00:04Z", 4),
+        );
+        assert_eq!(
+            c.state().get("me", "a").map(|s| s.status),
+            Some(Status::Unhealthy)
+        );
+        c.sync_local(
+            vec![local("a", Status::Alive)],
+            at("2024-05-01T10:00:05Z", 5),
+        );
+        assert_eq!(
+            c.state().get("me", "a").map(|s| s.status),
+            Some(Status::Alive),
+            "no undrain, but recovery is ALIVE"
+        );
     }
 
     #[test]
     fn drain_only_finds_our_own_live_records() {
         let mut c = Catalog::new("me", "default");
-        c.merge("peer", svc("peer", "p", Status::Alive, "2024-05-01T10:00:00Z"), at("2024-05-01T10:00:00Z", 0));
-        assert_eq!(c.drain("p", at("2024-05-01T10:00:01Z", 1)), Err(DrainError::NotFound("p".into())));
-        assert_eq!(c.drain("nope", at("2024-05-01T10:00:01Z", 1)), Err(DrainError::NotFound("nope".into())));
+        c.merge(
+            "peer",
+            svc("peer", "p", Status::Alive, "2024-05-01T10:00:00Z"),
+            at("2024-05-01T10:00:00Z", 0),
+        );
+        assert_eq!(
+            c.drain("p", at("2024-05-01T10:00:01Z", 1)),
+            Err(DrainError::NotFound("p".into()))
+        );
+        assert_eq!(
+            c.drain("nope", at("2024-05-01T10:00:01Z", 1)),
+            Err(DrainError::NotFound("nope".into()))
+        );
     }
 
     #[test]
     fn a_restarted_host_beats_the_tombstones_peers_issued_with_faster_clocks() {
         // Peers tombstoned our records at 11:00 (their clocks); our clock says 10:00.
         let mut c = Catalog::new("me", "default");
-        c.merge("me", svc("me", "a", Status::Tombstone, "2024-05-01T11:00:00Z"), at("2024-05-01T10:00:00Z", 0));
-        c.sync_local(vec![local("a", Status::Alive)], at("2024-05-01T10:00:01Z", 1));
+        c.merge(
+            "me",
+            svc("me", "a", Status::Tombstone, "2024-05-01T11:00:00Z"),
+            at("2024-05-01T10:00:00Z", 0),
+        );
+        c.sync_local(
+            vec![local("a", Status::Alive)],
+            at("2024-05-01T10:00:01Z", 1),
+        );
         let rec = c.state().get("me", "a").expect("stored");
         assert_eq!(rec.status, Status::Alive);
         assert!(rec.updated > ts("2024-05-01T11:00:00Z"));
@@ -188,9 +285,19 @@ mod tests {
     fn records_of_our_previous_life_are_tombstoned() {
         let mut c = Catalog::new("me", "default");
         // Anti-entropy after a restart brings back a record we no longer run.
-        c.merge("me", svc("me", "old", Status::Alive, "2024-05-01T09:59:00Z"), at("2024-05-01T10:00:00Z", 0));
-        let out = c.sync_local(vec![local("new", Status::Alive)], at("2024-05-01T10:00:01Z", 1));
-        assert_eq!(c.state().get("me", "old").map(|s| s.status), Some(Status::Tombstone));
+        c.merge(
+            "me",
+            svc("me", "old", Status::Alive, "2024-05-01T09:59:00Z"),
+            at("2024-05-01T10:00:00Z", 0),
+        );
+        let out = c.sync_local(
+            vec![local("new", Status::Alive)],
+            at("2024-05-01T10:00:01Z", 1),
+        );
+        assert_eq!(
+            c.state().get("me", "old").map(|s| s.status),
+            Some(Status::Tombstone)
+        );
         assert_eq!(out.events.len(), 2);
     }
 

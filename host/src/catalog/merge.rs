@@ -1,6 +1,6 @@
 //! Sidecar's merge rule (`AddServiceEntry`), with `LastChanged` kept monotonic.
 
-use super::clock::Now;
+use super::clock::{Mono, Now};
 use super::events::ChangeEvent;
 use super::model::{Server, Service, Status};
 use super::store::{Applied, Catalog, Meta, Record};
@@ -23,7 +23,12 @@ impl Catalog {
     }
 
     /// Merges a batch (one gossip delta, one anti-entropy exchange).
-    pub fn merge_all(&mut self, announcer: &str, incoming: impl IntoIterator<Item = Service>, now: Now) -> Applied {
+    pub fn merge_all(
+        &mut self,
+        announcer: &str,
+        incoming: impl IntoIterator<Item = Service>,
+        now: Now,
+    ) -> Applied {
         let mut out = Applied::default();
         for svc in incoming {
             self.merge_into(announcer, svc, now, &mut out);
@@ -31,7 +36,13 @@ impl Catalog {
         out
     }
 
-    pub(super) fn merge_into(&mut self, announcer: &str, mut n: Service, now: Now, out: &mut Applied) {
+    pub(super) fn merge_into(
+        &mut self,
+        announcer: &str,
+        mut n: Service,
+        now: Now,
+        out: &mut Applied,
+    ) {
         let stale_before = now
             .wall
             .saturating_sub(self.lifespans.tombstone + self.lifespans.stale_fudge);
@@ -69,14 +80,20 @@ impl Catalog {
             Some(_) => None,
         };
         server.services.insert(n.id.clone(), n.clone());
-        self.meta
-            .entry(n.hostname.clone())
-            .or_default()
-            .insert(n.id.clone(), Meta { announcer: announcer.clone(), heard: now.mono });
+        self.meta.entry(n.hostname.clone()).or_default().insert(
+            n.id.clone(),
+            Meta {
+                announcer: announcer.clone(),
+                heard: now.mono,
+            },
+        );
         if let Some(prev) = changed_from {
             out.events.push(self.record_change(&n, prev));
         }
-        out.stored.push(Record { announcer, service: n });
+        out.stored.push(Record {
+            announcer,
+            service: n,
+        });
     }
 
     /// Sidecar's `ServiceChanged`: moves `LastUpdated`/`LastChanged` (never backwards,
@@ -88,7 +105,11 @@ impl Catalog {
             server.last_changed = server.last_changed.max(t);
         }
         self.state.last_changed = self.state.last_changed.max(t);
-        ChangeEvent { service: svc.clone(), previous_status, time: self.state.last_changed }
+        ChangeEvent {
+            service: svc.clone(),
+            previous_status,
+            time: self.state.last_changed,
+        }
     }
 
     /// Deletes one record (and its server when that becomes empty). True if it existed.
@@ -109,15 +130,31 @@ impl Catalog {
         existed
     }
 
-    /// Turns a stored record into a tombstone stamped `updated`, firing the event.
-    pub(super) fn tombstone(&mut self, hostname: &str, id: &str, updated: Timestamp, out: &mut Applied) {
-        let Some(svc) = self.state.servers.get_mut(hostname).and_then(|s| s.services.get_mut(id)) else {
+    /// Turns a stored record into a tombstone stamped `updated`, firing the event. The
+    /// tombstone's lifespan starts `at`.
+    pub(super) fn tombstone(
+        &mut self,
+        hostname: &str,
+        id: &str,
+        updated: Timestamp,
+        at: Mono,
+        out: &mut Applied,
+    ) {
+        let Some(svc) = self
+            .state
+            .servers
+            .get_mut(hostname)
+            .and_then(|s| s.services.get_mut(id))
+        else {
             return;
         };
         let previous = svc.status;
         svc.status = Status::Tombstone;
         svc.updated = updated;
         let svc = svc.clone();
+        if let Some(meta) = self.meta.get_mut(hostname).and_then(|m| m.get_mut(id)) {
+            meta.heard = at;
+        }
         let announcer = self
             .announcer_of(hostname, id)
             .cloned()
@@ -125,12 +162,15 @@ impl Catalog {
         if previous != Status::Tombstone {
             out.events.push(self.record_change(&svc, previous));
         }
-        out.stored.push(Record { announcer, service: svc });
+        out.stored.push(Record {
+            announcer,
+            service: svc,
+        });
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::clock::{Mono, Now};
     use super::super::model::{Port, PortKind, Service, Status};
     use super::super::store::Catalog;
@@ -152,7 +192,12 @@ mod tests {
             image: "101deadbeef".into(),
             created: ts("2024-05-01T10:00:00Z"),
             hostname: host.into(),
-            ports: vec![Port { kind: PortKind::Tcp, port: 9999, service_port: 10100, ip: "127.0.0.1".into() }],
+            ports: vec![Port {
+                kind: PortKind::Tcp,
+                port: 9999,
+                service_port: 10100,
+                ip: "127.0.0.1".into(),
+            }],
             updated: ts(updated),
             proxy_mode: "http".into(),
             status,
@@ -164,7 +209,11 @@ mod tests {
     #[test]
     fn new_record_is_stored_with_event_from_unknown() {
         let mut c = Catalog::new("me", "default");
-        let out = c.merge("chaucer", svc("chaucer", "deadbeef123", Status::Alive, T0), now(T0));
+        let out = c.merge(
+            "chaucer",
+            svc("chaucer", "deadbeef123", Status::Alive, T0),
+            now(T0),
+        );
         assert_eq!(out.stored.len(), 1);
         assert_eq!(out.events.len(), 1);
         assert_eq!(out.events[0].previous_status, Status::Unknown);
@@ -178,20 +227,46 @@ mod tests {
     #[test]
     fn unknown_tombstone_is_stored_too() {
         let mut c = Catalog::new("me", "default");
-        let out = c.merge("chaucer", svc("chaucer", "x", Status::Tombstone, T0), now(T0));
+        let out = c.merge(
+            "chaucer",
+            svc("chaucer", "x", Status::Tombstone, T0),
+            now(T0),
+        );
         assert_eq!(out.events[0].previous_status, Status::Unknown);
-        assert_eq!(c.state().get("chaucer", "x").map(|s| s.status), Some(Status::Tombstone));
+        assert_eq!(
+            c.state().get("chaucer", "x").map(|s| s.status),
+            Some(Status::Tombstone)
+        );
     }
 
     #[test]
     fn older_and_equal_updates_are_ignored() {
         let mut c = Catalog::new("me", "default");
         c.merge("chaucer", svc("chaucer", "x", Status::Alive, T0), now(T0));
-        let same = c.merge("chaucer", svc("chaucer", "x", Status::Unhealthy, T0), now(T0));
-        assert!(same.is_empty(), "equal Updated is ignored, even with another status");
-        let older = c.merge("chaucer", svc("chaucer", "x", Status::Tombstone, "2024-05-01T10:00:04.999999999Z"), now(T0));
+        let same = c.merge(
+            "chaucer",
+            svc("chaucer", "x", Status::Unhealthy, T0),
+            now(T0),
+        );
+        assert!(
+            same.is_empty(),
+            "equal Updated is ignored, even with another status"
+        );
+        let older = c.merge(
+            "chaucer",
+            svc(
+                "chaucer",
+                "x",
+                Status::Tombstone,
+                "2024-05-01T10:00:04.999999999Z",
+            ),
+            now(T0),
+        );
         assert!(older.is_empty());
-        assert_eq!(c.state().get("chaucer", "x").map(|s| s.status), Some(Status::Alive));
+        assert_eq!(
+            c.state().get("chaucer", "x").map(|s| s.status),
+            Some(Status::Alive)
+        );
     }
 
     #[test]
@@ -199,11 +274,27 @@ mod tests {
         let mut c = Catalog::new("me", "default");
         c.merge("chaucer", svc("chaucer", "x", Status::Alive, T0), now(T0));
         // A refresh: newer stamp, same status: stored (retransmitted) but no event.
-        let refresh = c.merge("chaucer", svc("chaucer", "x", Status::Alive, "2024-05-01T10:00:05.00000005Z"), now(T0));
+        let refresh = c.merge(
+            "chaucer",
+            svc(
+                "chaucer",
+                "x",
+                Status::Alive,
+                "2024-05-01T10:00:05.00000005Z",
+            ),
+            now(T0),
+        );
         assert_eq!(refresh.stored.len(), 1);
         assert!(refresh.events.is_empty());
-        assert_eq!(c.state().servers["chaucer"].last_updated, ts("2024-05-01T10:00:05.00000005Z"));
-        assert_eq!(c.state().servers["chaucer"].last_changed, ts(T0), "LastChanged moves on change only");
+        assert_eq!(
+            c.state().servers["chaucer"].last_updated,
+            ts("2024-05-01T10:00:05.00000005Z")
+        );
+        assert_eq!(
+            c.state().servers["chaucer"].last_changed,
+            ts(T0),
+            "LastChanged moves on change only"
+        );
         // A status change.
         let mut changed = svc("chaucer", "x", Status::Unhealthy, "2024-05-01T10:00:06Z");
         changed.image = "101deadbeef:v2".into();
@@ -211,33 +302,74 @@ mod tests {
         assert_eq!(out.events.len(), 1);
         assert_eq!(out.events[0].previous_status, Status::Alive);
         assert_eq!(out.events[0].service.status, Status::Unhealthy);
-        assert_eq!(c.state().get("chaucer", "x").map(|s| s.image.as_str()), Some("101deadbeef:v2"));
+        assert_eq!(
+            c.state().get("chaucer", "x").map(|s| s.image.as_str()),
+            Some("101deadbeef:v2")
+        );
         assert_eq!(c.state().last_changed, ts("2024-05-01T10:00:06Z"));
     }
 
     #[test]
     fn draining_is_sticky_against_alive_but_not_unhealthy_or_tombstone() {
         let mut c = Catalog::new("me", "default");
-        c.merge("chaucer", svc("chaucer", "x", Status::Draining, T0), now(T0));
-        let out = c.merge("chaucer", svc("chaucer", "x", Status::Alive, "2024-05-01T10:00:06Z"), now(T0));
+        c.merge(
+            "chaucer",
+            svc("chaucer", "x", Status::Draining, T0),
+            now(T0),
+        );
+        let out = c.merge(
+            "chaucer",
+            svc("chaucer", "x", Status::Alive, "2024-05-01T10:00:06Z"),
+            now(T0),
+        );
         assert!(out.events.is_empty(), "stays DRAINING, so no status change");
         let stored = c.state().get("chaucer", "x").expect("stored");
         assert_eq!(stored.status, Status::Draining);
-        assert_eq!(stored.updated, ts("2024-05-01T10:00:06Z"), "the newer record is still taken");
-        c.merge("chaucer", svc("chaucer", "x", Status::Unhealthy, "2024-05-01T10:00:07Z"), now(T0));
-        assert_eq!(c.state().get("chaucer", "x").map(|s| s.status), Some(Status::Unhealthy));
-        c.merge("chaucer", svc("chaucer", "x", Status::Draining, "2024-05-01T10:00:08Z"), now(T0));
-        c.merge("chaucer", svc("chaucer", "x", Status::Tombstone, "2024-05-01T10:00:09Z"), now(T0));
-        assert_eq!(c.state().get("chaucer", "x").map(|s| s.status), Some(Status::Tombstone));
+        assert_eq!(
+            stored.updated,
+            ts("2024-05-01T10:00:06Z"),
+            "the newer record is still taken"
+        );
+        c.merge(
+            "chaucer",
+            svc("chaucer", "x", Status::Unhealthy, "2024-05-01T10:00:07Z"),
+            now(T0),
+        );
+        assert_eq!(
+            c.state().get("chaucer", "x").map(|s| s.status),
+            Some(Status::Unhealthy)
+        );
+        c.merge(
+            "chaucer",
+            svc("chaucer", "x", Status::Draining, "2024-05-01T10:00:08Z"),
+            now(T0),
+        );
+        c.merge(
+            "chaucer",
+            svc("chaucer", "x", Status::Tombstone, "2024-05-01T10:00:09Z"),
+            now(T0),
+        );
+        assert_eq!(
+            c.state().get("chaucer", "x").map(|s| s.status),
+            Some(Status::Tombstone)
+        );
     }
 
     #[test]
     fn records_older_than_three_hours_and_a_minute_are_dropped_and_purged() {
         let mut c = Catalog::new("me", "default");
-        c.merge("chaucer", svc("chaucer", "x", Status::Alive, "2024-05-01T07:00:00Z"), now("2024-05-01T09:00:00Z"));
+        c.merge(
+            "chaucer",
+            svc("chaucer", "x", Status::Alive, "2024-05-01T07:00:00Z"),
+            now("2024-05-01T09:00:00Z"),
+        );
         assert!(c.state().get("chaucer", "x").is_some());
         // At 10:01:00 a record stamped 07:00:00 is exactly 3h1m old: still accepted...
-        let at_limit = c.merge("chaucer", svc("chaucer", "y", Status::Alive, "2024-05-01T07:00:00Z"), now("2024-05-01T10:01:00Z"));
+        let at_limit = c.merge(
+            "chaucer",
+            svc("chaucer", "y", Status::Alive, "2024-05-01T07:00:00Z"),
+            now("2024-05-01T10:01:00Z"),
+        );
         assert_eq!(at_limit.stale, 0);
         // ...one nanosecond later it is stale, and the stored copy is deleted.
         let out = c.merge(
@@ -254,26 +386,53 @@ mod tests {
     #[test]
     fn stale_drop_of_last_record_removes_the_server() {
         let mut c = Catalog::new("me", "default");
-        c.merge("h", svc("h", "x", Status::Alive, "2024-05-01T07:00:00Z"), now("2024-05-01T07:00:00Z"));
-        c.merge("h", svc("h", "x", Status::Alive, "2024-05-01T06:00:00Z"), now("2024-05-01T10:00:00Z"));
+        c.merge(
+            "h",
+            svc("h", "x", Status::Alive, "2024-05-01T07:00:00Z"),
+            now("2024-05-01T07:00:00Z"),
+        );
+        c.merge(
+            "h",
+            svc("h", "x", Status::Alive, "2024-05-01T06:00:00Z"),
+            now("2024-05-01T10:00:00Z"),
+        );
         assert!(!c.state().servers.contains_key("h"));
     }
 
     #[test]
     fn last_changed_never_moves_backwards() {
         let mut c = Catalog::new("me", "default");
-        c.merge("a", svc("a", "x", Status::Alive, "2024-05-01T10:00:10Z"), now(T0));
+        c.merge(
+            "a",
+            svc("a", "x", Status::Alive, "2024-05-01T10:00:10Z"),
+            now(T0),
+        );
         // A new record from a host with a slow clock.
-        let out = c.merge("b", svc("b", "y", Status::Alive, "2024-05-01T10:00:01Z"), now(T0));
+        let out = c.merge(
+            "b",
+            svc("b", "y", Status::Alive, "2024-05-01T10:00:01Z"),
+            now(T0),
+        );
         assert_eq!(c.state().last_changed, ts("2024-05-01T10:00:10Z"));
-        assert_eq!(out.events[0].time, ts("2024-05-01T10:00:10Z"), "event Time is the catalog's LastChanged");
-        assert_eq!(c.state().servers["b"].last_changed, ts("2024-05-01T10:00:01Z"));
+        assert_eq!(
+            out.events[0].time,
+            ts("2024-05-01T10:00:10Z"),
+            "event Time is the catalog's LastChanged"
+        );
+        assert_eq!(
+            c.state().servers["b"].last_changed,
+            ts("2024-05-01T10:00:01Z")
+        );
     }
 
     #[test]
     fn own_records_seen_from_peers_advance_the_origin_clock() {
         let mut c = Catalog::new("me", "default");
-        c.merge("me", svc("me", "x", Status::Tombstone, "2024-05-01T11:00:00Z"), now(T0));
+        c.merge(
+            "me",
+            svc("me", "x", Status::Tombstone, "2024-05-01T11:00:00Z"),
+            now(T0),
+        );
         assert_eq!(c.origin_clock().last(), Some(ts("2024-05-01T11:00:00Z")));
     }
 }

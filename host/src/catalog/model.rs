@@ -323,7 +323,10 @@ fn get_time<E: de::Error>(map: &Map<String, Value>, key: &str) -> Result<Timesta
     match field(map, key) {
         None | Some(Value::Null) => Ok(Timestamp::GO_ZERO),
         Some(Value::String(s)) => Timestamp::parse_rfc3339(s).map_err(|e| err(key, e)),
-        Some(other) => Err(err(key, format!("expected an RFC 3339 string, got {other}"))),
+        Some(other) => Err(err(
+            key,
+            format!("expected an RFC 3339 string, got {other}"),
+        )),
     }
 }
 
@@ -486,23 +489,34 @@ mod tests {
     #[test]
     fn decoding_is_lenient_like_go() {
         let svc: Service =
-            serde_json::from_str(r#"{"id":"abc","NAME":"web","ports":null,"Extra":1}"#).expect("decodes");
+            serde_json::from_str(r#"{"id":"abc","NAME":"web","ports":null,"Extra":1}"#)
+                .expect("decodes");
         assert_eq!(svc.id, "abc");
         assert_eq!(svc.name, "web");
-        assert_eq!(svc.status, Status::Alive, "missing Status is the zero value, ALIVE");
+        assert_eq!(
+            svc.status,
+            Status::Alive,
+            "missing Status is the zero value, ALIVE"
+        );
         assert_eq!(svc.created, Timestamp::GO_ZERO);
         assert!(svc.ports.is_empty());
         let svc: Service = serde_json::from_str(r#"{"Ports":[{"Port":80}]}"#).expect("decodes");
-        assert_eq!(svc.ports[0].kind, PortKind::Tcp, "missing port type means tcp");
+        assert_eq!(
+            svc.ports[0].kind,
+            PortKind::Tcp,
+            "missing port type means tcp"
+        );
     }
 
     #[test]
     fn decoding_rejects_nonsense_with_the_field_name() {
         let e = serde_json::from_str::<Service>(r#"{"Status":9}"#).expect_err("bad status");
         assert!(e.to_string().contains("Status"), "{e}");
-        let e = serde_json::from_str::<Service>(r#"{"Ports":[{"Port":70000}]}"#).expect_err("bad port");
+        let e =
+            serde_json::from_str::<Service>(r#"{"Ports":[{"Port":70000}]}"#).expect_err("bad port");
         assert!(e.to_string().contains("Port"), "{e}");
-        let e = serde_json::from_str::<Service>(r#"{"Ports":[{"Type":"sctp"}]}"#).expect_err("bad type");
+        let e = serde_json::from_str::<Service>(r#"{"Ports":[{"Type":"sctp"}]}"#)
+            .expect_err("bad type");
         assert!(e.to_string().contains("sctp"), "{e}");
         assert!(serde_json::from_str::<Service>(r#"{"Updated":"yesterday"}"#).is_err());
         assert!(serde_json::from_str::<Service>("[]").is_err());
@@ -528,8 +542,18 @@ mod tests {
     fn port_for_service_port() {
         let svc = Service {
             ports: vec![
-                Port { kind: PortKind::Udp, port: 11234, service_port: 8080, ip: String::new() },
-                Port { kind: PortKind::Tcp, port: 1234, service_port: 8081, ip: String::new() },
+                Port {
+                    kind: PortKind::Udp,
+                    port: 11234,
+                    service_port: 8080,
+                    ip: String::new(),
+                },
+                Port {
+                    kind: PortKind::Tcp,
+                    port: 1234,
+                    service_port: 8081,
+                    ip: String::new(),
+                },
             ],
             ..Service::default()
         };

@@ -40,7 +40,10 @@ impl Timestamp {
     pub fn to_parts(self) -> (i64, u32) {
         let secs = self.0.div_euclid(NANOS_PER_SEC);
         let nanos = self.0.rem_euclid(NANOS_PER_SEC);
-        (secs.clamp(i64::MIN as i128, i64::MAX as i128) as i64, nanos as u32)
+        (
+            secs.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+            nanos as u32,
+        )
     }
 
     pub const fn unix_nanos(self) -> i128 {
@@ -285,18 +288,30 @@ mod tests {
     fn formats_like_go_rfc3339nano() {
         assert_eq!(Timestamp::UNIX_EPOCH.to_rfc3339(), "1970-01-01T00:00:00Z");
         assert_eq!(Timestamp::GO_ZERO.to_rfc3339(), "0001-01-01T00:00:00Z");
-        assert_eq!(Timestamp::from_unix_secs(1_457_144_774).to_rfc3339(), "2016-03-05T02:26:14Z");
+        assert_eq!(
+            Timestamp::from_unix_secs(1_457_144_774).to_rfc3339(),
+            "2016-03-05T02:26:14Z"
+        );
         let t = ts("2024-05-01T10:00:05.5Z");
         assert_eq!(t.to_rfc3339(), "2024-05-01T10:00:05.5Z");
-        assert_eq!(t.add_nanos(50).to_rfc3339(), "2024-05-01T10:00:05.50000005Z");
-        assert_eq!(ts("2024-05-01T10:00:05.123456789Z").to_rfc3339(), "2024-05-01T10:00:05.123456789Z");
+        assert_eq!(
+            t.add_nanos(50).to_rfc3339(),
+            "2024-05-01T10:00:05.50000005Z"
+        );
+        assert_eq!(
+            ts("2024-05-01T10:00:05.123456789Z").to_rfc3339(),
+            "2024-05-01T10:00:05.123456789Z"
+        );
     }
 
     #[test]
     fn parses_offsets_and_precision() {
         assert_eq!(ts("2024-05-01T12:00:00+02:00"), ts("2024-05-01T10:00:00Z"));
         assert_eq!(ts("2024-05-01T05:30:00-04:30"), ts("2024-05-01T10:00:00Z"));
-        assert_eq!(ts("2024-05-01T10:00:00.1234567891234Z").unix_nanos() % 1_000_000_000, 123_456_789);
+        assert_eq!(
+            ts("2024-05-01T10:00:00.1234567891234Z").unix_nanos() % 1_000_000_000,
+            123_456_789
+        );
         assert_eq!(ts("2024-05-01t10:00:00z"), ts("2024-05-01T10:00:00Z"));
         assert_eq!(ts("0001-01-01T00:00:00Z"), Timestamp::GO_ZERO);
     }
@@ -314,7 +329,10 @@ mod tests {
             "2024-05-01T1a:00:00Z",
             "2024-05-01T10:00:00Zjunk",
         ] {
-            assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad} should not parse");
+            assert!(
+                Timestamp::parse_rfc3339(bad).is_err(),
+                "{bad} should not parse"
+            );
         }
     }
 
@@ -332,7 +350,10 @@ mod tests {
 
     #[test]
     fn go_string_form() {
-        assert_eq!(ts("2024-05-01T10:00:05.5Z").to_go_string(), "2024-05-01 10:00:05.5 +0000 UTC");
+        assert_eq!(
+            ts("2024-05-01T10:00:05.5Z").to_go_string(),
+            "2024-05-01 10:00:05.5 +0000 UTC"
+        );
     }
 
     #[test]

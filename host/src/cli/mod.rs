@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "sidecar", version, about = "Peer-to-peer service discovery with WebAssembly policy plugins")]
+#[command(
+    name = "sidecar",
+    version,
+    about = "Peer-to-peer service discovery with WebAssembly policy plugins"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]

@@ -27,11 +27,20 @@ pub struct EnvError {
 impl Env {
     /// The process environment.
     pub fn from_process() -> Self {
-        Env { vars: std::env::vars().collect() }
+        Env {
+            vars: std::env::vars().collect(),
+        }
     }
 
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Env { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 
     /// The raw value and the name it was found under: `name` first, then `bare`.
@@ -40,7 +49,9 @@ impl Env {
             return Some((k.as_str(), v.as_str()));
         }
         let bare = bare?;
-        self.vars.get_key_value(bare).map(|(k, v)| (k.as_str(), v.as_str()))
+        self.vars
+            .get_key_value(bare)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     pub fn string(&self, name: &str, bare: Option<&str>) -> Option<String> {
@@ -60,8 +71,16 @@ impl Env {
         self.parse(name, bare, parse_go_duration)
     }
 
-    pub fn int<T: std::str::FromStr>(&self, name: &str, bare: Option<&str>) -> Result<Option<T>, EnvError> {
-        self.parse(name, bare, |v| v.trim().parse::<T>().map_err(|_| "not a valid integer".to_string()))
+    pub fn int<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        bare: Option<&str>,
+    ) -> Result<Option<T>, EnvError> {
+        self.parse(name, bare, |v| {
+            v.trim()
+                .parse::<T>()
+                .map_err(|_| "not a valid integer".to_string())
+        })
     }
 
     /// A comma-separated list; entries are trimmed and empty ones dropped (Sidecar keeps
@@ -88,7 +107,11 @@ impl Env {
 }
 
 pub fn split_list(v: &str) -> Vec<String> {
-    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Go's `strconv.ParseBool`.
@@ -116,13 +139,17 @@ pub fn parse_go_duration(v: &str) -> Result<Duration, String> {
     let mut total: f64 = 0.0;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(bad());
         }
         let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let nanos_per_unit = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -148,9 +175,17 @@ mod tests {
     #[test]
     fn prefixed_name_wins_then_bare_fallback_when_allowed() {
         let env = Env::from_pairs([("BIND_IP", "10.0.0.1"), ("HAPROXY_CONFIG_FILE", "")]);
-        assert_eq!(env.string("HAPROXY_BIND_IP", Some("BIND_IP")).as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            env.string("HAPROXY_BIND_IP", Some("BIND_IP")).as_deref(),
+            Some("10.0.0.1")
+        );
         assert_eq!(env.string("HAPROXY_BIND_IP", None), None);
-        assert_eq!(env.string("HAPROXY_CONFIG_FILE", Some("CONFIG_FILE")).as_deref(), Some(""), "empty counts as set");
+        assert_eq!(
+            env.string("HAPROXY_CONFIG_FILE", Some("CONFIG_FILE"))
+                .as_deref(),
+            Some(""),
+            "empty counts as set"
+        );
         assert_eq!(env.non_empty("HAPROXY_CONFIG_FILE", None), None);
     }
 
@@ -171,7 +206,9 @@ mod tests {
     fn go_bools_and_errors_name_the_variable() {
         let env = Env::from_pairs([("A", "T"), ("B", "yes")]);
         assert_eq!(env.bool("A", None), Ok(Some(true)));
-        let e = env.bool("X_B", Some("B")).expect_err("yes is not a Go bool");
+        let e = env
+            .bool("X_B", Some("B"))
+            .expect_err("yes is not a Go bool");
         assert_eq!(e.name, "B");
         assert!(e.to_string().starts_with("B=\"yes\""));
     }
@@ -179,6 +216,9 @@ mod tests {
     #[test]
     fn lists_are_trimmed() {
         let env = Env::from_pairs([("SEEDS", "a, b,,c:7946 ")]);
-        assert_eq!(env.list("SEEDS", None), Some(vec!["a".into(), "b".into(), "c:7946".into()]));
+        assert_eq!(
+            env.list("SEEDS", None),
+            Some(vec!["a".into(), "b".into(), "c:7946".into()])
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Configuration: Sidecar-compatible environment variables and plugins.toml.
 
+pub mod agent;
 pub mod env;
 pub mod plugins_toml;
 

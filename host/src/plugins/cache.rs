@@ -237,7 +237,6 @@ fn write_entry(path: &Path, payload: &[u8]) -> anyhow::Result<()> {
         file.write_all(MAGIC)?;
         file.write_all(&xxhash_rust::xxh3::xxh3_128(payload).to_le_bytes())?;
         file.write_all(payload)?;
-        file.sync_all()?;
         fs::rename(&tmp, path)
     })();
     if result.is_err() {

@@ -427,6 +427,7 @@ fn compile(
     source: &PluginSource,
     at: Option<&Location>,
 ) -> anyhow::Result<(Component, CacheOutcome, String)> {
+    let started = std::time::Instant::now();
     let (component, outcome, description) = match source {
         PluginSource::Embedded => {
             let plugin = embedded::find(name).ok_or_else(|| {
@@ -454,6 +455,7 @@ fn compile(
             (c, o, String::new())
         }
     };
+    tracing::debug!(plugin = name, ?outcome, ms = started.elapsed().as_secs_f64() * 1e3, "plugin compiled");
     Ok((component, outcome, description))
 }
 

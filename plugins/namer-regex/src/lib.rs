@@ -10,8 +10,10 @@
 //! * No match falls back to the image name (as Sidecar).
 //! * A missing, empty or invalid `pattern` is rejected by `configure`, so the daemon
 //!   reports it at start instead of on the first container.
-//! * The syntax is Rust's `regex` crate, which is RE2 syntax like Go's `regexp`; the one
-//!   visible difference is that `\d`, `\w`, `\s` and `\b` are Unicode-aware here.
+//! * The syntax is Rust's `regex` crate, which is RE2 syntax like Go's `regexp`. Two
+//!   visible differences: `\d`, `\w`, `\s` and `\b` are Unicode-aware here, and Unicode
+//!   general categories and scripts (`\pL`, `\p{Greek}`) are not built in (to keep the
+//!   plugin small); such a pattern is rejected by `configure` with the reason.
 
 wit_bindgen::generate!({ world: "namer", path: "../../wit" });
 

@@ -1,0 +1,175 @@
+//! Settings every part of the agent shares: who we are, where we listen, how we log.
+//!
+//! Each subsystem parses its own group of variables (`cluster`, `discovery`, `proxy`);
+//! this is the common core. Flags override the environment, as in Sidecar.
+
+use super::env::{Env, EnvError};
+use crate::cli::AgentArgs;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreConfig {
+    /// Cluster member name; also `Hostname` of our records. Default: the host name.
+    pub node_name: String,
+    pub cluster_name: String,
+    /// The IP peers and proxies reach us on (Sidecar's "published IP").
+    pub advertise_ip: IpAddr,
+    pub http_addr: SocketAddr,
+    pub logging_level: String,
+    pub logging_json: bool,
+    /// plugins.toml; `None` runs the embedded defaults.
+    pub plugins_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl CoreConfig {
+    pub fn load(env: &Env, args: &AgentArgs) -> Result<Self, ConfigError> {
+        let node_name = args
+            .node_name
+            .clone()
+            .or_else(|| env.non_empty("SIDECAR_NODE_NAME", None))
+            .unwrap_or_else(system_hostname);
+        let cluster_name = args
+            .cluster_name
+            .clone()
+            .or_else(|| env.string("SIDECAR_CLUSTER_NAME", Some("CLUSTER_NAME")))
+            .unwrap_or_else(|| "default".to_string());
+        let advertise_ip = match args
+            .advertise_ip
+            .clone()
+            .or_else(|| env.non_empty("SIDECAR_ADVERTISE_IP", Some("ADVERTISE_IP")))
+        {
+            Some(ip) => ip.parse().map_err(|_| {
+                ConfigError::Invalid(format!("advertise IP {ip:?} is not an IP address"))
+            })?,
+            None => {
+                let excluded = env
+                    .list("SIDECAR_EXCLUDE_IPS", Some("EXCLUDE_IPS"))
+                    .unwrap_or_else(|| vec!["192.168.168.168".to_string()]);
+                let candidates = if_addrs::get_if_addrs()
+                    .map(|ifs| ifs.into_iter().map(|i| i.ip()).collect::<Vec<_>>())
+                    .unwrap_or_default();
+                pick_private_ip(&candidates, &excluded).ok_or_else(|| {
+                    ConfigError::Invalid(
+                        "Failed to find private IP address: set SIDECAR_ADVERTISE_IP or --advertise-ip".into(),
+                    )
+                })?
+            }
+        };
+        let http_addr_str = args
+            .http_addr
+            .clone()
+            .or_else(|| env.non_empty("SIDECAR_HTTP_ADDR", None))
+            .unwrap_or_else(|| "0.0.0.0:7777".to_string());
+        let http_addr = http_addr_str.parse().map_err(|_| {
+            ConfigError::Invalid(format!("HTTP address {http_addr_str:?} is not ip:port"))
+        })?;
+        let logging_level = args
+            .logging_level
+            .clone()
+            .or_else(|| env.non_empty("SIDECAR_LOGGING_LEVEL", Some("LOGGING_LEVEL")))
+            .unwrap_or_else(|| "info".to_string());
+        let logging_json = env
+            .string("SIDECAR_LOGGING_FORMAT", Some("LOGGING_FORMAT"))
+            .is_some_and(|f| f.eq_ignore_ascii_case("json"));
+        let plugins_file = args.plugins.clone().or_else(|| {
+            env.non_empty("SIDECAR_PLUGINS_FILE", None)
+                .map(PathBuf::from)
+        });
+        Ok(CoreConfig {
+            node_name,
+            cluster_name,
+            advertise_ip,
+            http_addr,
+            logging_level,
+            logging_json,
+            plugins_file,
+        })
+    }
+}
+
+/// The host name, as Sidecar uses it for the member name.
+pub fn system_hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Sidecar's published-IP rule: the first IPv4 address in 10/8, 172.16/12 or
+/// 192.168/16 that is not excluded.
+pub fn pick_private_ip(candidates: &[IpAddr], excluded: &[String]) -> Option<IpAddr> {
+    candidates.iter().copied().find(|ip| match ip {
+        IpAddr::V4(v4) => is_rfc1918(*v4) && !excluded.iter().any(|e| e == &v4.to_string()),
+        IpAddr::V6(_) => false,
+    })
+}
+
+fn is_rfc1918(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    o[0] == 10 || (o[0] == 172 && (16..=31).contains(&o[1])) || (o[0] == 192 && o[1] == 168)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_ip_detection_follows_sidecar() {
+        let ips: Vec<IpAddr> = [
+            "127.0.0.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "192.168.168.168",
+            "172.17.0.1",
+            "10.1.2.3",
+        ]
+        .iter()
+        .map(|s| s.parse().expect("ip"))
+        .collect();
+        let excluded = vec!["192.168.168.168".to_string()];
+        assert_eq!(
+            pick_private_ip(&ips, &excluded),
+            Some("172.17.0.1".parse().expect("ip"))
+        );
+        assert_eq!(pick_private_ip(&ips[..4], &excluded), None);
+    }
+
+    #[test]
+    fn flags_override_environment() {
+        let env = Env::from_pairs([
+            ("SIDECAR_CLUSTER_NAME", "env-cluster"),
+            ("SIDECAR_ADVERTISE_IP", "10.0.0.9"),
+            ("SIDECAR_NODE_NAME", "env-node"),
+        ]);
+        let args = AgentArgs {
+            cluster_name: Some("flag-cluster".into()),
+            ..AgentArgs::default()
+        };
+        let cfg = CoreConfig::load(&env, &args).expect("valid");
+        assert_eq!(cfg.cluster_name, "flag-cluster");
+        assert_eq!(cfg.node_name, "env-node");
+        assert_eq!(cfg.advertise_ip.to_string(), "10.0.0.9");
+        assert_eq!(cfg.http_addr.to_string(), "0.0.0.0:7777");
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let env = Env::from_pairs([("SIDECAR_ADVERTISE_IP", "nope")]);
+        assert!(CoreConfig::load(&env, &AgentArgs::default()).is_err());
+        let env = Env::from_pairs([
+            ("SIDECAR_ADVERTISE_IP", "10.0.0.1"),
+            ("SIDECAR_HTTP_ADDR", "7777"),
+        ]);
+        assert!(CoreConfig::load(&env, &AgentArgs::default()).is_err());
+    }
+}
