@@ -4,8 +4,8 @@
 use sidecar::catalog::Service;
 use sidecar::config::{Env, PluginsConfig};
 use sidecar::plugins::{
-    AllocatorChoice, BreakerPolicy, CacheSetting, CheckRequest, CheckStatus, LoadOptions, LoadedPlugins, PluginError,
-    PluginStatus, Runtime, built_wasm_dir,
+    AllocatorChoice, BreakerPolicy, CacheSetting, CheckRequest, CheckStatus, LoadOptions,
+    LoadedPlugins, PluginError, PluginStatus, Runtime, built_wasm_dir,
 };
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 
 fn wasm(name: &str) -> String {
     let path = built_wasm_dir().join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} missing: `cargo build --release` builds it", path.display());
+    assert!(
+        path.exists(),
+        "{} missing: `cargo build --release` builds it",
+        path.display()
+    );
     path.display().to_string()
 }
 
@@ -59,28 +63,51 @@ async fn load_with(text: &str, options: LoadOptions) -> anyhow::Result<Loaded> {
     let file = dir.path().join("plugins.toml");
     std::fs::write(&file, text)?;
     let config = PluginsConfig::load(Some(&file), &Env::default())?;
-    let options = LoadOptions { cache: CacheSetting::Dir(dir.path().join("cache")), ..options };
-    Ok(Loaded { plugins: Runtime::load(&config, &options).await?, _dir: dir })
+    let options = LoadOptions {
+        cache: CacheSetting::Dir(dir.path().join("cache")),
+        ..options
+    };
+    Ok(Loaded {
+        plugins: Runtime::load(&config, &options).await?,
+        _dir: dir,
+    })
 }
 
 async fn load() -> Loaded {
-    load_with(&config_text(), LoadOptions::default()).await.expect("plugins load")
+    load_with(&config_text(), LoadOptions::default())
+        .await
+        .expect("plugins load")
 }
 
-async fn check(p: &LoadedPlugins, check_type: &str, args: &str, timeout: Duration) -> Result<(CheckStatus, String), PluginError> {
+async fn check(
+    p: &LoadedPlugins,
+    check_type: &str,
+    args: &str,
+    timeout: Duration,
+) -> Result<(CheckStatus, String), PluginError> {
     let req = CheckRequest {
-        service: Service { name: "svc".into(), ..Service::default() },
+        service: Service {
+            name: "svc".into(),
+            ..Service::default()
+        },
         args: args.into(),
         timeout,
         host_ip: "127.0.0.1".into(),
     };
-    let checker = p.checks.get(check_type).unwrap_or_else(|| panic!("no check type {check_type}"));
+    let checker = p
+        .checks
+        .get(check_type)
+        .unwrap_or_else(|| panic!("no check type {check_type}"));
     checker.check(req).await.map(|o| (o.status, o.message))
 }
 
 async fn assert_ok_after(p: &LoadedPlugins, what: &str) {
     let next = check(p, "Chaos", "ok", Duration::from_secs(3)).await;
-    assert_eq!(next.map(|r| r.0), Ok(CheckStatus::Healthy), "the call after {what} works");
+    assert_eq!(
+        next.map(|r| r.0),
+        Ok(CheckStatus::Healthy),
+        "the call after {what} works"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,7 +120,10 @@ async fn an_infinite_loop_is_interrupted_at_the_deadline() {
         Err(PluginError::Timeout { plugin, .. }) => assert_eq!(plugin, "chaos"),
         other => panic!("expected a timeout, got {other:?}"),
     }
-    assert!(took >= Duration::from_millis(500) && took < Duration::from_secs(2), "interrupted after {took:?}");
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(2),
+        "interrupted after {took:?}"
+    );
     assert_ok_after(&l.plugins, "a timeout").await;
 }
 
@@ -103,7 +133,10 @@ async fn running_out_of_memory_is_a_named_trap() {
     match check(&l.plugins, "Chaos", "oom", Duration::from_secs(3)).await {
         Err(e @ PluginError::Trap { .. }) => {
             let text = e.to_string();
-            assert!(text.starts_with("plugin chaos crashed: out of memory"), "{text}");
+            assert!(
+                text.starts_with("plugin chaos crashed: out of memory"),
+                "{text}"
+            );
             assert!(text.contains("cap of 32 MiB"), "{text}");
         }
         other => panic!("expected a trap, got {other:?}"),
@@ -122,7 +155,13 @@ async fn a_panic_is_a_trap_quoting_the_panic_message() {
         other => panic!("expected a trap, got {other:?}"),
     }
     assert_ok_after(&l.plugins, "a panic").await;
-    let stats = l.plugins.describe().into_iter().find(|i| i.name == "chaos").expect("chaos listed").stats;
+    let stats = l
+        .plugins
+        .describe()
+        .into_iter()
+        .find(|i| i.name == "chaos")
+        .expect("chaos listed")
+        .stats;
     assert_eq!((stats.crashes, stats.calls), (1, 2));
 }
 
@@ -131,13 +170,25 @@ async fn http_without_a_grant_is_refused_before_connecting() {
     let l = load().await;
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
-    let url = format!("http://127.0.0.1:{}/", listener.local_addr().expect("addr").port());
+    let url = format!(
+        "http://127.0.0.1:{}/",
+        listener.local_addr().expect("addr").port()
+    );
 
-    let r = check(&l.plugins, "Chaos", &format!("http {url}"), Duration::from_secs(3)).await;
+    let r = check(
+        &l.plugins,
+        "Chaos",
+        &format!("http {url}"),
+        Duration::from_secs(3),
+    )
+    .await;
     match r {
         Err(PluginError::Failed { plugin, message }) => {
             assert_eq!(plugin, "chaos");
-            assert!(message.contains("Denied") && message.contains("no http grant"), "{message}");
+            assert!(
+                message.contains("Denied") && message.contains("no http grant"),
+                "{message}"
+            );
         }
         other => panic!("expected a denial, got {other:?}"),
     }
@@ -149,9 +200,17 @@ async fn http_without_a_grant_is_refused_before_connecting() {
         let (mut conn, _) = listener.accept().expect("accept");
         let mut buf = [0u8; 1024];
         let _ = conn.read(&mut buf);
-        let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = conn.write_all(
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
     });
-    let r = check(&l.plugins, "ChaosNet", &format!("http {url}"), Duration::from_secs(3)).await;
+    let r = check(
+        &l.plugins,
+        "ChaosNet",
+        &format!("http {url}"),
+        Duration::from_secs(3),
+    )
+    .await;
     assert_eq!(r, Ok((CheckStatus::Healthy, "HTTP 204".to_string())));
     server.join().expect("server");
 }
@@ -159,19 +218,45 @@ async fn http_without_a_grant_is_refused_before_connecting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_needs_its_grant() {
     let l = load().await;
-    let denied = check(&l.plugins, "Chaos", "exec /bin/true", Duration::from_secs(3)).await;
-    assert!(matches!(&denied, Err(PluginError::Failed { message, .. }) if message.contains("Denied")), "{denied:?}");
-    let allowed = check(&l.plugins, "ChaosNet", "exec /bin/true", Duration::from_secs(3)).await;
+    let denied = check(
+        &l.plugins,
+        "Chaos",
+        "exec /bin/true",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(
+        matches!(&denied, Err(PluginError::Failed { message, .. }) if message.contains("Denied")),
+        "{denied:?}"
+    );
+    let allowed = check(
+        &l.plugins,
+        "ChaosNet",
+        "exec /bin/true",
+        Duration::from_secs(3),
+    )
+    .await;
     assert_eq!(allowed.map(|r| r.0), Ok(CheckStatus::Healthy));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_built_against_wit_0_1_0_runs_on_this_host() {
     let l = load().await;
-    let info = l.plugins.describe().into_iter().find(|i| i.name == "check-v010").expect("listed");
+    let info = l
+        .plugins
+        .describe()
+        .into_iter()
+        .find(|i| i.name == "check-v010")
+        .expect("listed");
     assert_eq!(info.wit_version, "0.1.0");
     let r = check(&l.plugins, "Old", "", Duration::from_secs(3)).await;
-    assert_eq!(r, Ok((CheckStatus::Healthy, "built against sidecar:plugin@0.1.0".to_string())));
+    assert_eq!(
+        r,
+        Ok((
+            CheckStatus::Healthy,
+            "built against sidecar:plugin@0.1.0".to_string()
+        ))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,8 +267,16 @@ async fn rejected_settings_disable_the_plugin() {
     assert_eq!(problems[0].0, "chaos-broken");
     assert!(problems[0].1.contains("this plugin refuses to start"));
     let r = check(&l.plugins, "ChaosBroken", "ok", Duration::from_secs(3)).await;
-    assert!(matches!(r, Err(PluginError::Unavailable { ref plugin, .. }) if plugin == "chaos-broken"), "{r:?}");
-    let info = l.plugins.describe().into_iter().find(|i| i.name == "chaos-broken").expect("listed");
+    assert!(
+        matches!(r, Err(PluginError::Unavailable { ref plugin, .. }) if plugin == "chaos-broken"),
+        "{r:?}"
+    );
+    let info = l
+        .plugins
+        .describe()
+        .into_iter()
+        .find(|i| i.name == "chaos-broken")
+        .expect("listed");
     assert!(matches!(info.status, PluginStatus::Disabled(_)));
 }
 
@@ -194,42 +287,88 @@ async fn concurrent_checks_use_separate_instances() {
     for r in futures::future::join_all(checks).await {
         assert_eq!(r.map(|r| r.0), Ok(CheckStatus::Healthy));
     }
-    let stats = l.plugins.describe().into_iter().find(|i| i.name == "chaos").expect("listed").stats;
+    let stats = l
+        .plugins
+        .describe()
+        .into_iter()
+        .find(|i| i.name == "chaos")
+        .expect("listed")
+        .stats;
     assert_eq!(stats.calls, 8);
-    assert!(stats.instantiations <= 9 && stats.idle == stats.instantiations as usize, "{stats:?}");
+    assert!(
+        stats.instantiations <= 9 && stats.idle == stats.instantiations as usize,
+        "{stats:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_crashes_trip_the_circuit_breaker() {
-    let breaker =
-        BreakerPolicy { threshold: 2, base_backoff: Duration::from_millis(300), max_backoff: Duration::from_secs(1) };
-    let l = load_with(&config_text(), LoadOptions { breaker, ..LoadOptions::default() }).await.expect("load");
+    let breaker = BreakerPolicy {
+        threshold: 2,
+        base_backoff: Duration::from_millis(300),
+        max_backoff: Duration::from_secs(1),
+    };
+    let l = load_with(
+        &config_text(),
+        LoadOptions {
+            breaker,
+            ..LoadOptions::default()
+        },
+    )
+    .await
+    .expect("load");
     for _ in 0..2 {
-        assert!(matches!(check(&l.plugins, "Chaos", "trap", Duration::from_secs(3)).await, Err(PluginError::Trap { .. })));
+        assert!(matches!(
+            check(&l.plugins, "Chaos", "trap", Duration::from_secs(3)).await,
+            Err(PluginError::Trap { .. })
+        ));
     }
     let refused = check(&l.plugins, "Chaos", "ok", Duration::from_secs(3)).await;
-    assert!(matches!(&refused, Err(PluginError::Unavailable { reason, .. }) if reason.contains("2 consecutive crashes")), "{refused:?}");
+    assert!(
+        matches!(&refused, Err(PluginError::Unavailable { reason, .. }) if reason.contains("2 consecutive crashes")),
+        "{refused:?}"
+    );
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_ok_after(&l.plugins, "the backoff").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_demand_allocator_works_too() {
-    let l = load_with(&config_text(), LoadOptions { allocator: AllocatorChoice::OnDemand, ..LoadOptions::default() })
-        .await
-        .expect("load");
+    let l = load_with(
+        &config_text(),
+        LoadOptions {
+            allocator: AllocatorChoice::OnDemand,
+            ..LoadOptions::default()
+        },
+    )
+    .await
+    .expect("load");
     assert_eq!(l.plugins.allocator(), sidecar::plugins::Allocator::OnDemand);
     assert_ok_after(&l.plugins, "loading").await;
-    assert!(matches!(check(&l.plugins, "Chaos", "oom", Duration::from_secs(3)).await, Err(PluginError::Trap { .. })));
+    assert!(matches!(
+        check(&l.plugins, "Chaos", "oom", Duration::from_secs(3)).await,
+        Err(PluginError::Trap { .. })
+    ));
     assert_ok_after(&l.plugins, "running out of memory").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_used_as_the_wrong_kind_is_a_load_error_naming_the_line() {
-    let text = format!("namer = \"chaos\"\n\n[plugins.chaos]\nwasm = \"{}\"\n", wasm("chaos"));
-    let e = load_with(&text, LoadOptions::default()).await.err().expect("must fail");
+    let text = format!(
+        "namer = \"chaos\"\n\n[plugins.chaos]\nwasm = \"{}\"\n",
+        wasm("chaos")
+    );
+    let e = load_with(&text, LoadOptions::default())
+        .await
+        .err()
+        .expect("must fail");
     let msg = format!("{e:#}");
-    assert!(msg.contains("plugins.toml:1: namer uses plugin `chaos`, which is a health-check, not a namer"), "{msg}");
+    assert!(
+        msg.contains(
+            "plugins.toml:1: namer uses plugin `chaos`, which is a health-check, not a namer"
+        ),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,10 +376,19 @@ async fn a_file_that_is_not_a_component_is_a_load_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bogus = dir.path().join("bogus.wasm");
     std::fs::write(&bogus, b"definitely not wasm").expect("write");
-    let text = format!("[checks]\nX = \"bogus\"\n\n[plugins.bogus]\nwasm = \"{}\"\n", bogus.display());
-    let e = load_with(&text, LoadOptions::default()).await.err().expect("must fail");
+    let text = format!(
+        "[checks]\nX = \"bogus\"\n\n[plugins.bogus]\nwasm = \"{}\"\n",
+        bogus.display()
+    );
+    let e = load_with(&text, LoadOptions::default())
+        .await
+        .err()
+        .expect("must fail");
     let msg = format!("{e:#}");
-    assert!(msg.contains("plugins.toml:4: plugin `bogus`") && msg.contains("not a valid component"), "{msg}");
+    assert!(
+        msg.contains("plugins.toml:4: plugin `bogus`") && msg.contains("not a valid component"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -547,7 +547,7 @@ mod tests {
 
     fn line_of(text: &str) -> (Option<usize>, String) {
         let e = parse(text).expect_err("should be rejected");
-        (e.at.map(|a| a.line), e.to_string())
+        (e.at.as_ref().map(|a| a.line), e.to_string())
     }
 
     #[test]

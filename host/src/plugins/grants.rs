@@ -70,6 +70,9 @@ impl HostPattern {
                     .map_err(|_| bad("the port must be a number or *"))?,
             ),
         };
+        if host.trim() == "*." {
+            return Err(bad("a wildcard host is `*` or `*.domain`"));
+        }
         let host = normalize(host);
         let host = match host.as_str() {
             "" => return Err(bad("empty host")),

@@ -455,7 +455,12 @@ fn compile(
             (c, o, String::new())
         }
     };
-    tracing::debug!(plugin = name, ?outcome, ms = started.elapsed().as_secs_f64() * 1e3, "plugin compiled");
+    tracing::debug!(
+        plugin = name,
+        ?outcome,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "plugin compiled"
+    );
     Ok((component, outcome, description))
 }
 
