@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing sidecar needs. Idempotent: every step checks before
 # it installs, so running it again is cheap. One function per component; add yours and
-# call it from main().
+# call it from setup_all(). Run it, or `source` it and call setup_all (scripts/test.sh).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
+SIDECAR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$SIDECAR_ROOT/.venv"
 COMPONENTIZE_PY_VERSION="0.25.1"
 
 log() { printf '[setup] %s\n' "$*"; }
@@ -40,9 +40,11 @@ setup_python_tools() {
     fi
 }
 
-main() {
+setup_all() {
     setup_rust_targets
     setup_python_tools
 }
 
-main "$@"
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    setup_all "$@"
+fi
