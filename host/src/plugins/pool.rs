@@ -36,6 +36,7 @@ pub(crate) trait World: Sized + Send + Sync + 'static {
         store: &'a mut Store<HostState>,
     ) -> BoxFuture<'a, wasmtime::Result<Self>>;
 
+    #[allow(clippy::ptr_arg, reason = "the generated bindings take &Vec")]
     fn configure<'a>(
         &'a self,
         store: &'a mut Store<HostState>,

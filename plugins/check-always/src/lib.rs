@@ -14,14 +14,19 @@ impl lifecycle::Guest for Always {
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
         match settings.first() {
             None => Ok(()),
-            Some((key, _)) => Err(format!("unknown setting `{key}` (AlwaysSuccessful has no settings)")),
+            Some((key, _)) => Err(format!(
+                "unknown setting `{key}` (AlwaysSuccessful has no settings)"
+            )),
         }
     }
 }
 
 impl health::Guest for Always {
     fn check(_req: CheckRequest) -> Result<CheckResult, String> {
-        Ok(CheckResult { status: CheckStatus::Healthy, message: "always successful".to_string() })
+        Ok(CheckResult {
+            status: CheckStatus::Healthy,
+            message: "always successful".to_string(),
+        })
     }
 }
 

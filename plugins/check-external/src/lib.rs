@@ -44,7 +44,9 @@ impl lifecycle::Guest for External {
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
         match settings.first() {
             None => Ok(()),
-            Some((key, _)) => Err(format!("unknown setting `{key}` (External has no settings)")),
+            Some((key, _)) => Err(format!(
+                "unknown setting `{key}` (External has no settings)"
+            )),
         }
     }
 }
@@ -52,14 +54,23 @@ impl lifecycle::Guest for External {
 impl health::Guest for External {
     fn check(req: CheckRequest) -> Result<CheckResult, String> {
         let mut words = words::split(&req.args)?.into_iter();
-        let program = words.next().ok_or("External needs a command as its argument")?;
-        let command = process::Command { program: program.clone(), args: words.collect(), timeout_ms: req.timeout_ms };
+        let program = words
+            .next()
+            .ok_or("External needs a command as its argument")?;
+        let command = process::Command {
+            program: program.clone(),
+            args: words.collect(),
+            timeout_ms: req.timeout_ms,
+        };
         match process::run(&command) {
             Ok(out) => Ok(judge(&program, &out)),
-            Err(process::Error::Timeout) => {
-                Ok(unhealthy(format!("{program}: killed after {} ms (timeout)", req.timeout_ms)))
+            Err(process::Error::Timeout) => Ok(unhealthy(format!(
+                "{program}: killed after {} ms (timeout)",
+                req.timeout_ms
+            ))),
+            Err(process::Error::Spawn(why)) => {
+                Ok(unhealthy(format!("{program}: could not start: {why}")))
             }
-            Err(process::Error::Spawn(why)) => Ok(unhealthy(format!("{program}: could not start: {why}"))),
             Err(process::Error::Denied(why)) => Err(format!("{program}: denied: {why}")),
         }
     }
@@ -67,19 +78,29 @@ impl health::Guest for External {
 
 fn judge(program: &str, out: &process::Output) -> CheckResult {
     if out.exit_code == Some(0) {
-        return CheckResult { status: CheckStatus::Healthy, message: format!("{program}: exit status 0") };
+        return CheckResult {
+            status: CheckStatus::Healthy,
+            message: format!("{program}: exit status 0"),
+        };
     }
     let how = match out.exit_code {
         Some(code) => format!("exit status {code}"),
         None => "killed by a signal".to_string(),
     };
-    let output = if out.stderr.iter().any(|b| !b.is_ascii_whitespace()) { &out.stderr } else { &out.stdout };
+    let output = if out.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
+        &out.stderr
+    } else {
+        &out.stdout
+    };
     let text = String::from_utf8_lossy(output);
     let text = text.trim();
     if text.is_empty() {
         unhealthy(format!("{program}: {how}"))
     } else {
-        unhealthy(format!("{program}: {how}: {}", truncate(text, MESSAGE_OUTPUT)))
+        unhealthy(format!(
+            "{program}: {how}: {}",
+            truncate(text, MESSAGE_OUTPUT)
+        ))
     }
 }
 
@@ -95,7 +116,10 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 fn unhealthy(message: String) -> CheckResult {
-    CheckResult { status: CheckStatus::Unhealthy, message }
+    CheckResult {
+        status: CheckStatus::Unhealthy,
+        message,
+    }
 }
 
 export!(External);
@@ -105,16 +129,32 @@ mod tests {
     use super::*;
 
     fn output(code: Option<i32>, stderr: &str) -> process::Output {
-        process::Output { exit_code: code, stdout: b"out".to_vec(), stderr: stderr.as_bytes().to_vec() }
+        process::Output {
+            exit_code: code,
+            stdout: b"out".to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+        }
     }
 
     #[test]
     fn exit_status_decides() {
-        assert_eq!(judge("true", &output(Some(0), "")).status, CheckStatus::Healthy);
+        assert_eq!(
+            judge("true", &output(Some(0), "")).status,
+            CheckStatus::Healthy
+        );
         let r = judge("check", &output(Some(3), "disk full\n"));
-        assert_eq!((r.status, r.message.as_str()), (CheckStatus::Unhealthy, "check: exit status 3: disk full"));
-        assert_eq!(judge("check", &output(Some(1), "")).message, "check: exit status 1: out");
-        assert_eq!(judge("check", &output(None, "")).message, "check: killed by a signal: out");
+        assert_eq!(
+            (r.status, r.message.as_str()),
+            (CheckStatus::Unhealthy, "check: exit status 3: disk full")
+        );
+        assert_eq!(
+            judge("check", &output(Some(1), "")).message,
+            "check: exit status 1: out"
+        );
+        assert_eq!(
+            judge("check", &output(None, "")).message,
+            "check: killed by a signal: out"
+        );
     }
 
     #[test]

@@ -64,14 +64,20 @@ mod tests {
 
     #[test]
     fn whitespace_separates() {
-        assert_eq!(ok("  /bin/check  -v\t--port 80\n"), ["/bin/check", "-v", "--port", "80"]);
+        assert_eq!(
+            ok("  /bin/check  -v\t--port 80\n"),
+            ["/bin/check", "-v", "--port", "80"]
+        );
         assert!(ok("   ").is_empty());
     }
 
     #[test]
     fn quotes_group() {
         assert_eq!(ok(r#"sh -c 'exit 3'"#), ["sh", "-c", "exit 3"]);
-        assert_eq!(ok(r#"echo "a b" 'c "d"' "e 'f'""#), ["echo", "a b", r#"c "d""#, "e 'f'"]);
+        assert_eq!(
+            ok(r#"echo "a b" 'c "d"' "e 'f'""#),
+            ["echo", "a b", r#"c "d""#, "e 'f'"]
+        );
         assert_eq!(ok(r#"--name='a b'x"y z""#), ["--name=a bxy z"]);
         assert_eq!(ok(r#"a '' "" b"#), ["a", "", "", "b"]);
     }
@@ -85,7 +91,10 @@ mod tests {
 
     #[test]
     fn nothing_is_expanded() {
-        assert_eq!(ok("echo $HOME ~ * ; | && > `x`"), ["echo", "$HOME", "~", "*", ";", "|", "&&", ">", "`x`"]);
+        assert_eq!(
+            ok("echo $HOME ~ * ; | && > `x`"),
+            ["echo", "$HOME", "~", "*", ";", "|", "&&", ">", "`x`"]
+        );
     }
 
     #[test]

@@ -44,9 +44,10 @@ impl health::Guest for HttpGet {
         };
         match http::get(&request) {
             Ok(resp) => Ok(judge(resp.status, &resp.final_url)),
-            Err(http::Error::Timeout) => {
-                Ok(unhealthy(format!("GET {url}: no answer within {} ms", req.timeout_ms)))
-            }
+            Err(http::Error::Timeout) => Ok(unhealthy(format!(
+                "GET {url}: no answer within {} ms",
+                req.timeout_ms
+            ))),
             Err(http::Error::Connect(why)) => Ok(unhealthy(format!("GET {url}: {why}"))),
             Err(http::Error::Other(why)) => Ok(unhealthy(format!("GET {url}: {why}"))),
             Err(http::Error::Denied(why)) => Err(format!("GET {url} denied: {why}")),
@@ -57,7 +58,10 @@ impl health::Guest for HttpGet {
 
 fn judge(status: u16, final_url: &str) -> CheckResult {
     match status {
-        200..=299 => CheckResult { status: CheckStatus::Healthy, message: format!("HTTP {status}") },
+        200..=299 => CheckResult {
+            status: CheckStatus::Healthy,
+            message: format!("HTTP {status}"),
+        },
         300..=399 => unhealthy(format!(
             "HTTP {status} from {final_url}: redirect not followed (more than {MAX_REDIRECTS} redirects, or no Location)"
         )),
@@ -66,7 +70,10 @@ fn judge(status: u16, final_url: &str) -> CheckResult {
 }
 
 fn unhealthy(message: String) -> CheckResult {
-    CheckResult { status: CheckStatus::Unhealthy, message }
+    CheckResult {
+        status: CheckStatus::Unhealthy,
+        message,
+    }
 }
 
 export!(HttpGet);
@@ -80,7 +87,11 @@ mod tests {
         assert_eq!(judge(200, "u").status, CheckStatus::Healthy);
         assert_eq!(judge(299, "u").status, CheckStatus::Healthy);
         for status in [100, 302, 404, 500, 503] {
-            assert_eq!(judge(status, "u").status, CheckStatus::Unhealthy, "{status}");
+            assert_eq!(
+                judge(status, "u").status,
+                CheckStatus::Unhealthy,
+                "{status}"
+            );
         }
         assert_eq!(judge(500, "http://x/").message, "HTTP 500 from http://x/");
     }

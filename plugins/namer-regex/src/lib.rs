@@ -55,7 +55,7 @@ impl naming::Guest for Namer {
 fn compile(pattern: Option<&str>) -> Result<Regex, String> {
     match pattern {
         None => Err("the `pattern` setting is required (SERVICES_NAME_MATCH)".to_string()),
-        Some(p) if p.is_empty() => Err("`pattern` must not be empty".to_string()),
+        Some("") => Err("`pattern` must not be empty".to_string()),
         Some(p) => Regex::new(p).map_err(|e| format!("invalid `pattern` {p:?}: {e}")),
     }
 }
@@ -82,16 +82,34 @@ mod tests {
 
     #[test]
     fn sidecar_example_and_fallbacks() {
-        assert_eq!(name(r"^/(.+)(-[0-9a-z]{7,14})$", "/awesome-svc-1231b1b12323"), "awesome-svc");
-        assert_eq!(name("ASDF", "/awesome-svc-1231b1b12323"), "gonitro/awesome-svc:0.1.34");
-        assert_eq!(name("^/awesome", "/awesome-svc"), "gonitro/awesome-svc:0.1.34", "no group");
-        assert_eq!(name("^/(x)?awesome", "/awesome-svc"), "gonitro/awesome-svc:0.1.34", "group 1 unset");
+        assert_eq!(
+            name(r"^/(.+)(-[0-9a-z]{7,14})$", "/awesome-svc-1231b1b12323"),
+            "awesome-svc"
+        );
+        assert_eq!(
+            name("ASDF", "/awesome-svc-1231b1b12323"),
+            "gonitro/awesome-svc:0.1.34"
+        );
+        assert_eq!(
+            name("^/awesome", "/awesome-svc"),
+            "gonitro/awesome-svc:0.1.34",
+            "no group"
+        );
+        assert_eq!(
+            name("^/(x)?awesome", "/awesome-svc"),
+            "gonitro/awesome-svc:0.1.34",
+            "group 1 unset"
+        );
     }
 
     #[test]
     fn bad_patterns_are_rejected() {
         assert!(compile(None).is_err());
         assert!(compile(Some("")).is_err());
-        assert!(compile(Some("(unclosed")).expect_err("invalid").contains("invalid `pattern`"));
+        assert!(
+            compile(Some("(unclosed"))
+                .expect_err("invalid")
+                .contains("invalid `pattern`")
+        );
     }
 }

@@ -68,19 +68,20 @@ async fn follow(
             .await
             .map_err(|e| classify(&url, &e))?;
         let status = resp.status();
-        if is_followed_redirect(status) && hops < req.max_redirects {
-            if let Some(next) = resp.headers().get(LOCATION).and_then(|l| l.to_str().ok()) {
-                url = url
-                    .join(next)
-                    .map_err(|e| Error::InvalidUrl(format!("redirect to {next:?}: {e}")))?;
-                if !matches!(url.scheme(), "http" | "https") {
-                    return Err(Error::InvalidUrl(format!(
-                        "redirect to unsupported scheme: {url}"
-                    )));
-                }
-                hops += 1;
-                continue;
+        if is_followed_redirect(status)
+            && hops < req.max_redirects
+            && let Some(next) = resp.headers().get(LOCATION).and_then(|l| l.to_str().ok())
+        {
+            url = url
+                .join(next)
+                .map_err(|e| Error::InvalidUrl(format!("redirect to {next:?}: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(Error::InvalidUrl(format!(
+                    "redirect to unsupported scheme: {url}"
+                )));
             }
+            hops += 1;
+            continue;
         }
         return read_response(url, resp).await;
     }

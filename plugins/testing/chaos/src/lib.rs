@@ -70,7 +70,11 @@ impl health::Guest for Chaos {
             "exec" => {
                 let mut words = rest.split_whitespace().map(String::from);
                 let program = words.next().ok_or("exec needs a program")?;
-                let cmd = process::Command { program, args: words.collect(), timeout_ms: req.timeout_ms };
+                let cmd = process::Command {
+                    program,
+                    args: words.collect(),
+                    timeout_ms: req.timeout_ms,
+                };
                 match process::run(&cmd) {
                     Ok(out) if out.exit_code == Some(0) => Ok(healthy("exit 0")),
                     Ok(out) => Ok(CheckResult {
@@ -82,7 +86,11 @@ impl health::Guest for Chaos {
             }
             "log" => {
                 log::log(log::Level::Info, "chaos: plain log line");
-                log::log_fields(log::Level::Warn, "chaos: structured", &[("k".to_string(), "v".to_string())]);
+                log::log_fields(
+                    log::Level::Warn,
+                    "chaos: structured",
+                    &[("k".to_string(), "v".to_string())],
+                );
                 Ok(healthy("logged"))
             }
             other => Err(format!("unknown chaos verb {other:?}")),
@@ -91,7 +99,10 @@ impl health::Guest for Chaos {
 }
 
 fn healthy(message: &str) -> CheckResult {
-    CheckResult { status: CheckStatus::Healthy, message: message.to_string() }
+    CheckResult {
+        status: CheckStatus::Healthy,
+        message: message.to_string(),
+    }
 }
 
 export!(Chaos);

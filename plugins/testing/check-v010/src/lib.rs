@@ -19,8 +19,14 @@ impl lifecycle::Guest for V010 {
 
 impl health::Guest for V010 {
     fn check(req: CheckRequest) -> Result<CheckResult, String> {
-        log::log(log::Level::Info, &format!("v0.1.0 plugin checking {}", req.service.name));
-        Ok(CheckResult { status: CheckStatus::Healthy, message: "built against sidecar:plugin@0.1.0".to_string() })
+        log::log(
+            log::Level::Info,
+            &format!("v0.1.0 plugin checking {}", req.service.name),
+        );
+        Ok(CheckResult {
+            status: CheckStatus::Healthy,
+            message: "built against sidecar:plugin@0.1.0".to_string(),
+        })
     }
 }
 
