@@ -520,3 +520,42 @@ fn python_plugin_runs_from_a_path_in_plugins_toml() {
         "{line}"
     );
 }
+
+// ---- guest output and crashes ------------------------------------------------------
+
+#[test]
+fn guest_output_is_logged_with_the_plugin_name_and_a_panic_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chaos = sidecar_e2e::plugin_wasm("chaos");
+    let toml = format!(
+        "[checks]\nChaos = \"chaos\"\n\n[plugins.chaos]\nwasm = \"{}\"\n",
+        chaos.display()
+    );
+    let file = write(dir.path(), "plugins.toml", &toml);
+    let file = file.to_str().expect("utf8");
+
+    let o = sidecar_env(
+        &["plugins", "check", "--plugins", file, "Chaos", "ok"],
+        &[("RUST_LOG", "info")],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let err = stderr(&o);
+    for line in ["chaos: stdout line", "chaos: stderr line"] {
+        let logged = err
+            .lines()
+            .find(|l| l.contains(line))
+            .unwrap_or_else(|| panic!("{line} not logged: {err}"));
+        assert!(
+            logged.contains("plugin") && logged.contains("chaos"),
+            "{logged}"
+        );
+    }
+
+    let o = sidecar(&["plugins", "check", "--plugins", file, "Chaos", "trap"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("plugin chaos crashed") && err.contains("chaos: deliberate panic"),
+        "{err}"
+    );
+}
