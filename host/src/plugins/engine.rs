@@ -105,3 +105,33 @@ fn start_ticker(engine: &Engine) -> anyhow::Result<()> {
         })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooling_by_default_and_on_demand_when_the_pool_cannot_be_reserved() {
+        let small = EngineSizing {
+            max_memory_bytes: 64 << 20,
+            total_instances: 32,
+        };
+        assert_eq!(
+            build(AllocatorChoice::Auto, small).map(|(_, a)| a).ok(),
+            Some(Allocator::Pooling)
+        );
+        // 2 × 1032 memory slots of 64 GiB each exceed the 128 TiB user address space.
+        let huge = EngineSizing {
+            max_memory_bytes: 64 << 30,
+            total_instances: 1024,
+        };
+        assert!(
+            build(AllocatorChoice::Pooling, huge).is_err(),
+            "pooling alone fails"
+        );
+        assert_eq!(
+            build(AllocatorChoice::Auto, huge).map(|(_, a)| a).ok(),
+            Some(Allocator::OnDemand)
+        );
+    }
+}
