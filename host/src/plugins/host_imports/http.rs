@@ -204,6 +204,124 @@ mod tests {
     use super::*;
     use crate::plugins::grants::HostPattern;
 
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// Serves one connection per entry of `responses`, in order, on 127.0.0.1.
+    fn serve(responses: Vec<Vec<u8>>) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for response in responses {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(&response);
+            }
+        });
+        port
+    }
+
+    fn request(url: String, max_redirects: u8) -> Request {
+        Request {
+            url,
+            headers: vec![("X-Test".into(), "1".into())],
+            timeout_ms: 0,
+            max_redirects,
+        }
+    }
+
+    fn loopback() -> Grants {
+        Grants {
+            http: vec![HostPattern::parse("127.0.0.1:*").expect("ok")],
+            exec: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn redirect_targets_are_checked_before_connecting() {
+        let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+        closed.set_nonblocking(true).expect("nonblocking");
+        let target = closed.local_addr().expect("addr").port();
+        let redirect = format!(
+            "HTTP/1.1 302 Found\r\nLocation: http://localhost:{target}/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let port = serve(vec![redirect.into_bytes()]);
+        let client = client().expect("client");
+        let r = get(
+            &client,
+            &loopback(),
+            &request(format!("http://127.0.0.1:{port}/"), 10),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(
+            matches!(&r, Err(Error::Denied(m)) if m.contains(&format!("localhost:{target}"))),
+            "{r:?}"
+        );
+        assert!(
+            closed.accept().is_err(),
+            "the denied hop was never contacted"
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_are_capped_and_redirects_counted() {
+        let big = vec![b'x'; BODY_CAP + 12345];
+        let mut response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            big.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(&big);
+        let port = serve(vec![response]);
+        let client = client().expect("client");
+        let r = get(
+            &client,
+            &loopback(),
+            &request(format!("http://127.0.0.1:{port}/big"), 0),
+            Duration::from_secs(5),
+        )
+        .await;
+        let r = r.map_err(|e| format!("{e:?}")).expect("GET");
+        assert_eq!((r.status, r.body.len()), (200, BODY_CAP));
+
+        // max_redirects = 0 returns the 3xx itself.
+        let redirect =
+            b"HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_vec();
+        let port = serve(vec![redirect]);
+        let r = get(
+            &client,
+            &loopback(),
+            &request(format!("http://127.0.0.1:{port}/"), 0),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(r.map(|r| r.status).ok(), Some(301));
+    }
+
+    #[tokio::test]
+    async fn the_budget_bounds_the_whole_exchange() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        // Accepts (via the backlog) but never answers.
+        let client = client().expect("client");
+        let started = std::time::Instant::now();
+        let r = get(
+            &client,
+            &loopback(),
+            &request(format!("http://127.0.0.1:{port}/"), 0),
+            Duration::from_millis(300),
+        )
+        .await;
+        assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(listener);
+    }
+
     #[test]
     fn empty_host_means_loopback() {
         assert_eq!(
