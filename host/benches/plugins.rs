@@ -151,7 +151,7 @@ async fn time_native_vs_plugin(
     checker: &Arc<dyn HealthChecker>,
     url: &str,
     n: usize,
-) -> (Stats, Stats) {
+) -> (Stats, Stats, Duration) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
