@@ -71,6 +71,11 @@ impl Breaker {
         }
     }
 
+    /// The admitted call ended without an outcome (it never reached the plugin).
+    pub fn abandon(&mut self) {
+        self.trial_in_flight = false;
+    }
+
     /// The call finished without crashing (a plugin-reported error counts as success).
     pub fn success(&mut self) {
         *self = Breaker::new(self.policy);
@@ -128,6 +133,22 @@ mod tests {
         );
         b.success();
         assert!(b.admit(t0 + Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn an_abandoned_trial_lets_the_next_one_through() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(POLICY);
+        for _ in 0..3 {
+            b.crash(t0);
+        }
+        let later = t0 + Duration::from_secs(1);
+        assert!(b.admit(later).is_ok());
+        b.abandon();
+        assert!(
+            b.admit(later).is_ok(),
+            "not stuck waiting for a trial that never ran"
+        );
     }
 
     #[test]

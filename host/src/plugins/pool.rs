@@ -147,6 +147,7 @@ impl<W: World> Pool<W> {
             match tokio::time::timeout_at(deadlines.hard.into(), self.slots.acquire()).await {
                 Ok(Ok(permit)) => permit,
                 _ => {
+                    self.breaker.lock().abandon();
                     return Err(self.unavailable(format!(
                         "all {} instances stayed busy for {budget:?}",
                         self.ctx.limits.instances
