@@ -183,6 +183,20 @@ impl PluginsConfig {
         file.resolve(raw, env)
     }
 
+    /// Makes sure emitter `name` is loaded (the proxy drivers ask for the emitters they
+    /// need) and adds settings the host supplies; these override same-named keys from
+    /// the file.
+    pub fn require_emitter(&mut self, name: &str, host_settings: Vec<(String, String)>) {
+        if !self.emitters.iter().any(|e| e.plugin == name) {
+            self.emitters.push(PluginRef::default_for(name));
+        }
+        let entry = self.plugins.entry(name.to_string()).or_default();
+        for (key, value) in host_settings {
+            entry.settings.retain(|(k, _)| *k != key);
+            entry.settings.push((key, value));
+        }
+    }
+
     /// The settings table of `name` (empty if the file does not mention it).
     pub fn plugin(&self, name: &str) -> PluginSettings {
         self.plugins.get(name).cloned().unwrap_or_default()
@@ -656,6 +670,31 @@ wasm = "x.wasm"
         );
         assert_eq!(c.plugin("inventory").exec, Some(true));
         assert_eq!(c.emitters[0].plugin, "proxy-x");
+    }
+
+    #[test]
+    fn required_emitters_get_host_settings() {
+        let text = "emitters = [\"proxy-x\"]\n[plugins.proxy-x]\nwasm = \"x.wasm\"\nsettings = { a = \"file\", b = \"file\" }\n";
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("x.wasm"), b"").expect("write");
+        let file = dir.path().join("p.toml");
+        let mut c = PluginsConfig::parse(text, &file, &Env::default()).expect("valid");
+        c.require_emitter("proxy-x", vec![("b".into(), "host".into())]);
+        c.require_emitter("proxy-y", vec![("c".into(), "host".into())]);
+        let names: Vec<&str> = c.emitters.iter().map(|e| e.plugin.as_str()).collect();
+        assert_eq!(names, ["proxy-x", "proxy-y"]);
+        let x = c.plugin("proxy-x").settings;
+        assert_eq!(
+            x,
+            vec![
+                ("a".to_string(), "file".to_string()),
+                ("b".to_string(), "host".to_string())
+            ]
+        );
+        assert_eq!(
+            c.plugin("proxy-y").settings,
+            vec![("c".to_string(), "host".to_string())]
+        );
     }
 
     #[test]
