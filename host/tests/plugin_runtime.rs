@@ -420,3 +420,31 @@ fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loading_can_run_as_a_task_and_the_result_is_shareable() {
+    fn shareable<T: Send + Sync + 'static>(_: &T) {}
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = PluginsConfig::defaults(&Env::default()).expect("defaults");
+    let options = LoadOptions {
+        cache: CacheSetting::Dir(dir.path().to_path_buf()),
+        ..LoadOptions::default()
+    };
+    let loaded = tokio::spawn(async move { Runtime::load(&config, &options).await })
+        .await
+        .expect("task")
+        .expect("load");
+    shareable(&loaded);
+    let names: Vec<String> = loaded.describe().into_iter().map(|i| i.name).collect();
+    assert_eq!(
+        names,
+        [
+            "check-always",
+            "check-external",
+            "check-httpget",
+            "namer-label"
+        ],
+        "only what is used"
+    );
+    assert!(loaded.problems().is_empty());
+}
