@@ -448,3 +448,145 @@ async fn loading_can_run_as_a_task_and_the_result_is_shareable() {
     );
     assert!(loaded.problems().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_sources_and_emitters_round_trip_through_wit() {
+    use sidecar::catalog::{Port, PortKind, Status, Timestamp};
+    use sidecar::plugins::{EmitRequest, Emitted};
+    let text = format!(
+        r#"
+emitters = ["emit-file", "emit-xds"]
+
+[[discovery]]
+plugin = "inventory"
+interval = "2s"
+
+[[discovery]]
+plugin = "broken-inventory"
+
+[plugins.inventory]
+wasm = "{disc}"
+settings = {{ services = "a1,web,8080,80;b2,dns/udp,5353,53" }}
+
+[plugins.broken-inventory]
+wasm = "{disc}"
+settings = {{ fail = "backend down" }}
+
+[plugins.emit-file]
+wasm = "{emit}"
+
+[plugins.emit-xds]
+wasm = "{emit}"
+settings = {{ mode = "xds" }}
+"#,
+        disc = wasm("echo_discovery"),
+        emit = wasm("echo_emitter")
+    );
+    let l = load_with(&text, LoadOptions::default())
+        .await
+        .expect("load");
+    let p = &l.plugins;
+
+    assert_eq!(p.discovery.len(), 2);
+    assert_eq!(
+        (p.discovery[0].name.as_str(), p.discovery[0].interval),
+        ("inventory", Duration::from_secs(2))
+    );
+    assert_eq!(
+        p.discovery[1].interval,
+        Duration::from_secs(5),
+        "default interval"
+    );
+    let found = p.discovery[0].source.discover().await.expect("discover");
+    assert_eq!(found.len(), 2);
+    let web = &found[0];
+    assert_eq!(
+        (web.service.id.as_str(), web.service.name.as_str()),
+        ("a1", "web")
+    );
+    assert_eq!(web.service.created, Timestamp::from_parts(1_700_000_000, 5));
+    assert_eq!(
+        web.service.ports,
+        vec![Port {
+            kind: PortKind::Tcp,
+            port: 8080,
+            service_port: 80,
+            ip: "127.0.0.1".into()
+        }]
+    );
+    assert_eq!(
+        web.check
+            .as_ref()
+            .map(|c| (c.check_type.as_str(), c.args.as_str())),
+        Some(("HttpGet", "http://:8080/health"))
+    );
+    assert_eq!(web.listen_port, Some(8080));
+    assert_eq!(found[1].service.ports[0].kind, PortKind::Udp);
+    let failed = p.discovery[1].source.discover().await;
+    assert_eq!(
+        failed.err(),
+        Some(PluginError::Failed {
+            plugin: "broken-inventory".into(),
+            message: "backend down".into()
+        })
+    );
+
+    let service = |id: &str, name: &str, status: Status| Service {
+        id: id.into(),
+        name: name.into(),
+        status,
+        ports: vec![Port {
+            kind: PortKind::Tcp,
+            port: 31000,
+            service_port: 80,
+            ip: "10.0.0.1".into(),
+        }],
+        ..Service::default()
+    };
+    let req = EmitRequest {
+        services: vec![
+            service("a1", "web", Status::Alive),
+            service("c3", "api", Status::Draining),
+        ],
+        hostname: "host-1".into(),
+        cluster_name: "prod".into(),
+    };
+    let file = p.emitters["emit-file"]
+        .emit(req.clone())
+        .await
+        .expect("emit");
+    assert_eq!(
+        file,
+        Emitted::ConfigFile(
+            "prod host-1 web a1 ServiceStatus::Alive 31000->80\nprod host-1 api c3 ServiceStatus::Draining 31000->80\n".into()
+        )
+    );
+    match p.emitters["emit-xds"].emit(req).await.expect("emit") {
+        Emitted::Xds(resources) => {
+            let names: Vec<(&str, &str, &[u8])> = resources
+                .iter()
+                .map(|r| (r.type_url.as_str(), r.name.as_str(), r.value.as_slice()))
+                .collect();
+            assert_eq!(
+                names,
+                [
+                    ("test.v1.Service", "web", &b"a1"[..]),
+                    ("test.v1.Service", "api", &b"c3"[..])
+                ]
+            );
+        }
+        other => panic!("expected xDS resources, got {other:?}"),
+    }
+    let kinds: Vec<(String, String)> = p
+        .describe()
+        .into_iter()
+        .map(|i| (i.name, i.kind.to_string()))
+        .filter(|(n, _)| n.starts_with("emit") || n.contains("inventory"))
+        .collect();
+    assert_eq!(kinds.len(), 4);
+    assert!(kinds.iter().all(|(n, k)| if n.starts_with("emit") {
+        k == "proxy-emitter"
+    } else {
+        k == "discovery-source"
+    }));
+}
