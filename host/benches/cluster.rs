@@ -216,7 +216,7 @@ fn main() {
         let (changes, cw, crashes, kw, window, warmup) = match n {
             0..=100 => (200, 5 * S, 100, 40 * S, 120 * S, 120 * S),
             101..=1000 => (100, 3 * S, 40, 30 * S, 60 * S, 60 * S),
-            _ => (100, 3 * S, 20, 25 * S, 20 * S, 20 * S),
+            _ => (50, 3 * S, 10, 25 * S, 20 * S, 20 * S),
         };
         let only = std::env::var("BENCH_ONLY").unwrap_or_default();
         if only.is_empty() || only == "dissemination" {
