@@ -81,12 +81,14 @@ pub struct LocalSide {
     pub ready: watch::Receiver<bool>,
 }
 
-/// Starts discovery, the health scheduler and the announcer on `tasks`.
+/// Starts discovery, the health scheduler and the announcer on `tasks`. Discovered
+/// listeners are reconciled with `listeners` before each announcement.
 pub fn start_local(
     cfg: &LocalConfig,
     policy: &Policy,
     catalog: Arc<SharedCatalog>,
     metrics: Arc<DaemonMetrics>,
+    listeners: Option<Arc<listeners::Registry>>,
     tasks: &mut JoinSet<()>,
 ) -> LocalSide {
     for unknown in &cfg.discovery.unknown {
@@ -157,6 +159,7 @@ pub fn start_local(
         view.clone(),
         health.clone(),
         ready_tx,
+        listeners,
     ));
     LocalSide {
         view,
@@ -198,19 +201,19 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
     // Cluster hook: the cluster layer provides the membership and consumes `_outbound`.
     let membership: Arc<dyn Membership> = Arc::new(JustMe(core.node_name.clone()));
 
+    let listeners = listeners::start(
+        &listeners_cfg,
+        catalog.clone(),
+        core.node_name.clone(),
+        metrics.clone(),
+        &mut tasks,
+    );
     let local = start_local(
         &local_cfg,
         &policy,
         catalog.clone(),
         metrics.clone(),
-        &mut tasks,
-    );
-    listeners::start(
-        &listeners_cfg,
-        catalog.clone(),
-        local.view.clone(),
-        core.node_name.clone(),
-        metrics.clone(),
+        Some(listeners),
         &mut tasks,
     );
     // Proxy hook: drivers take `catalog.clone()` and `local.ready.clone()`.

@@ -5,6 +5,7 @@
 use crate::catalog::Status;
 use crate::discovery::LocalView;
 use crate::health::scheduler::Statuses;
+use crate::listeners::Registry;
 use crate::shared_catalog::SharedCatalog;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ pub async fn run(
     mut view: watch::Receiver<Option<Arc<LocalView>>>,
     mut health: watch::Receiver<Statuses>,
     ready: watch::Sender<bool>,
+    listeners: Option<Arc<Registry>>,
 ) {
     let mut tick = tokio::time::interval(SYNC_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -32,6 +34,9 @@ pub async fn run(
         let Some(current) = view.borrow_and_update().clone() else {
             continue;
         };
+        if let Some(l) = &listeners {
+            l.reconcile(&current);
+        }
         let statuses = health.borrow_and_update().clone();
         let desired = current
             .services
@@ -63,7 +68,7 @@ mod tests {
         let (view_tx, view_rx) = watch::channel(None);
         let (health_tx, health_rx) = watch::channel(Statuses::default());
         let (ready_tx, mut ready_rx) = watch::channel(false);
-        tokio::spawn(run(catalog.clone(), view_rx, health_rx, ready_tx));
+        tokio::spawn(run(catalog.clone(), view_rx, health_rx, ready_tx, None));
         let local = LocalService {
             service: Service {
                 id: "a".into(),
