@@ -94,9 +94,9 @@ impl Registry {
             false
         });
         for (name, url) in wanted {
-            if !running.contains_key(&name) {
-                let r = self.start_one(&name, url, true);
-                running.insert(name, r);
+            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(name) {
+                let r = self.start_one(slot.key(), url, true);
+                slot.insert(r);
             }
         }
     }
