@@ -83,7 +83,7 @@ mod tests {
         let mut events = catalog.subscribe();
         assert!(!*ready_rx.borrow());
         view_tx.send_replace(Some(Arc::new(LocalView {
-            services: vec![local],
+            services: Arc::new(vec![local]),
             sources: vec![],
         })));
         ready_rx.wait_for(|r| *r).await.expect("ready");

@@ -108,6 +108,16 @@ pub fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Returns freed heap pages to the OS after a large transient allocation (parsing a big
+/// static file, rendering a multi-MB document), so RSS reflects live data.
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own heap; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
+/// Documents above this size give their transient buffers back to the OS.
+const LARGE: usize = 1 << 20;
+
 /// Renders of one snapshot.
 pub struct Rendered {
     pub snap: Arc<Snapshot>,
@@ -72,7 +75,13 @@ impl Rendered {
     pub fn by_service(&self) -> Bytes {
         self.by_service
             .get_or_init(|| {
-                Bytes::from(serde_json::to_vec(&self.snap.state.by_service()).unwrap_or_default())
+                let body = Bytes::from(
+                    serde_json::to_vec(&self.snap.state.by_service()).unwrap_or_default(),
+                );
+                if body.len() > LARGE {
+                    crate::metrics::trim_heap();
+                }
+                body
             })
             .clone()
     }
@@ -98,6 +107,9 @@ impl Rendered {
             return body.clone();
         }
         let body = services_doc(&self.snap.state, &names);
+        if body.len() > LARGE {
+            crate::metrics::trim_heap();
+        }
         *cache = Some((names, body.clone()));
         body
     }

@@ -155,7 +155,8 @@ impl SourceHandle {
 /// The combined local view: every source has reported at least once.
 #[derive(Debug, Clone, Default)]
 pub struct LocalView {
-    pub services: Vec<LocalService>,
+    /// Shared with the source when there is only one (no copy of a large static file).
+    pub services: Arc<Vec<LocalService>>,
     /// Per source: its name and current error, if any (for `/metrics` and logs).
     pub sources: Vec<(String, Option<String>)>,
 }
@@ -201,19 +202,36 @@ pub fn combine(
 }
 
 fn merge_sources(states: Vec<(String, SourceState)>) -> LocalView {
+    let sources: Vec<(String, Option<String>)> = states
+        .iter()
+        .map(|(n, st)| (n.clone(), st.error.clone()))
+        .collect();
+    if let [(_, only)] = states.as_slice()
+        && let Some(services) = &only.services
+    {
+        let mut seen = HashSet::with_capacity(services.len());
+        if services.iter().all(|s| seen.insert(s.key())) {
+            return LocalView {
+                services: services.clone(),
+                sources,
+            };
+        }
+    }
     let mut seen = HashSet::new();
-    let mut view = LocalView::default();
+    let mut merged = Vec::new();
     for (name, st) in states {
         for svc in st.services.iter().flat_map(|s| s.iter()) {
             if seen.insert(svc.key()) {
-                view.services.push(svc.clone());
+                merged.push(svc.clone());
             } else {
                 tracing::debug!(source = %name, id = %svc.service.id, "duplicate service ID; the first source wins");
             }
         }
-        view.sources.push((name, st.error));
     }
-    view
+    LocalView {
+        services: Arc::new(merged),
+        sources,
+    }
 }
 
 #[cfg(test)]

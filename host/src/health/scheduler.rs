@@ -12,10 +12,14 @@ use crate::catalog::Status;
 use crate::discovery::{LocalView, ServiceKey};
 use crate::metrics::DaemonMetrics;
 use crate::plugins::{CheckRequest, CheckStatus, PluginError};
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+
+/// Longest delay between a status change and its publication.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// Current check status of every local service that has a result.
 pub type Statuses = Arc<HashMap<ServiceKey, Status>>;
@@ -53,11 +57,20 @@ impl Scheduler {
         let sem = Arc::new(Semaphore::new(self.config.concurrency));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         let mut entries: HashMap<ServiceKey, Entry> = HashMap::new();
-        let mut services: HashMap<ServiceKey, crate::catalog::Service> = HashMap::new();
+        // Where each service is in the current view (no copy of the services).
+        let mut current: Arc<LocalView> = Arc::default();
+        let mut index: HashMap<ServiceKey, usize> = HashMap::new();
+        // Checks by due time; an item is stale unless it matches its entry's `due`.
+        let mut timers: BinaryHeap<Reverse<(Instant, ServiceKey)>> = BinaryHeap::new();
+        // Due checks waiting for a concurrency permit, oldest first.
+        let mut ready: VecDeque<ServiceKey> = VecDeque::new();
         let mut version = 0u64;
-        // Wakes often enough to start due checks close to their time.
-        let granularity = (self.config.interval / 10)
-            .clamp(Duration::from_millis(50), Duration::from_millis(500));
+        let granularity =
+            (self.config.interval / 10).clamp(Duration::from_millis(20), PUBLISH_EVERY);
+        // Status changes are published in batches: a first round over thousands of
+        // services must not copy the status map once per service.
+        let mut dirty = false;
+        let mut last_publish = Instant::now();
         let mut tick = tokio::time::interval(granularity);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut view_open = true;
@@ -69,10 +82,11 @@ impl Scheduler {
                         view_open = false;
                         continue;
                     }
-                    let current = view.borrow_and_update().clone();
-                    let Some(current) = current else { continue };
-                    let mut alive = HashMap::with_capacity(current.services.len());
-                    for l in &current.services {
+                    let latest = view.borrow_and_update().clone();
+                    let Some(latest) = latest else { continue };
+                    let now = Instant::now();
+                    index.clear();
+                    for (i, l) in latest.services.iter().enumerate() {
                         let key = l.key();
                         let check = resolve(l.check.as_ref(), &l.service, &self.host_ip, &self.config.default_endpoint);
                         match entries.get_mut(&key) {
@@ -81,7 +95,9 @@ impl Scheduler {
                                 version += 1;
                                 e.check = check;
                                 e.version = version;
-                                e.due = Instant::now();
+                                e.running = false;
+                                e.due = now;
+                                timers.push(Reverse((now, key.clone())));
                             }
                             None => {
                                 version += 1;
@@ -90,44 +106,68 @@ impl Scheduler {
                                     version,
                                     state: CheckState::default(),
                                     running: false,
-                                    due: Instant::now(),
+                                    due: now,
                                 });
+                                timers.push(Reverse((now, key.clone())));
                             }
                         }
-                        alive.insert(key, l.service.clone());
+                        index.insert(key, i);
                     }
+                    current = latest;
                     let before = entries.len();
-                    entries.retain(|k, _| alive.contains_key(k));
-                    services = alive;
-                    if entries.len() != before {
-                        publish(&entries, &out);
-                    }
+                    entries.retain(|k, _| index.contains_key(k));
+                    dirty |= entries.len() != before;
                 }
                 Some(done) = done_rx.recv() => {
-                    let Some(e) = entries.get_mut(&done.key) else { continue };
-                    if e.version != done.version {
-                        continue;
+                    if let Some(e) = entries.get_mut(&done.key)
+                        && e.version == done.version
+                    {
+                        e.running = false;
+                        e.due = Instant::now() + self.config.interval;
+                        timers.push(Reverse((e.due, done.key.clone())));
+                        let was = e.state.status;
+                        if e.state.record(done.healthy, done.message, self.config.rise, self.config.fall) {
+                            tracing::info!(id = %done.key.id, check = %e.check.check_type, from = %was, to = %e.state.status, reason = %e.state.message, "health status changed");
+                            dirty = true;
+                        }
                     }
-                    e.running = false;
-                    e.due = Instant::now() + self.config.interval;
-                    let was = e.state.status;
-                    if e.state.record(done.healthy, done.message, self.config.rise, self.config.fall) {
-                        tracing::info!(id = %done.key.id, check = %e.check.check_type, from = %was, to = %e.state.status, reason = %e.state.message, "health status changed");
-                        publish(&entries, &out);
-                    }
-                    continue;
                 }
             }
             let now = Instant::now();
-            for (key, e) in entries.iter_mut() {
-                if e.running || e.due > now {
-                    continue;
+            if dirty && now.duration_since(last_publish) >= PUBLISH_EVERY {
+                publish(&entries, &out);
+                dirty = false;
+                last_publish = now;
+            }
+            while let Some(Reverse((due, _))) = timers.peek() {
+                if *due > now {
+                    break;
                 }
-                let Some(svc) = services.get(key) else {
+                let Some(Reverse((due, key))) = timers.pop() else {
+                    break;
+                };
+                if entries
+                    .get(&key)
+                    .is_some_and(|e| e.due == due && !e.running)
+                {
+                    ready.push_back(key);
+                }
+            }
+            while let Some(key) = ready.front() {
+                let Some(e) = entries.get_mut(key) else {
+                    ready.pop_front();
                     continue;
                 };
+                let Some(svc) = index.get(key).and_then(|i| current.services.get(*i)) else {
+                    ready.pop_front();
+                    continue;
+                };
+                let Ok(permit) = sem.clone().try_acquire_owned() else {
+                    break;
+                };
                 e.running = true;
-                self.spawn_check(key.clone(), e, svc.clone(), sem.clone(), done_tx.clone());
+                self.spawn_check(key.clone(), e, svc.service.clone(), permit, done_tx.clone());
+                ready.pop_front();
             }
         }
     }
@@ -137,7 +177,7 @@ impl Scheduler {
         key: ServiceKey,
         e: &Entry,
         service: crate::catalog::Service,
-        sem: Arc<Semaphore>,
+        permit: OwnedSemaphorePermit,
         done: mpsc::UnboundedSender<Done>,
     ) {
         let check = e.check.clone();
@@ -147,9 +187,7 @@ impl Scheduler {
         let host_ip = self.host_ip.clone();
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
-            let Ok(_permit) = sem.acquire_owned().await else {
-                return;
-            };
+            let _permit = permit;
             let (healthy, message) = match registry.get(&check.check_type) {
                 None => (
                     false,
@@ -265,7 +303,7 @@ mod tests {
         };
         let key = local.key();
         view_tx.send_replace(Some(Arc::new(LocalView {
-            services: vec![local],
+            services: Arc::new(vec![local]),
             sources: vec![],
         })));
         out_rx
