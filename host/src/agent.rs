@@ -191,15 +191,17 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
         "local side configured"
     );
 
-    let (catalog, _outbound) =
+    let (catalog, mut outbound) =
         SharedCatalog::new(Catalog::new(&core.node_name, &core.cluster_name));
     let metrics = Arc::new(DaemonMetrics::default());
     let mut tasks = JoinSet::new();
     tasks.spawn(catalog.clone().run_publisher());
     tasks.spawn(run_expiry(catalog.clone()));
 
-    // Cluster hook: the cluster layer provides the membership and consumes `_outbound`.
+    // Cluster hook: the cluster layer provides the membership and consumes `outbound`
+    // (until then it is drained, or every local change would pile up in it).
     let membership: Arc<dyn Membership> = Arc::new(JustMe(core.node_name.clone()));
+    tasks.spawn(async move { while outbound.recv().await.is_some() {} });
 
     let listeners = listeners::start(
         &listeners_cfg,

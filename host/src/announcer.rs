@@ -1,6 +1,8 @@
 //! The local announcer: discovery's complete view plus health statuses become our
 //! catalog records, every second and at once on any change (Sidecar's
-//! `TrackNewServices`). A service without a check result yet is UNKNOWN.
+//! `TrackNewServices`). A service without a check result yet is UNKNOWN. While
+//! discovery, health and the catalog all stand still the sync is skipped (at most
+//! every 30 s it runs anyway), which keeps an idle daemon with thousands of services idle.
 
 use crate::catalog::Status;
 use crate::discovery::LocalView;
@@ -8,10 +10,12 @@ use crate::health::scheduler::Statuses;
 use crate::listeners::Registry;
 use crate::shared_catalog::SharedCatalog;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// A sync runs at least this often even when nothing seems to have changed.
+pub const FULL_SYNC: Duration = Duration::from_secs(30);
 
 /// Runs until both inputs close. `ready` turns true after the first complete discovery
 /// result was announced (the proxies wait for it before publishing any configuration).
@@ -25,6 +29,8 @@ pub async fn run(
     let mut tick = tokio::time::interval(SYNC_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut view_open, mut health_open) = (true, true);
+    // Inputs of the last sync: nothing to do while they and the catalog stand still.
+    let mut last: Option<(Arc<LocalView>, Statuses, u64, Instant)> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -38,6 +44,21 @@ pub async fn run(
             l.reconcile(&current);
         }
         let statuses = health.borrow_and_update().clone();
+        let generation = catalog.snapshot().generation;
+        if let Some((v, h, g, at)) = &last
+            && Arc::ptr_eq(v, &current)
+            && Arc::ptr_eq(h, &statuses)
+            && *g == generation
+            && at.elapsed() < FULL_SYNC
+        {
+            continue;
+        }
+        last = Some((
+            current.clone(),
+            statuses.clone(),
+            generation,
+            Instant::now(),
+        ));
         let desired = current
             .services
             .iter()
