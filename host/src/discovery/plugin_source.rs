@@ -2,8 +2,10 @@
 //! interval and what it returns is announced. An error keeps the previous result.
 
 use super::{LocalService, SourceHandle};
+use crate::catalog::Timestamp;
 use crate::metrics::DaemonMetrics;
 use crate::plugins::{DiscoverySource, PluginError};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,16 +25,27 @@ pub async fn run(
     handle: SourceHandle,
     metrics: Arc<DaemonMetrics>,
 ) {
+    // `created` left zero by the plugin: when this process first saw the service.
+    let mut first_seen: HashMap<String, Timestamp> = HashMap::new();
     let mut tick = tokio::time::interval(plugin.interval.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         match plugin.source.discover().await {
             Ok(found) => {
+                let now = Timestamp::now();
                 let services: Vec<LocalService> = found
                     .into_iter()
-                    .map(|d| LocalService::from_discovered(d, &me, &advertise_ip))
+                    .map(|d| {
+                        let mut l = LocalService::from_discovered(d, &me, &advertise_ip);
+                        let c = &mut l.service.created;
+                        if *c == Timestamp::UNIX_EPOCH || c.is_go_zero() {
+                            *c = *first_seen.entry(l.service.id.clone()).or_insert(now);
+                        }
+                        l
+                    })
                     .collect();
+                first_seen.retain(|id, _| services.iter().any(|s| &s.service.id == id));
                 handle.publish(services);
             }
             Err(e) => {
