@@ -13,7 +13,8 @@ W="${2:-1000}"
 SMALL="${3:-100}"
 DURATION="${BENCH_DURATION:-15s}"
 BIN="${SIDECAR_BIN:-$ROOT/target/release/sidecar}"
-[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release)
+(cd "$ROOT" && cargo build --release -q -p sidecar -p sidecar-e2e)
+WATCHERS="$ROOT/target/release/bench-watchers"
 WORK="$(mktemp -d)"
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$WORK"; }
@@ -26,8 +27,8 @@ n, path = int(sys.argv[1]), sys.argv[2]
 targets = [{
     "Service": {
         "ID": f"svc{i:09d}",
-        "Name": f"service-{i % (n // 4 or 1):05d}",
-        "Image": f"registry.example.com/team/service-{i % 500:03d}:1.{i % 97}.{i % 13}",
+        "Name": f"service-{i % (n // 4 or 1):04d}",
+        "Image": f"team/svc-{i % 500:03d}:1.{i % 97}",
         "Hostname": f"host-{i % 50:02d}",
         "Ports": [{"Type": "tcp", "Port": 20000 + i % 40000, "ServicePort": 10000 + i % 5000, "IP": f"10.1.{i // 250 % 250}.{i % 250}"}],
         "ProxyMode": "http",
@@ -65,11 +66,11 @@ for path in /api/services.json /api/state.json; do
 done
 echo "== RSS after wrk: $(rss) (peak $(hwm))"
 echo "== $W watchers, one change, $N services"
-python3 "$ROOT/scripts/bench_watchers.py" 127.0.0.1 "$PORT" "$W" svc000000001
+"$WATCHERS" "127.0.0.1:$PORT" "$W" svc000000001
 echo "== RSS after watchers: $(rss) (peak $(hwm))"
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
 
 PORT=17998
 start "$SMALL" "$PORT"
 echo "== $W watchers, one change, $SMALL services ($(curl -s "http://127.0.0.1:$PORT/api/watch" --max-time 1 | wc -c) bytes per document)"
-python3 "$ROOT/scripts/bench_watchers.py" 127.0.0.1 "$PORT" "$W" svc000000001
+"$WATCHERS" "127.0.0.1:$PORT" "$W" svc000000001

@@ -144,11 +144,13 @@ async fn dispatch(registry: Arc<Registry>, mut events: broadcast::Receiver<Arc<C
         match events.recv().await {
             Ok(ev) => registry.fan_out(&ev),
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                registry
-                    .metrics
-                    .listener_events_dropped
-                    .fetch_add(n, Ordering::Relaxed);
-                tracing::warn!("listeners fell {n} events behind; they were dropped");
+                if !registry.running.lock().is_empty() {
+                    registry
+                        .metrics
+                        .listener_events_dropped
+                        .fetch_add(n, Ordering::Relaxed);
+                    tracing::warn!("listeners fell {n} events behind; they were dropped");
+                }
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
