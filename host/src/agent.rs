@@ -112,6 +112,13 @@ pub fn start_local(
             Method::Docker => {
                 let (handle, rx) = SourceHandle::new("docker");
                 sources.push(("docker".to_string(), rx));
+                if policy.namer.is_none() && cfg.discovery.namer != "docker_label" {
+                    tracing::warn!(
+                        "SERVICES_NAMER={:?} needs the plugin runtime; naming containers by label {:?} instead",
+                        cfg.discovery.namer,
+                        cfg.docker.name_label
+                    );
+                }
                 let namer = policy.namer.clone().unwrap_or_else(|| {
                     Arc::new(docker::labels::LabelNamer::new(&cfg.docker.name_label))
                 });

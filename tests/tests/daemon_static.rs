@@ -142,6 +142,27 @@ fn static_service_is_checked_announced_and_served_in_sidecar_shape() {
     let r = agent.get("/");
     assert_eq!((r.status, r.header("location")), (301, Some("/ui/")));
 
+    // Prometheus metrics and the OpenAPI document.
+    let m = agent.get("/metrics");
+    assert_eq!(m.status, 200);
+    assert!(
+        m.header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain"))
+    );
+    for line in [
+        "sidecar_services{status=\"alive\"} 1",
+        "sidecar_members{state=\"alive\"} 1",
+        "sidecar_discovery_source_healthy{source=\"static\"} 1",
+    ] {
+        assert!(m.body.lines().any(|l| l == line), "{line} in {}", m.body);
+    }
+    assert!(
+        m.body
+            .contains("sidecar_check_duration_seconds_count{type=\"HttpGet\"}")
+    );
+    let api = agent.get("/api/openapi.json").json();
+    assert!(api["paths"]["/api/services.json"].is_object());
+
     // One failed check -> UNHEALTHY, one pass -> ALIVE.
     target.set_status(500);
     agent.wait_status("web", 2);
