@@ -156,3 +156,100 @@ async fn dispatch(registry: Arc<Registry>, mut events: broadcast::Receiver<Arc<C
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Service, Status};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Answers each request with 200 and forwards the request text.
+    async fn fast_server() -> (String, mpsc::UnboundedReceiver<String>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/update", l.local_addr().expect("addr"));
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1 << 20];
+                    let mut got = Vec::new();
+                    loop {
+                        let Ok(n) = s.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        got.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&got).to_string();
+                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                            let len = head
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                                })
+                                .unwrap_or(0);
+                            if body.len() >= len {
+                                let _ = tx.send(body.to_string());
+                                let _ = s
+                                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                                    .await;
+                                got.clear();
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, rx)
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_never_answers_does_not_hold_up_the_others() {
+        // Accepts connections and never answers.
+        let stuck = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let stuck_url = format!("http://{}/update", stuck.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = stuck.accept().await {
+                held.push(s);
+            }
+        });
+        let (fast_url, mut received) = fast_server().await;
+        let (catalog, _out) = SharedCatalog::with_defaults("me", "default");
+        tokio::spawn(catalog.clone().run_publisher());
+        let metrics = Arc::new(DaemonMetrics::default());
+        let mut tasks = JoinSet::new();
+        start(
+            &ListenersConfig {
+                urls: vec![stuck_url, fast_url],
+            },
+            catalog.clone(),
+            "me".into(),
+            metrics.clone(),
+            &mut tasks,
+        );
+        // One new service per step; the fast listener gets each event before the next.
+        let mut desired = Vec::new();
+        let mut bodies = Vec::new();
+        for i in 0..30 {
+            desired.push(Service {
+                id: format!("s{i}"),
+                name: "web".into(),
+                status: Status::Alive,
+                ..Service::default()
+            });
+            catalog.sync_local(desired.clone());
+            bodies.push(received.recv().await.expect("body"));
+        }
+        assert!(bodies.iter().all(|b| b.starts_with("{\"State\":")));
+        assert!(
+            metrics.listener_events_dropped.load(Ordering::Relaxed) > 0,
+            "the stuck listener's queue overflowed and dropped events"
+        );
+    }
+}
