@@ -23,11 +23,13 @@ fn main() {
     let changed_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let mut handles = Vec::with_capacity(n);
     for _ in 0..n {
+        // Connected here, one after the other, as clients arriving over time would.
+        let stream = TcpStream::connect(&addr).expect("connect");
         let (addr, ready, changed_at) = (addr.clone(), ready.clone(), changed_at.clone());
         handles.push(
             std::thread::Builder::new()
                 .stack_size(128 * 1024)
-                .spawn(move || watcher(&addr, &ready, &changed_at))
+                .spawn(move || watcher(stream, &addr, &ready, &changed_at))
                 .expect("spawn"),
         );
     }
@@ -60,10 +62,20 @@ fn main() {
 }
 
 /// Reads the first document, waits at the barrier, then times the second.
-fn watcher(addr: &str, ready: &Barrier, changed_at: &Mutex<Option<Instant>>) -> Option<Duration> {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
-    write!(s, "GET /api/watch HTTP/1.1\r\nHost: {addr}\r\n\r\n").ok()?;
+fn watcher(
+    mut s: TcpStream,
+    addr: &str,
+    ready: &Barrier,
+    changed_at: &Mutex<Option<Instant>>,
+) -> Option<Duration> {
+    let sent = s
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .and_then(|_| write!(s, "GET /api/watch HTTP/1.1\r\nHost: {addr}\r\n\r\n"));
+    if let Err(e) = sent {
+        eprintln!("watcher: {e}");
+        ready.wait();
+        return None;
+    }
     let mut buf = vec![0u8; 1 << 16];
     let mut head_done = false;
     let mut head = Vec::new();

@@ -64,12 +64,24 @@ pub async fn serve(
     addr: SocketAddr,
     ctx: ApiContext,
 ) -> anyhow::Result<impl Future<Output = std::io::Result<()>>> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the HTTP API: {e}"))?;
+    let listener =
+        bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the HTTP API: {e}"))?;
     tracing::info!(%addr, "HTTP API listening");
     let app = router(ctx);
     Ok(async move { axum::serve(listener, app).await })
+}
+
+/// A listener with a deep accept queue: a thousand watchers reconnecting at once (after
+/// a restart, say) must not overflow it while the workers are busy writing documents.
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 pub fn router(ctx: ApiContext) -> Router {
