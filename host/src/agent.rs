@@ -10,6 +10,7 @@ use crate::api::{ApiContext, JustMe, Membership};
 use crate::catalog::Catalog;
 use crate::cli::AgentArgs;
 use crate::config::Env;
+use crate::config::PluginsConfig;
 use crate::config::agent::CoreConfig;
 use crate::discovery::docker::{self, DockerConfig};
 use crate::discovery::plugin_source::{self, PluginDiscovery};
@@ -18,7 +19,7 @@ use crate::health::scheduler::{Scheduler, Statuses};
 use crate::health::{CheckRegistry, HealthConfig};
 use crate::listeners::{self, ListenersConfig};
 use crate::metrics::DaemonMetrics;
-use crate::plugins::Namer;
+use crate::plugins::{LoadOptions, LoadedPlugins, Namer, Runtime};
 use crate::shared_catalog::SharedCatalog;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,7 +40,31 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Native check types, the label namer, no discovery plugins.
+    /// What plugins.toml (or the embedded defaults) configured.
+    pub fn from_loaded(loaded: &LoadedPlugins) -> Self {
+        Policy {
+            namer: Some(loaded.namer.clone()),
+            checks: CheckRegistry::new(
+                loaded
+                    .checks
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            discovery: loaded
+                .discovery
+                .iter()
+                .map(|d| PluginDiscovery {
+                    name: d.name.clone(),
+                    source: d.source.clone(),
+                    interval: d.interval,
+                })
+                .collect(),
+        }
+    }
+
+    /// Native check types, the label namer, no discovery plugins (tests, and a daemon
+    /// built without plugins).
     pub fn native() -> Self {
         Policy {
             namer: None,
@@ -188,8 +213,20 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
     );
     let local_cfg = LocalConfig::load(&core, &env, &args)?;
     let listeners_cfg = ListenersConfig::load(&env);
-    // The plugin runtime replaces this with the plugins.toml policy.
-    let policy = Policy::native();
+    let plugins_cfg = PluginsConfig::load(core.plugins_file.as_deref(), &env)?;
+    let loaded = Runtime::load(
+        &plugins_cfg,
+        &LoadOptions {
+            advertise_ip: Some(core.advertise_ip.to_string()),
+            hostname: Some(core.node_name.clone()),
+            ..LoadOptions::default()
+        },
+    )
+    .await?;
+    for (plugin, reason) in loaded.problems() {
+        tracing::warn!(%plugin, "plugin disabled: {reason}");
+    }
+    let policy = Policy::from_loaded(&loaded);
     tracing::info!(
         discovery = ?local_cfg.discovery.methods,
         static_file = %local_cfg.discovery.static_file.display(),
@@ -225,7 +262,8 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
         Some(listeners),
         &mut tasks,
     );
-    // Proxy hook: drivers take `catalog.clone()` and `local.ready.clone()`.
+    // Proxy hook: drivers take `catalog.clone()`, `local.ready.clone()` and the
+    // emitters in `loaded.emitters`.
 
     let ctx = ApiContext::new(catalog.clone(), membership)
         .with_metrics(metrics.clone())

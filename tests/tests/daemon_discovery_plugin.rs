@@ -1,14 +1,12 @@
 //! The example discovery-source plugin (`plugins/discovery-http`) end to end: the agent
 //! polls it, it GETs a list of services from an HTTP endpoint through its `http` grant,
-//! and the agent announces them. Needs the plugin runtime (branch `plugins`): run with
-//! `--ignored` until it is merged, then drop the `ignore`.
+//! and the agent announces them.
 
 mod daemon_common;
 
 use daemon_common::Agent;
 
 #[test]
-#[ignore = "needs the plugin runtime (branch plugins); passes once it is merged"]
 fn services_from_an_http_endpoint_are_announced() {
     // The endpoint serves a static.json-style list.
     let body = r#"[{"Service":{"Name":"from-plugin","Ports":[{"Type":"tcp","Port":7070,"ServicePort":17070}]},"Check":{"Type":"AlwaysSuccessful"}}]"#;

@@ -107,6 +107,10 @@ impl Agent {
             .env("HAPROXY_DISABLE", "true")
             .env("ENVOY_USE_GRPC_API", "false")
             .env("RUST_LOG", "info")
+            .env(
+                "SIDECAR_CACHE_DIR",
+                sidecar_e2e::workspace_root().join("target/e2e-plugin-cache"),
+            )
             .stdout(Stdio::null())
             .stderr(log);
         for (k, v) in env {
