@@ -46,7 +46,7 @@ start() { # start COUNT PORT
         "$BIN" >"$WORK/agent.log" 2>&1 &
     PID=$!
     for _ in $(seq 1 600); do
-        alive="$(curl -s "http://127.0.0.1:$2/metrics" | awk '/^sidecar_services\{status="alive"\}/ {print $2}')"
+        alive="$( (curl -s "http://127.0.0.1:$2/metrics" || true) | awk '/^sidecar_services\{status="alive"\}/ {print $2}')"
         [ "${alive:-0}" = "$1" ] && return 0
         sleep 0.1
     done

@@ -21,6 +21,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 /// Longest delay between a status change and its publication.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
+/// How often freed heap pages are returned to the OS.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
+
 /// Current check status of every local service that has a result.
 pub type Statuses = Arc<HashMap<ServiceKey, Status>>;
 
@@ -71,6 +74,7 @@ impl Scheduler {
         // services must not copy the status map once per service.
         let mut dirty = false;
         let mut last_publish = Instant::now();
+        let mut last_trim = Instant::now();
         let mut tick = tokio::time::interval(granularity);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut view_open = true;
@@ -134,6 +138,12 @@ impl Scheduler {
                 }
             }
             let now = Instant::now();
+            if now.duration_since(last_trim) >= TRIM_EVERY {
+                // Thousands of short-lived check calls fragment the heap; give the
+                // freed pages back so RSS tracks live data.
+                crate::metrics::trim_heap();
+                last_trim = now;
+            }
             if dirty && now.duration_since(last_publish) >= PUBLISH_EVERY {
                 publish(&entries, &out);
                 dirty = false;

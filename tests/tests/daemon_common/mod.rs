@@ -125,7 +125,8 @@ impl Agent {
             node: node.to_string(),
             gossip_port,
         };
-        wait_for("the agent's HTTP API", WAIT, || {
+        // Generous: a cold plugin compile cache makes the first start slow.
+        wait_for("the agent's HTTP API", WAIT * 4, || {
             try_get(&format!("{}/health", agent.base)).filter(|r| r.status == 200)
         });
         agent
