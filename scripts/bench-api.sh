@@ -59,7 +59,8 @@ hwm() { awk '/^VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$PID/status"; }
 PORT=17999
 start "$N" "$PORT"
 echo "== catalog: $N services; services.json $(curl -s "http://127.0.0.1:$PORT/api/services.json" | wc -c) bytes, state.json $(curl -s "http://127.0.0.1:$PORT/api/state.json" | wc -c) bytes"
-echo "== RSS after load: $(rss)"
+sleep 12 # the agent returns freed heap pages every 10 s: measure the steady state
+echo "== RSS after load (steady): $(rss) (peak $(hwm))"
 for path in /api/services.json /api/state.json; do
     echo "== wrk -t2 -c16 -d$DURATION --latency http://127.0.0.1:$PORT$path"
     wrk -t2 -c16 -d"$DURATION" --latency "http://127.0.0.1:$PORT$path" | grep -E 'Requests/sec|Transfer/sec| 50%| 99%|Socket errors|Non-2xx'
