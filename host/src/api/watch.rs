@@ -17,6 +17,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+/// SSE streams send a comment after this much silence, so that proxies and browsers do
+/// not drop an idle stream. (The JSON stream stays byte-exact: no keepalives.)
+const SSE_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Decrements the watcher gauge when the stream is dropped (client gone).
 struct WatcherGuard(Arc<DaemonMetrics>);
 
@@ -42,8 +46,18 @@ pub async fn watch(
     let rx = ctx.catalog.watch();
     let state = (ctx, rx, guard, true);
     let stream = futures::stream::unfold(state, move |(ctx, mut rx, guard, first)| async move {
-        if !first && rx.changed().await.is_err() {
-            return None;
+        if !first {
+            if sse {
+                tokio::select! {
+                    r = rx.changed() => r.ok()?,
+                    _ = tokio::time::sleep(SSE_KEEPALIVE) => {
+                        let ping = Bytes::from_static(b": keepalive\n\n");
+                        return Some((Ok(ping), (ctx, rx, guard, false)));
+                    }
+                }
+            } else {
+                rx.changed().await.ok()?;
+            }
         }
         rx.borrow_and_update();
         let rendered = ctx.rendered();
