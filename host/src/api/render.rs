@@ -159,3 +159,82 @@ pub fn one_service(state: &ServicesState, name: &str) -> Option<Bytes> {
         cluster_name: &state.cluster_name,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Port, PortKind, Server, Status};
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).expect("timestamp")
+    }
+
+    /// The example of sidecar-behaviour §6.2, byte for byte.
+    #[test]
+    fn services_document_matches_go_marshal_indent() {
+        let svc = Service {
+            id: "deadbeef123".into(),
+            name: "bocaccio".into(),
+            image: "101deadbeef".into(),
+            created: ts("2024-05-01T10:00:00Z"),
+            hostname: "chaucer".into(),
+            ports: vec![Port {
+                kind: PortKind::Tcp,
+                port: 9999,
+                service_port: 10100,
+                ip: "127.0.0.1".into(),
+            }],
+            updated: ts("2024-05-01T10:00:05.5Z"),
+            proxy_mode: "http".into(),
+            status: Status::Alive,
+        };
+        let mut state = ServicesState::new("chaucer", "default");
+        let mut server = Server::new("chaucer");
+        server.last_updated = ts("2024-05-01T10:00:05.5Z");
+        server.services.insert(svc.id.clone(), svc);
+        state.servers.insert("chaucer".into(), server);
+        let body = services_doc(&state, &["chaucer".to_string()]);
+        let expected = r#"{
+  "Services": {
+    "bocaccio": [
+      {
+        "ID": "deadbeef123",
+        "Name": "bocaccio",
+        "Image": "101deadbeef",
+        "Created": "2024-05-01T10:00:00Z",
+        "Hostname": "chaucer",
+        "Ports": [
+          {
+            "Type": "tcp",
+            "Port": 9999,
+            "ServicePort": 10100,
+            "IP": "127.0.0.1"
+          }
+        ],
+        "Updated": "2024-05-01T10:00:05.5Z",
+        "ProxyMode": "http",
+        "Status": 0
+      }
+    ]
+  },
+  "ClusterMembers": {
+    "chaucer": {
+      "Name": "chaucer",
+      "LastUpdated": "2024-05-01T10:00:05.5Z",
+      "ServiceCount": 1
+    }
+  },
+  "ClusterName": "default"
+}"#;
+        assert_eq!(std::str::from_utf8(&body).expect("utf8"), expected);
+    }
+
+    #[test]
+    fn empty_catalog_and_unknown_members() {
+        let state = ServicesState::new("me", "default");
+        let body = services_doc(&state, &["me".to_string()]);
+        let text = std::str::from_utf8(&body).expect("utf8");
+        assert!(text.starts_with("{\n  \"Services\": {},\n  \"ClusterMembers\": {\n    \"me\": {\n      \"Name\": \"me\",\n      \"LastUpdated\": \"1970-01-01T00:00:00Z\",\n      \"ServiceCount\": 0\n"), "{text}");
+        assert!(one_service(&state, "x").is_none());
+    }
+}
