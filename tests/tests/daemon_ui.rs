@@ -78,7 +78,7 @@ fn chromium() -> (KillOnDrop, tempfile::TempDir, String) {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null()),
     );
-    let ws = wait_for("Chromium's DevTools endpoint", WAIT, || {
+    let ws = wait_for("Chromium's DevTools endpoint", WAIT * 4, || {
         let r = try_get(&format!("http://127.0.0.1:{port}/json/list"))?;
         let list: Value = serde_json::from_str(&r.body).ok()?;
         list.as_array()?
