@@ -49,23 +49,45 @@ fn field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
 /// Parses the file's contents (Go's leniency: unknown keys ignored, keys matched
 /// case-insensitively).
 pub fn parse(text: &str) -> Result<Vec<Target>, ParseError> {
-    let doc: Value =
-        serde_json::from_str(text).map_err(|e| ParseError(format!("invalid JSON: {e}")))?;
-    let items = match doc {
-        Value::Array(items) => items,
-        Value::Null => Vec::new(),
-        other => {
-            return Err(ParseError(format!(
-                "expected a JSON array of targets, got {}",
-                kind(&other)
-            )));
+    // Targets are converted one at a time as the array is read, so a file of 10,000
+    // services never exists as one JSON tree in memory.
+    let mut de = serde_json::Deserializer::from_str(text);
+    let targets = serde::Deserializer::deserialize_any(&mut de, TargetsVisitor)
+        .and_then(|t| de.end().map(|_| t))
+        .map_err(|e| {
+            let msg = e.to_string();
+            if e.is_data() {
+                ParseError(msg)
+            } else {
+                ParseError(format!("invalid JSON: {msg}"))
+            }
+        })?;
+    Ok(targets)
+}
+
+struct TargetsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TargetsVisitor {
+    type Value = Vec<Target>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of targets")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Vec<Target>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Target>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<Value>()? {
+            let i = out.len();
+            let t = parse_target(&item)
+                .map_err(|e| serde::de::Error::custom(format!("target {i}: {e}")))?;
+            out.push(t);
         }
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| parse_target(item).map_err(|e| ParseError(format!("target {i}: {e}"))))
-        .collect()
+        Ok(out)
+    }
 }
 
 fn kind(v: &Value) -> &'static str {
