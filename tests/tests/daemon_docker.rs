@@ -185,3 +185,113 @@ fn labelled_containers_are_discovered_checked_announced_and_tombstoned() {
     let gone = agent.wait_status(&svc("web"), 1);
     assert_eq!(gone["ID"], &web_id[..12]);
 }
+
+/// Forwards a unix socket to the Docker engine's until stopped: an engine we can cut off.
+struct SocketProxy {
+    path: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
+}
+
+impl SocketProxy {
+    fn start(path: std::path::PathBuf) -> SocketProxy {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind proxy socket");
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<UnixStream>>> = Arc::default();
+        let (st, cs) = (stop.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else {
+                    continue;
+                };
+                let pairs = [
+                    (client.try_clone(), engine.try_clone()),
+                    (engine.try_clone(), client.try_clone()),
+                ];
+                for pair in pairs {
+                    if let (Ok(mut from), Ok(mut to)) = pair {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                }
+                let mut held = cs.lock().expect("lock");
+                held.push(client);
+                held.push(engine);
+            }
+        });
+        SocketProxy { path, stop, conns }
+    }
+
+    /// Cuts every connection and refuses new ones.
+    fn stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::os::unix::net::UnixStream::connect(&self.path); // wake the accept loop
+        for c in self.conns.lock().expect("lock").drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_engine_keeps_the_last_list() {
+    ensure_image();
+    let tag = format!(
+        "sce2u{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() % 1_000_000_000)
+            .unwrap_or(0)
+    );
+    let mut containers = Containers(Vec::new());
+    let name = format!("{tag}-web");
+    containers.run(
+        &name,
+        &[
+            "-p",
+            "127.0.0.1::80",
+            "--label",
+            &format!("ServiceName={tag}-web"),
+        ],
+        &[],
+    );
+    let sock_dir = tempfile::tempdir().expect("tempdir");
+    let proxy = SocketProxy::start(sock_dir.path().join("docker.sock"));
+    let url = format!("unix://{}", proxy.path.display());
+    let agent = Agent::start(
+        &format!("{tag}-node"),
+        "[]",
+        &[
+            ("SIDECAR_DISCOVERY", "docker"),
+            ("DOCKER_URL", url.as_str()),
+        ],
+    );
+    agent.wait_status(&format!("{tag}-web"), 0);
+
+    proxy.stop();
+    sidecar_e2e::wait_for("the outage to be noticed", daemon_common::WAIT, || {
+        let m = agent.get("/metrics").body;
+        m.lines()
+            .any(|l| l == "sidecar_discovery_source_healthy{source=\"docker\"} 0")
+            .then_some(())
+    });
+    assert!(agent.log().contains("unreachable"), "the outage is logged");
+    let still = agent
+        .instances()
+        .into_iter()
+        .find(|s| s["Name"] == format!("{tag}-web").as_str())
+        .expect("still announced");
+    assert_eq!(
+        still["Status"], 0,
+        "the last list stays, and its check still passes"
+    );
+}
