@@ -126,6 +126,15 @@ impl CheckRegistry {
         v
     }
 
+    /// True when a checker of that name (ignoring case) exists, i.e. no fallback applies.
+    pub fn knows(&self, check_type: &str) -> bool {
+        self.checkers.contains_key(check_type)
+            || self
+                .checkers
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case(check_type))
+    }
+
     /// The checker for a type name: exact, then ignoring case, then `HttpGet` (Sidecar
     /// turns unknown names into HttpGet).
     pub fn get(&self, check_type: &str) -> Option<(String, Arc<dyn HealthChecker>)> {

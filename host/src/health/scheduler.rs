@@ -104,6 +104,9 @@ impl Scheduler {
                                 timers.push(Reverse((now, key.clone())));
                             }
                             None => {
+                                if !self.registry.knows(&check.check_type) {
+                                    tracing::warn!(id = %key.id, name = %l.service.name, check = %check.check_type, "unknown health check type; using HttpGet (as Sidecar)");
+                                }
                                 version += 1;
                                 entries.insert(key.clone(), Entry {
                                     check,
