@@ -203,6 +203,7 @@ pub fn start_local(
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    crate::metrics::tune_allocator();
     tracing::info!(
         node = %core.node_name,
         cluster = %core.cluster_name,

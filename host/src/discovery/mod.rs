@@ -36,8 +36,8 @@ impl LocalService {
     /// The catalog key.
     pub fn key(&self) -> ServiceKey {
         ServiceKey {
-            hostname: self.service.hostname.clone(),
-            id: self.service.id.clone(),
+            hostname: Arc::from(self.service.hostname.as_str()),
+            id: Arc::from(self.service.id.as_str()),
         }
     }
 
@@ -77,10 +77,12 @@ pub fn listener_url(ip: &str, port: u16) -> String {
 }
 
 /// (Hostname, ID): how the catalog, the health scheduler and the announcer name a record.
+/// Shared strings: the scheduler's maps and the status map hold the same key thousands
+/// of times over.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceKey {
-    pub hostname: String,
-    pub id: String,
+    pub hostname: Arc<str>,
+    pub id: Arc<str>,
 }
 
 /// What one source reports right now.
@@ -109,6 +111,11 @@ impl SourceHandle {
             },
             rx,
         )
+    }
+
+    /// The last published result.
+    pub fn current(&self) -> Option<Arc<Vec<LocalService>>> {
+        self.tx.borrow().services.clone()
     }
 
     /// A new complete result; clears the error. Unchanged results wake nobody.

@@ -219,7 +219,6 @@ pub fn to_local(
 /// Watches the file and publishes its services; runs forever.
 pub async fn run(path: PathBuf, me: String, advertise_ip: String, handle: SourceHandle) {
     let mut seen: Option<(Option<SystemTime>, u64)> = None;
-    let mut first_seen = HashMap::new();
     let mut last_error_meta = None;
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -242,6 +241,15 @@ pub async fn run(path: PathBuf, me: String, advertise_ip: String, handle: Source
         match load(&path).await {
             Ok(targets) => {
                 let n = targets.len();
+                // Created of targets seen before, from the last published set.
+                let mut first_seen: HashMap<String, Timestamp> = handle
+                    .current()
+                    .map(|v| {
+                        v.iter()
+                            .map(|l| (l.service.id.clone(), l.service.created))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let services = to_local(
                     targets,
                     &me,
@@ -249,6 +257,7 @@ pub async fn run(path: PathBuf, me: String, advertise_ip: String, handle: Source
                     &mut first_seen,
                     Timestamp::now(),
                 );
+                drop(first_seen);
                 tracing::info!(file = %path.display(), services = n, "static discovery: loaded");
                 handle.publish(services);
                 crate::metrics::trim_heap();
