@@ -77,19 +77,26 @@ pub struct DaemonMetrics {
 }
 
 impl DaemonMetrics {
+    /// Called for every check run: allocates only the first time a type/result is seen.
     pub fn check_done(&self, check_type: &str, took: Duration, result: &'static str) {
-        let h = self
-            .check_latency
-            .lock()
-            .entry(check_type.to_string())
-            .or_default()
-            .clone();
+        let h = {
+            let mut map = self.check_latency.lock();
+            match map.get(check_type) {
+                Some(h) => h.clone(),
+                None => map.entry(check_type.to_string()).or_default().clone(),
+            }
+        };
         h.observe(took);
-        *self
-            .check_results
-            .lock()
-            .entry((check_type.to_string(), result))
-            .or_default() += 1;
+        let mut results = self.check_results.lock();
+        match results
+            .iter_mut()
+            .find(|((t, r), _)| t == check_type && *r == result)
+        {
+            Some((_, n)) => *n += 1,
+            None => {
+                results.insert((check_type.to_string(), result), 1);
+            }
+        }
     }
 
     pub fn plugin_error(&self, plugin: &str) {

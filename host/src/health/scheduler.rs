@@ -11,7 +11,7 @@ use super::{CheckRegistry, HealthConfig, ResolvedCheck, resolve};
 use crate::catalog::Status;
 use crate::discovery::{LocalView, ServiceKey};
 use crate::metrics::DaemonMetrics;
-use crate::plugins::{CheckRequest, CheckStatus, PluginError};
+use crate::plugins::{CheckRequest, CheckStatus, HealthChecker, PluginError};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -27,8 +27,12 @@ const TRIM_EVERY: Duration = Duration::from_secs(10);
 /// Current check status of every local service that has a result.
 pub type Statuses = Arc<HashMap<ServiceKey, Status>>;
 
+/// The checker a check runs on, resolved once per check (not per run).
+type Runner = Option<(Arc<str>, Arc<dyn HealthChecker>)>;
+
 struct Entry {
     check: ResolvedCheck,
+    runner: Runner,
     /// Bumped when the check changes, so a late result of the old check is ignored.
     version: u64,
     state: CheckState,
@@ -97,6 +101,7 @@ impl Scheduler {
                             Some(e) if e.check == check => {}
                             Some(e) => {
                                 version += 1;
+                                e.runner = self.runner(&check.check_type);
                                 e.check = check;
                                 e.version = version;
                                 e.running = false;
@@ -109,6 +114,7 @@ impl Scheduler {
                                 }
                                 version += 1;
                                 entries.insert(key.clone(), Entry {
+                                    runner: self.runner(&check.check_type),
                                     check,
                                     version,
                                     state: CheckState::default(),
@@ -185,6 +191,12 @@ impl Scheduler {
         }
     }
 
+    fn runner(&self, check_type: &str) -> Runner {
+        self.registry
+            .get(check_type)
+            .map(|(name, checker)| (Arc::from(name), checker))
+    }
+
     fn spawn_check(
         &self,
         key: ServiceKey,
@@ -193,23 +205,21 @@ impl Scheduler {
         permit: OwnedSemaphorePermit,
         done: mpsc::UnboundedSender<Done>,
     ) {
-        let check = e.check.clone();
+        let check_type = e.check.check_type.clone();
+        let args = e.check.args.clone();
+        let runner = e.runner.clone();
         let version = e.version;
-        let registry = self.registry.clone();
         let timeout = self.config.timeout;
         let host_ip = self.host_ip.clone();
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let (healthy, message) = match registry.get(&check.check_type) {
-                None => (
-                    false,
-                    format!("no check type {:?} is available", check.check_type),
-                ),
+            let (healthy, message) = match runner {
+                None => (false, format!("no check type {check_type:?} is available")),
                 Some((type_name, checker)) => {
                     let req = CheckRequest {
                         service,
-                        args: check.args.clone(),
+                        args,
                         timeout,
                         host_ip,
                     };
@@ -264,7 +274,7 @@ mod tests {
     use super::*;
     use crate::catalog::Service;
     use crate::discovery::LocalService;
-    use crate::plugins::{CheckOutcome, CheckSpec, HealthChecker};
+    use crate::plugins::{CheckOutcome, CheckSpec};
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicBool, Ordering};
 
