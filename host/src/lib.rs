@@ -11,4 +11,5 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod plugins;
+pub mod proxy;
 pub mod shared_catalog;

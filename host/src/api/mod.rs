@@ -1,5 +1,7 @@
 //! The HTTP API: Sidecar's routes (existing clients keep working) plus ours.
 
+pub mod proxy;
+
 use crate::shared_catalog::SharedCatalog;
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -27,6 +29,7 @@ pub fn router(catalog: Arc<SharedCatalog>) -> Router {
         .route("/api/state.json", get(state_json))
         .route("/state.json", get(state_json))
         .route("/health", get(|| async { "ok" }))
+        .merge(proxy::routes())
         .with_state(catalog)
 }
 
