@@ -13,7 +13,9 @@
 pub mod feed;
 pub mod haproxy;
 pub mod status;
+pub mod wiring;
 pub mod xds;
 
 pub use feed::{Debounce, Readiness};
 pub use status::ProxyStatus;
+pub use wiring::{ProxyConfig, start};
