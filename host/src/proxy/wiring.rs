@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
+/// A plugin name and the settings the host adds for it.
+pub type EmitterSettings = (String, Vec<(String, String)>);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyConfig {
     pub haproxy: HaproxyConfig,
@@ -39,7 +42,7 @@ impl ProxyConfig {
     /// The emitter plugins the enabled drivers need, with the settings the host adds
     /// to each (they override same-named keys from plugins.toml). Reading
     /// `HAPROXY_TEMPLATE_FILE` happens here, so a missing template fails startup.
-    pub fn emitters(&self) -> anyhow::Result<Vec<(String, Vec<(String, String)>)>> {
+    pub fn emitters(&self) -> anyhow::Result<Vec<EmitterSettings>> {
         let mut out = Vec::new();
         if !self.haproxy.disabled {
             out.push((
