@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent installs of what builds and tests need. Each part is its own function, so
-# several people can add theirs; run `scripts/setup.sh` for all, or name functions:
-# `scripts/setup.sh setup_envoy`.
+# Idempotent installs of what builds and tests need. Each part is its own setup_*
+# function; `scripts/setup.sh` runs them all, `scripts/setup.sh setup_envoy` one, and
+# `source scripts/setup.sh; setup_all` does the same from another script.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/target/tools"
@@ -47,13 +47,19 @@ PY
     echo "envoy: $("$TOOLS/envoy" --version | grep -o 'version: [^ ]*' || true)"
 }
 
-main() {
-    if [[ $# -gt 0 ]]; then
-        for f in "$@"; do "$f"; done
-        return
-    fi
-    setup_haproxy
-    setup_envoy
+# Every setup_* function defined in this file, in name order.
+setup_all() {
+    local f
+    for f in $(declare -F | awk '{print $3}' | grep '^setup_' | grep -v '^setup_all$'); do
+        "$f"
+    done
 }
 
-main "$@"
+# Executed (not sourced): the named functions, or everything.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    if [[ $# -gt 0 ]]; then
+        for f in "$@"; do "$f"; done
+    else
+        setup_all
+    fi
+fi
