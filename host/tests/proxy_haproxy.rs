@@ -18,18 +18,24 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// `proxy-haproxy` with an optional line appended (to produce a config HAProxy refuses).
+/// `proxy-haproxy`, plus a line HAProxy refuses while a service named `poison` is in
+/// the catalog (a stand-in for a broken user template).
 struct Appending {
     inner: NativeHaproxy,
-    suffix: parking_lot::Mutex<String>,
 }
 
 #[async_trait]
 impl ProxyEmitter for Appending {
     async fn emit(&self, req: EmitRequest) -> Result<Emitted, PluginError> {
+        let poisoned = req
+            .services
+            .iter()
+            .any(|s| s.name == "poison" && s.status == Status::Alive);
         match self.inner.emit(req).await? {
             Emitted::ConfigFile(mut text) => {
-                text.push_str(&self.suffix.lock());
+                if poisoned {
+                    text.push_str("\n    bogus_directive here\n");
+                }
                 Ok(Emitted::ConfigFile(text))
             }
             other => Ok(other),
@@ -41,7 +47,6 @@ struct World {
     _rt: tokio::runtime::Runtime,
     catalog: Arc<SharedCatalog>,
     status: Arc<HaproxyStatus>,
-    emitter: Arc<Appending>,
     cfg: HaproxyConfig,
 }
 
@@ -66,11 +71,9 @@ impl World {
         let settings =
             proxy_haproxy::render::Settings::parse(&cfg.plugin_settings().expect("settings"))
                 .expect("valid settings");
-        let emitter = Arc::new(Appending {
+        let dyn_emitter: Arc<dyn ProxyEmitter> = Arc::new(Appending {
             inner: NativeHaproxy(settings),
-            suffix: parking_lot::Mutex::new(String::new()),
         });
-        let dyn_emitter: Arc<dyn ProxyEmitter> = emitter.clone();
         let (status, _task) = {
             let _guard = rt.enter();
             haproxy::spawn(cfg.clone(), dyn_emitter, catalog.clone(), ready_now())
@@ -79,7 +82,6 @@ impl World {
             _rt: rt,
             catalog,
             status,
-            emitter,
             cfg,
         }
     }
@@ -157,8 +159,8 @@ fn haproxy_follows_the_catalog_and_never_loads_a_bad_config() {
 
     // A config that fails `haproxy -c` is never installed; traffic keeps flowing.
     let good = std::fs::read_to_string(&w.cfg.config_file).expect("config");
-    *w.emitter.suffix.lock() = "\nbogus_directive here\n".into();
-    w.set(vec![web("a1", &a1), web("a2", &a2), db.clone()]);
+    let poison = service("p1", "poison", "http", a1.port, free_port());
+    w.set(vec![web("a1", &a1), web("a2", &a2), db.clone(), poison]);
     wait_for("the verify failure", WAIT, || {
         (w.status.counters.verify_failures.load(Ordering::Relaxed) >= 1).then_some(())
     });
@@ -176,34 +178,101 @@ fn haproxy_follows_the_catalog_and_never_loads_a_bad_config() {
     );
 
     // Fixed: the next change goes through.
-    w.emitter.suffix.lock().clear();
     w.set(vec![web("a1", &a1), web("a2", &a2)]);
     wait_for("both again", WAIT, || {
         (seen(web_port, 10) == set_of(&["a1", "a2"])).then_some(())
     });
-    assert!(w.status.state().last_error.is_none());
+    wait_for("error cleared", WAIT, || {
+        w.status.state().last_error.is_none().then_some(())
+    });
     wait_for("db frontend removed", WAIT, || {
         tcp_line(db_port, "127.0.0.1").is_none().then_some(())
     });
 }
 
 #[test]
-fn bursts_of_changes_are_coalesced_into_few_reloads() {
+fn endpoint_changes_go_through_the_runtime_api_without_a_reload() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let w = World::start(dir.path(), Duration::from_secs(2));
+    let backends: Vec<Backend> = (0..3).map(|i| Backend::start(&format!("b{i}"))).collect();
+    let port = free_port();
+    let one = |i: usize| {
+        vec![service(
+            &format!("b{i}"),
+            "web",
+            "http",
+            backends[i].port,
+            port,
+        )]
+    };
+    w.set(one(0));
+    wait_for("first config", WAIT, || {
+        (http_get(port, "127.0.0.1")?.1 == "b0").then_some(())
+    });
+    // The driver recorded what HAProxy runs (counters included).
+    wait_for("delivery recorded", WAIT, || {
+        let text = std::fs::read_to_string(&w.cfg.config_file).ok()?;
+        (w.status.state().last_good?.version == haproxy::version_of(&text)).then_some(())
+    });
+    let workers = |w: &World| {
+        w._rt
+            .block_on(haproxy::master::show_proc(&w.cfg.master_socket))
+            .expect("show proc")
+            .workers
+    };
+    let before = workers(&w);
+    let reloads = w.reloads();
+    for i in [1, 2, 0, 1] {
+        w.set(one(i));
+        let want = format!("b{i}");
+        wait_for("new endpoint", WAIT, || {
+            (seen(port, 3) == set_of(&[want.as_str()])).then_some(())
+        });
+    }
+    assert_eq!(workers(&w), before, "no reload: the same worker serves");
+    assert_eq!(w.reloads(), reloads);
+    assert!(w.status.counters.runtime_updates.load(Ordering::Relaxed) >= 4);
+    // The file holds the real addresses (a later reload loads what runs).
+    let text = std::fs::read_to_string(&w.cfg.config_file).expect("config");
+    assert!(
+        text.contains(&format!("server host1-b1 127.0.0.1:{} ", backends[1].port)),
+        "{text}"
+    );
+}
+
+#[test]
+fn bursts_of_structural_changes_are_coalesced_into_few_reloads() {
     let dir = tempfile::tempdir().expect("tmp");
     let w = World::start(dir.path(), Duration::from_secs(1));
-    let backends: Vec<Backend> = (0..20).map(|i| Backend::start(&format!("b{i}"))).collect();
-    let port = free_port();
-    w.set(vec![service("b0", "web", "http", backends[0].port, port)]);
+    let b = Backend::start("b");
+    let ports: Vec<u16> = (0..20).map(|_| free_port()).collect();
+    let services = |n: usize| -> Vec<Service> {
+        (0..n)
+            .map(|i| {
+                service(
+                    &format!("s{i}"),
+                    &format!("svc{i}"),
+                    "http",
+                    b.port,
+                    ports[i],
+                )
+            })
+            .collect()
+    };
+    w.set(services(1));
     wait_for("first config", WAIT, || (w.reloads() == 1).then_some(()));
-    // 20 changes within ~1 s.
-    for (i, b) in backends.iter().enumerate().skip(1) {
-        w.set(vec![service(&format!("b{i}"), "web", "http", b.port, port)]);
+    // 19 new services (a new frontend each) within ~1 s.
+    for n in 2..=20 {
+        w.set(services(n));
         std::thread::sleep(Duration::from_millis(50));
     }
-    wait_for("last state served", WAIT, || {
-        (seen(port, 3) == set_of(&["b19"])).then_some(())
+    wait_for("the last service served", WAIT, || {
+        (http_get(ports[19], "127.0.0.1")?.1 == "b").then_some(())
     });
     std::thread::sleep(Duration::from_millis(1200));
     let reloads = w.reloads();
-    assert!(reloads <= 4, "{reloads} reloads for 20 changes in 1 s");
+    assert!(
+        reloads <= 4,
+        "{reloads} reloads for 20 structural changes in 1 s"
+    );
 }

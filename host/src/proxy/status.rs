@@ -44,6 +44,7 @@ impl ProxyStatus {
                     "write_failures": c.write_failures.load(Relaxed),
                     "reloads": c.reloads.load(Relaxed),
                     "reload_failures": c.reload_failures.load(Relaxed),
+                    "runtime_updates": c.runtime_updates.load(Relaxed),
                     "unchanged": c.unchanged.load(Relaxed),
                     "rollbacks": c.rollbacks.load(Relaxed),
                 }

@@ -68,8 +68,31 @@ fn complete(text: &str) -> bool {
     text.contains("# programs") && text.ends_with("\n\n")
 }
 
+/// The master re-executes itself after starting workers (2.5+ frees its config memory
+/// that way), and its CLI refuses or resets connections for a moment: retry those for
+/// a while.
+const RETRY_FOR: Duration = Duration::from_secs(1);
+
+async fn ask(
+    master_socket: &Path,
+    command: &str,
+    done: fn(&str) -> bool,
+) -> Result<String, SocketError> {
+    let deadline = tokio::time::Instant::now() + RETRY_FOR;
+    loop {
+        match socket::ask(master_socket, command, ASK_TIMEOUT, done).await {
+            Err(SocketError::Connect { .. } | SocketError::Io { .. })
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 pub async fn show_proc(master_socket: &Path) -> Result<ProcList, SocketError> {
-    let text = socket::ask(master_socket, "show proc", ASK_TIMEOUT, complete).await?;
+    let text = ask(master_socket, "show proc", complete).await?;
     parse_show_proc(&text).ok_or_else(|| SocketError::Io {
         path: master_socket.display().to_string(),
         reason: format!("unexpected `show proc` answer: {text:?}"),
@@ -79,9 +102,7 @@ pub async fn show_proc(master_socket: &Path) -> Result<ProcList, SocketError> {
 /// Asks the master to reload (re-read the config file, start new workers).
 pub async fn reload(master_socket: &Path) -> Result<(), SocketError> {
     // 2.6 answers nothing and closes; newer versions print a status.
-    socket::ask(master_socket, "reload", ASK_TIMEOUT, |_| false)
-        .await
-        .map(|_| ())
+    ask(master_socket, "reload", |_| false).await.map(|_| ())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod command;
 pub mod config;
 pub mod master;
 pub mod reload;
+pub mod runtime;
 pub mod socket;
 pub mod status;
 pub mod verify;
@@ -27,8 +28,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// 50 ms of quiet, 1 s at most: one render per discovery sweep or gossip burst.
-pub const DEBOUNCE: Debounce = Debounce::new(Duration::from_millis(50), Duration::from_secs(1));
+/// 30 ms of quiet, 1 s at most: one render per discovery sweep or gossip burst.
+pub const DEBOUNCE: Debounce = Debounce::new(Duration::from_millis(30), Duration::from_secs(1));
 
 /// Content hash used as the config's version.
 pub fn version_of(text: &str) -> String {
@@ -46,6 +47,8 @@ pub struct HaproxyDriver {
     /// gives us no way to tell whether HAProxy runs: reload once at startup, as Sidecar).
     applied_once: bool,
     last_reload: Option<Instant>,
+    /// Servers removed through the runtime API but still present in maintenance.
+    parked: std::collections::BTreeSet<String>,
 }
 
 impl HaproxyDriver {
@@ -62,6 +65,7 @@ impl HaproxyDriver {
             last_good,
             applied_once: false,
             last_reload: None,
+            parked: Default::default(),
         }
     }
 
@@ -75,23 +79,22 @@ impl HaproxyDriver {
         snapshots.borrow_and_update();
         let mut snap = catalog.snapshot();
         loop {
-            self.deliver(&snap).await;
+            if let Applied::Deferred(until) = self.deliver(&snap).await {
+                // A reload is due but the last one was too recent: wait, then render
+                // whatever the catalog holds by then (changes in between coalesce).
+                tokio::time::sleep_until(until).await;
+                snap = snapshots.borrow_and_update().clone();
+                continue;
+            }
             snap = match feed::next_change(&mut snapshots, DEBOUNCE).await {
                 Some(s) => s,
                 None => return,
             };
-            if let Some(last) = self.last_reload {
-                let earliest = last + self.cfg.min_reload_interval;
-                if Instant::now() < earliest {
-                    tokio::time::sleep_until(earliest).await;
-                    snap = snapshots.borrow_and_update().clone();
-                }
-            }
         }
     }
 
     /// Renders and applies one snapshot. Public for tests and tools.
-    pub async fn deliver(&mut self, snap: &Snapshot) {
+    pub async fn deliver(&mut self, snap: &Snapshot) -> Applied {
         self.status.counters.renders.fetch_add(1, Ordering::Relaxed);
         let text = match self.emitter.emit(feed::emit_request(snap)).await {
             Ok(Emitted::ConfigFile(text)) => text,
@@ -100,18 +103,20 @@ impl HaproxyDriver {
                     "emit",
                     "the emitter returned xDS resources, not a config file".into(),
                 );
-                return;
+                return Applied::Done;
             }
             Err(e) => {
                 self.status.failed("emit", e.to_string());
-                return;
+                return Applied::Done;
             }
         };
-        self.apply(text).await;
+        self.apply(text).await
     }
 
-    /// Verifies, installs and reloads `text` unless it is what HAProxy already runs.
-    pub async fn apply(&mut self, text: String) {
+    /// Verifies and installs `text` unless it is what HAProxy already runs, then makes
+    /// it live: through the runtime API when only servers changed, else by a reload
+    /// (deferred while the last reload is more recent than the minimum interval).
+    pub async fn apply(&mut self, text: String) -> Applied {
         let version = version_of(&text);
         let running = self.cfg.reload_command.is_some() && self.applied_once
             || self.cfg.reload_command.is_none()
@@ -121,29 +126,61 @@ impl HaproxyDriver {
                 .counters
                 .unchanged
                 .fetch_add(1, Ordering::Relaxed);
-            return;
+            return Applied::Done;
+        }
+        let plan = match &self.last_good {
+            Some(old) if running && self.cfg.runtime_api && self.cfg.stats_socket.exists() => {
+                runtime::plan(old, &text, &self.parked)
+            }
+            _ => None,
+        };
+        if plan.is_none()
+            && let Some(last) = self.last_reload
+        {
+            let earliest = last + self.cfg.min_reload_interval;
+            if Instant::now() < earliest {
+                return Applied::Deferred(earliest);
+            }
         }
         let live = &self.cfg.config_file;
         let candidate = write::candidate_path(live);
         if let Err(e) = write::write_synced(&candidate, &text) {
             self.status
                 .failed("write", format!("{}: {e}", candidate.display()));
-            return;
+            return Applied::Done;
         }
         if let Err(e) = verify::verify(&self.cfg, &candidate).await {
             let _ = std::fs::remove_file(&candidate);
             self.status.failed("verify", e.to_string());
-            return;
+            return Applied::Done;
         }
         if let Err(e) = write::install(&candidate, live) {
             let _ = std::fs::remove_file(&candidate);
             self.status
                 .failed("write", format!("{}: {e}", live.display()));
-            return;
+            return Applied::Done;
+        }
+        if let Some(commands) = plan {
+            match runtime::apply(&self.cfg.stats_socket, &commands, &mut self.parked).await {
+                Ok(()) => {
+                    self.status
+                        .counters
+                        .runtime_updates
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%version, commands = commands.len(), "HAProxy servers updated through the runtime API");
+                    self.status.delivered(version, "runtime", None);
+                    self.last_good = Some(text);
+                    return Applied::Done;
+                }
+                Err(e) => {
+                    tracing::warn!("runtime API update failed, reloading instead: {e}");
+                }
+            }
         }
         self.last_reload = Some(Instant::now());
         match reload::reload(&self.cfg).await {
             Ok(done) => {
+                self.parked.clear();
                 self.status.counters.reloads.fetch_add(1, Ordering::Relaxed);
                 let (how, pid) = match &done {
                     reload::Reloaded::Started { master_pid } => ("started", Some(*master_pid)),
@@ -171,7 +208,17 @@ impl HaproxyDriver {
                 self.status.failed("reload", e.to_string());
             }
         }
+        Applied::Done
     }
+}
+
+/// What became of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Applied, refused or failed (see the status): wait for the next change.
+    Done,
+    /// A reload is needed but not before this instant.
+    Deferred(Instant),
 }
 
 /// Starts the driver on its own task.

@@ -43,6 +43,8 @@ pub struct HaproxyCounters {
     pub write_failures: AtomicU64,
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
+    /// Server changes applied through the runtime API (no reload).
+    pub runtime_updates: AtomicU64,
     /// Renders identical to the running config (nothing to do).
     pub unchanged: AtomicU64,
     /// Live files restored after a reload failed.

@@ -38,6 +38,7 @@ fn fixture() -> Fixture {
     let reloads = dir.path().join("reloads");
     let mut cfg = HaproxyConfig::load(&Env::default()).expect("defaults");
     cfg.config_file = live.clone();
+    cfg.min_reload_interval = std::time::Duration::ZERO;
     // "Valid" configs contain VALID; HAProxy "refuses" configs containing REFUSE.
     cfg.verify_command = Some(format!("grep -q VALID {}", live.display()));
     cfg.reload_command = Some(format!(
