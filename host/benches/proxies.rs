@@ -253,19 +253,49 @@ fn haproxy(dir: &Path) {
         std::thread::sleep(Duration::from_millis(300));
     }
     report(
-        "haproxy: catalog change -> new endpoint serving (reload)",
+        "haproxy: catalog change -> new endpoint serving (runtime API)",
+        &mut samples,
+    );
+
+    // A structural change (a new service: new frontend) needs a reload.
+    let mut samples = Vec::new();
+    let mut services = one(0);
+    for n in 0..20 {
+        let new_port = free_port();
+        services.push(service(
+            &format!("s{n}"),
+            &format!("svc{n}"),
+            "http",
+            backends[1].port,
+            new_port,
+        ));
+        let t = Instant::now();
+        catalog.sync_local(services.clone());
+        wait_for("new service", WAIT, || {
+            (http_get(new_port, "127.0.0.1")?.1 == "b1").then_some(())
+        });
+        samples.push(t.elapsed());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    report(
+        "haproxy: new service -> serving (verify + reload)",
         &mut samples,
     );
     task.abort();
     drop(status);
+    catalog.sync_local(one(0));
 
-    // Default settings (2 s between reloads): load during 100 changes, reload rate.
+    // Default settings (at least 2 s between reloads).
     let (status, _task) = {
         let _g = rt.enter();
         haproxy::spawn(cfg.clone(), emitter, catalog.clone(), ready_now())
     };
-    std::thread::sleep(Duration::from_millis(500));
-    let before = status.counters.reloads.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(2500));
+    let c = &status.counters;
+    let (r0, u0) = (
+        c.reloads.load(Ordering::Relaxed),
+        c.runtime_updates.load(Ordering::Relaxed),
+    );
     let load = Load::start(port, 2);
     let t = Instant::now();
     for n in 0..100 {
@@ -273,10 +303,34 @@ fn haproxy(dir: &Path) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let (ok, failed) = load.finish();
-    let reloads = status.counters.reloads.load(Ordering::Relaxed) - before;
+    println!(
+        "haproxy: 100 endpoint changes in {:.1} s under load: {ok} ok, {failed} failed, {} reloads, {} runtime updates",
+        t.elapsed().as_secs_f64(),
+        c.reloads.load(Ordering::Relaxed) - r0,
+        c.runtime_updates.load(Ordering::Relaxed) - u0
+    );
+
+    // Continuous structural churn (a service added or removed every 100 ms for 30 s)
+    // under load on a steady service: the reload rate stays bounded.
+    let r0 = c.reloads.load(Ordering::Relaxed);
+    let load = Load::start(port, 2);
+    let t = Instant::now();
+    let extra_port = free_port();
+    let mut n = 0;
+    while t.elapsed() < Duration::from_secs(30) {
+        let mut s = one(0);
+        if n % 2 == 1 {
+            s.push(service("x", "churn", "http", backends[1].port, extra_port));
+        }
+        catalog.sync_local(s);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, failed) = load.finish();
+    let reloads = c.reloads.load(Ordering::Relaxed) - r0;
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "haproxy: 100 endpoint changes in {secs:.1} s under load: {ok} ok, {failed} failed, {reloads} reloads ({:.1}/min)",
+        "haproxy: {n} structural changes in {secs:.0} s under load: {ok} ok, {failed} failed, {reloads} reloads ({:.0}/min)",
         reloads as f64 * 60.0 / secs
     );
     if let Some(pid) = reload::running_master(&cfg.pid_file) {

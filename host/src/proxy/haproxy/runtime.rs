@@ -110,13 +110,6 @@ pub fn plan(old: &str, new: &str, parked: &BTreeSet<String>) -> Option<Vec<Strin
     for (backend, new_servers) in &n.backends {
         let old_servers = o.backends.get(backend)?;
         let cookies = n.with_cookie.contains(backend);
-        for (name, old_line) in old_servers {
-            if !new_servers.contains_key(name) {
-                old_line.as_ref()?;
-                cmds.push(format!("set server {backend}/{name} state maint"));
-                cmds.push(format!("del server {backend}/{name}"));
-            }
-        }
         for (name, new_line) in new_servers {
             let new_line = new_line.as_ref()?;
             match old_servers.get(name) {
@@ -151,6 +144,17 @@ pub fn plan(old: &str, new: &str, parked: &BTreeSet<String>) -> Option<Vec<Strin
                         cmds.push(format!("enable server {backend}/{name}"));
                     }
                 }
+            }
+        }
+    }
+    // Make before break: new servers are up before old ones leave, so a backend never
+    // has zero servers in between.
+    for (backend, new_servers) in &n.backends {
+        for (name, old_line) in o.backends.get(backend)? {
+            if !new_servers.contains_key(name) {
+                old_line.as_ref()?;
+                cmds.push(format!("set server {backend}/{name} state maint"));
+                cmds.push(format!("del server {backend}/{name}"));
             }
         }
     }
@@ -236,11 +240,11 @@ mod tests {
         assert_eq!(
             plan(&old, &new, &BTreeSet::new()),
             Some(vec![
-                "set server web-1/h-a state maint".to_string(),
-                "del server web-1/h-a".to_string(),
                 "set server web-1/h-b addr 10.0.0.9 port 81".to_string(),
                 "add server web-1/h-c 10.0.0.3:80".to_string(),
                 "enable server web-1/h-c".to_string(),
+                "set server web-1/h-a state maint".to_string(),
+                "del server web-1/h-a".to_string(),
             ])
         );
         assert_eq!(plan(&old, &old, &BTreeSet::new()), Some(vec![]));
