@@ -22,4 +22,7 @@ scripts/build-examples.sh
 section "tests"
 cargo test --release --locked --workspace -- --test-threads "${SIDECAR_TEST_THREADS:-2}"
 
+section "plugin guests' own unit tests (native target)"
+(cd plugins && cargo test --release --locked --target-dir ../target/plugins)
+
 section "done"

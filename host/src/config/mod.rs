@@ -2,5 +2,7 @@
 
 pub mod agent;
 pub mod env;
+pub mod plugins_toml;
 
 pub use env::{Env, EnvError};
+pub use plugins_toml::{PluginsConfig, PluginsConfigError};

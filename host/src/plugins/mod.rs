@@ -1,6 +1,51 @@
 //! Policy plugins: the kinds as Rust traits ([`api`]) and the WebAssembly runtime that
 //! implements them for components.
+//!
+//! Start with [`Runtime::load`]: it turns a [`PluginsConfig`](crate::config::PluginsConfig)
+//! into [`LoadedPlugins`] (a namer, check types, discovery sources, emitters). Module map:
+//!
+//! | module | job |
+//! |---|---|
+//! | `engine` | the one wasmtime `Engine`: epochs + ticker, pooling allocator with fallback |
+//! | `cache` | on-disk cache of compiled components |
+//! | `embedded` | default plugins built by build.rs, and their defaults |
+//! | `inspect` | kind and WIT version of a component, read from its type |
+//! | `grants`, `limits` | capabilities (http allow-list, exec) and resource limits |
+//! | `state`, `output` | per-store host state; guest stdout/stderr into the log |
+//! | `host_imports` | `log`, `clock`, `http`, `process` imports and the linker |
+//! | `pool`, `breaker` | warm instances, deadlines, crash handling, circuit breaker |
+//! | `namer`, `check`, `discovery`, `emitter` | one WIT world each, implementing the traits |
+//! | `registry` | loading, `LoadedPlugins`, `describe()` |
 
 pub mod api;
+mod breaker;
+pub mod cache;
+mod check;
+mod convert;
+mod discovery;
+pub mod embedded;
+mod emitter;
+pub mod engine;
+pub mod grants;
+mod host_imports;
+mod inspect;
+mod kind;
+pub mod limits;
+mod namer;
+mod output;
+mod pool;
+mod registry;
+mod state;
 
+pub use crate::config::plugins_toml::PluginSource;
 pub use api::*;
+pub use breaker::BreakerPolicy;
+pub use cache::{CacheOutcome, CacheSetting};
+pub use embedded::built_wasm_dir;
+pub use engine::{Allocator, AllocatorChoice};
+pub use inspect::HOST_WIT_VERSION;
+pub use kind::Kind;
+pub use pool::PoolStats;
+pub use registry::{
+    LoadOptions, LoadedDiscovery, LoadedPlugins, PluginInfo, PluginStatus, Runtime,
+};

@@ -19,7 +19,9 @@ impl lifecycle::Guest for Namer {
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
         for (key, value) in settings {
             match key.as_str() {
-                "label" if value.trim().is_empty() => return Err("`label` must not be empty".into()),
+                "label" if value.trim().is_empty() => {
+                    return Err("`label` must not be empty".into());
+                }
                 "label" => LABEL.with(|l| *l.borrow_mut() = value),
                 other => return Err(format!("unknown setting `{other}` (known: label)")),
             }

@@ -1,0 +1,137 @@
+//! The wasmtime `Engine`: one per daemon, shared by every plugin.
+//!
+//! * Epoch interruption, driven by a ticker thread (every [`TICK`]), so a call can be
+//!   cut off at its deadline and a busy guest yields to tokio every tick.
+//! * Pooling allocator when it can be set up (halves instantiation cost), else the
+//!   on-demand allocator: pooling reserves address space up front, which fails on
+//!   hosts with strict overcommit or small address-space limits.
+//! * Linear memories reserve only as much address space as the largest plugin may
+//!   use (not wasmtime's default 4 GiB + guard per memory). The reservation is part of
+//!   the compiled code's compatibility hash, so it is rounded to a power of two to keep
+//!   the compile cache stable across small config changes.
+
+use std::thread;
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Epoch tick. Deadlines are checked (and busy guests yield) at this granularity.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// Which instance allocator to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AllocatorChoice {
+    /// Pooling, falling back to on-demand if the pool cannot be created.
+    #[default]
+    Auto,
+    Pooling,
+    OnDemand,
+}
+
+/// The allocator actually in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocator {
+    Pooling,
+    OnDemand,
+}
+
+/// What the engine must accommodate.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineSizing {
+    /// The largest `memory_mb` of any plugin, in bytes.
+    pub max_memory_bytes: usize,
+    /// Sum of the instance caps of every plugin.
+    pub total_instances: u32,
+}
+
+/// Builds the engine and starts its epoch ticker.
+pub fn build(choice: AllocatorChoice, sizing: EngineSizing) -> anyhow::Result<(Engine, Allocator)> {
+    let reservation = (sizing.max_memory_bytes.max(1 << 20) as u64).next_power_of_two();
+    let (engine, allocator) = match choice {
+        AllocatorChoice::OnDemand => (Engine::new(&base_config(reservation))?, Allocator::OnDemand),
+        AllocatorChoice::Pooling => (pooling_engine(reservation, sizing)?, Allocator::Pooling),
+        AllocatorChoice::Auto => match pooling_engine(reservation, sizing) {
+            Ok(engine) => (engine, Allocator::Pooling),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "plugins: pooling allocator unavailable, using on-demand allocation");
+                (Engine::new(&base_config(reservation))?, Allocator::OnDemand)
+            }
+        },
+    };
+    start_ticker(&engine)?;
+    Ok((engine, allocator))
+}
+
+fn base_config(reservation: u64) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    config.memory_reservation(reservation);
+    config.memory_guard_size(2 << 20);
+    config.memory_reservation_for_growth(16 << 20);
+    config.parallel_compilation(true);
+    config
+}
+
+fn pooling_engine(reservation: u64, sizing: EngineSizing) -> anyhow::Result<Engine> {
+    let instances = sizing.total_instances.clamp(16, 1024) + 8;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(instances)
+        // Interpreted-language components (componentize-py) link tens of core modules.
+        .total_core_instances(instances * 16)
+        .total_memories(instances * 2)
+        .total_tables(instances * 4)
+        .total_stacks(instances)
+        .max_memory_size(reservation as usize)
+        .max_memories_per_module(2)
+        .max_tables_per_module(4)
+        // Keep what instances freed for the next one, but not forever.
+        .max_unused_warm_slots(64);
+    let mut config = base_config(reservation);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Ok(Engine::new(&config)?)
+}
+
+/// Ticks the engine's epoch until the engine is dropped.
+fn start_ticker(engine: &Engine) -> anyhow::Result<()> {
+    let weak = engine.weak();
+    thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                thread::sleep(TICK);
+            }
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooling_by_default_and_on_demand_when_the_pool_cannot_be_reserved() {
+        let small = EngineSizing {
+            max_memory_bytes: 64 << 20,
+            total_instances: 32,
+        };
+        assert_eq!(
+            build(AllocatorChoice::Auto, small).map(|(_, a)| a).ok(),
+            Some(Allocator::Pooling)
+        );
+        // 2 × 1032 memory slots of 64 GiB each exceed the 128 TiB user address space.
+        let huge = EngineSizing {
+            max_memory_bytes: 64 << 30,
+            total_instances: 1024,
+        };
+        assert!(
+            build(AllocatorChoice::Pooling, huge).is_err(),
+            "pooling alone fails"
+        );
+        assert_eq!(
+            build(AllocatorChoice::Auto, huge).map(|(_, a)| a).ok(),
+            Some(Allocator::OnDemand)
+        );
+    }
+}

@@ -1,0 +1,50 @@
+//! `log.log` / `log.log-fields`: a plugin's own log lines, tagged `plugin = <name>`.
+
+use super::bindings::sidecar::plugin::log::{self, Level};
+use crate::plugins::state::HostState;
+
+/// Longest message kept; the rest is cut so one call cannot flood the log.
+const MAX_MESSAGE: usize = 8192;
+
+impl log::Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        emit(&self.plugin.name, level, &message, "");
+    }
+
+    fn log_fields(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
+        let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        emit(&self.plugin.name, level, &message, &fields.join(" "));
+    }
+}
+
+fn emit(plugin: &str, level: Level, message: &str, fields: &str) {
+    let message = cut(message);
+    if fields.is_empty() {
+        match level {
+            Level::Trace => tracing::trace!(plugin, "{message}"),
+            Level::Debug => tracing::debug!(plugin, "{message}"),
+            Level::Info => tracing::info!(plugin, "{message}"),
+            Level::Warn => tracing::warn!(plugin, "{message}"),
+            Level::Error => tracing::error!(plugin, "{message}"),
+        }
+        return;
+    }
+    match level {
+        Level::Trace => tracing::trace!(plugin, fields, "{message}"),
+        Level::Debug => tracing::debug!(plugin, fields, "{message}"),
+        Level::Info => tracing::info!(plugin, fields, "{message}"),
+        Level::Warn => tracing::warn!(plugin, fields, "{message}"),
+        Level::Error => tracing::error!(plugin, fields, "{message}"),
+    }
+}
+
+fn cut(s: &str) -> &str {
+    if s.len() <= MAX_MESSAGE {
+        return s;
+    }
+    let mut end = MAX_MESSAGE;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

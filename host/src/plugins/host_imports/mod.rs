@@ -1,0 +1,39 @@
+//! The host side of the `sidecar:plugin` imports (`log`, `clock`, `http`, `process`), and
+//! the one `Linker` every plugin is instantiated with.
+
+mod clock;
+mod http;
+mod log;
+mod process;
+
+use super::state::HostState;
+use wasmtime::Engine;
+use wasmtime::component::{HasSelf, Linker};
+
+/// Bindings of the imports only (world `plugin-host`). The per-kind worlds map their
+/// imports onto these modules (`with:`), so there is one `Host` implementation.
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        world: "plugin-host",
+        path: "../wit",
+        imports: {
+            "sidecar:plugin/http.get": async,
+            "sidecar:plugin/process.run": async,
+        },
+    });
+}
+
+pub(crate) use bindings::sidecar::plugin::types;
+pub(crate) use http::client as http_client;
+
+impl types::Host for HostState {}
+
+/// WASI 0.2 (Rust std and componentize-py guests import it even when they never print;
+/// the context grants nothing) plus our imports. The linker is semver-aware: a plugin
+/// built against `sidecar:plugin@0.1.0` links against these `@0.1.1` definitions.
+pub(crate) fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    bindings::PluginHost::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}

@@ -1,0 +1,166 @@
+//! Health-check type `External`: run a command on the host through the `process.run`
+//! import (needs `exec = true` in the plugin's grants). Exit status 0 is healthy; any
+//! other exit status, death by a signal, failure to start, or running past the check's
+//! timeout is unhealthy, with the exit code / reason and the start of stderr as the message.
+//!
+//! # How the arguments are split
+//!
+//! The check's arguments become a program and its arguments with shell-like *quoting
+//! only* — there is no shell and no expansion of any kind:
+//!
+//! * Unquoted whitespace (space, tab, newline) separates words; runs of it count once,
+//!   and leading/trailing whitespace is ignored.
+//! * `'…'` groups characters literally: nothing inside single quotes is special.
+//! * `"…"` groups characters; inside, a backslash escapes `"` and `\` and is kept as a
+//!   literal backslash before any other character.
+//! * Outside quotes, a backslash makes the next character literal (`\ ` is a space
+//!   inside a word, `\\` a backslash).
+//! * Quoted and unquoted parts next to each other form one word (`--name='a b'` is
+//!   `--name=a b`); `''` or `""` alone is an empty argument.
+//! * `$VAR`, `~`, `*`, `;`, `|`, `&&`, `>`, backticks: passed through literally.
+//! * An unterminated quote or a trailing lone backslash is an error.
+//!
+//! The first word is the program (looked up in `PATH` unless it contains a `/`).
+//! Sidecar split on single spaces (so `a  b` gave an empty argument and quotes were
+//! passed through); for arguments without quotes, backslashes or repeated spaces the
+//! result is the same. Use `sh -c '…'` explicitly if a shell is wanted.
+//!
+//! No settings.
+
+wit_bindgen::generate!({ world: "health-check", path: "../../wit" });
+
+mod words;
+
+use exports::sidecar::plugin::health::{CheckRequest, CheckResult, CheckStatus};
+use exports::sidecar::plugin::{health, lifecycle};
+use sidecar::plugin::process;
+
+/// How much of stderr (or stdout, when stderr is empty) goes into the message.
+const MESSAGE_OUTPUT: usize = 512;
+
+struct External;
+
+impl lifecycle::Guest for External {
+    fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
+        match settings.first() {
+            None => Ok(()),
+            Some((key, _)) => Err(format!(
+                "unknown setting `{key}` (External has no settings)"
+            )),
+        }
+    }
+}
+
+impl health::Guest for External {
+    fn check(req: CheckRequest) -> Result<CheckResult, String> {
+        let mut words = words::split(&req.args)?.into_iter();
+        let program = words
+            .next()
+            .ok_or("External needs a command as its argument")?;
+        let command = process::Command {
+            program: program.clone(),
+            args: words.collect(),
+            timeout_ms: req.timeout_ms,
+        };
+        match process::run(&command) {
+            Ok(out) => Ok(judge(&program, &out)),
+            Err(process::Error::Timeout) => Ok(unhealthy(format!(
+                "{program}: killed after {} ms (timeout)",
+                req.timeout_ms
+            ))),
+            Err(process::Error::Spawn(why)) => {
+                Ok(unhealthy(format!("{program}: could not start: {why}")))
+            }
+            Err(process::Error::Denied(why)) => Err(format!("{program}: denied: {why}")),
+        }
+    }
+}
+
+fn judge(program: &str, out: &process::Output) -> CheckResult {
+    if out.exit_code == Some(0) {
+        return CheckResult {
+            status: CheckStatus::Healthy,
+            message: format!("{program}: exit status 0"),
+        };
+    }
+    let how = match out.exit_code {
+        Some(code) => format!("exit status {code}"),
+        None => "killed by a signal".to_string(),
+    };
+    let output = if out.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
+        &out.stderr
+    } else {
+        &out.stdout
+    };
+    let text = String::from_utf8_lossy(output);
+    let text = text.trim();
+    if text.is_empty() {
+        unhealthy(format!("{program}: {how}"))
+    } else {
+        unhealthy(format!(
+            "{program}: {how}: {}",
+            truncate(text, MESSAGE_OUTPUT)
+        ))
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn unhealthy(message: String) -> CheckResult {
+    CheckResult {
+        status: CheckStatus::Unhealthy,
+        message,
+    }
+}
+
+export!(External);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(code: Option<i32>, stderr: &str) -> process::Output {
+        process::Output {
+            exit_code: code,
+            stdout: b"out".to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn exit_status_decides() {
+        assert_eq!(
+            judge("true", &output(Some(0), "")).status,
+            CheckStatus::Healthy
+        );
+        let r = judge("check", &output(Some(3), "disk full\n"));
+        assert_eq!(
+            (r.status, r.message.as_str()),
+            (CheckStatus::Unhealthy, "check: exit status 3: disk full")
+        );
+        assert_eq!(
+            judge("check", &output(Some(1), "")).message,
+            "check: exit status 1: out"
+        );
+        assert_eq!(
+            judge("check", &output(None, "")).message,
+            "check: killed by a signal: out"
+        );
+    }
+
+    #[test]
+    fn long_output_is_cut_on_a_char_boundary() {
+        let s = "é".repeat(400);
+        let t = truncate(&s, 511);
+        assert!(t.ends_with('…') && t.len() <= 511 + '…'.len_utf8());
+    }
+}
