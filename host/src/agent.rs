@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Runs the agent until SIGINT/SIGTERM.
-pub async fn run(core: CoreConfig, _env: Env) -> anyhow::Result<()> {
+pub async fn run(core: CoreConfig, env: Env) -> anyhow::Result<()> {
     let started = Instant::now();
     tracing::info!(
         node = %core.node_name,
@@ -27,6 +27,28 @@ pub async fn run(core: CoreConfig, _env: Env) -> anyhow::Result<()> {
     let mut tasks = JoinSet::new();
     tasks.spawn(catalog.clone().run_publisher());
     tasks.spawn(run_expiry(catalog.clone()));
+
+    // Plugins: the proxy drivers ask for their emitters (with the settings the host adds)
+    // before the runtime loads, so everything compiles once.
+    let proxy_cfg = crate::proxy::ProxyConfig::load(&env)?;
+    let mut plugins_cfg = crate::config::PluginsConfig::load(core.plugins_file.as_deref(), &env)?;
+    for (name, settings) in proxy_cfg.emitters()? {
+        plugins_cfg.require_emitter(&name, settings);
+    }
+    let plugins =
+        crate::plugins::Runtime::load(&plugins_cfg, &crate::cli::plugin_load_options(&env)).await?;
+    // Proxy drivers (HAProxy, Envoy xDS). They publish nothing before `ready` turns
+    // true: this must be the local side's readiness signal (first complete discovery)
+    // once discovery runs in the agent.
+    let ready = crate::proxy::feed::ready_now();
+    crate::proxy::start(
+        &proxy_cfg,
+        catalog.clone(),
+        ready,
+        &plugins.emitters,
+        &mut tasks,
+    )
+    .await?;
 
     let api = crate::api::serve(core.http_addr, catalog.clone()).await?;
     tasks.spawn(async move {
