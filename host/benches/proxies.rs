@@ -1,10 +1,9 @@
 //! Proxy benchmarks with the real binaries (HAProxy 2.6, Envoy 1.40) on loopback.
 //!
 //! `cargo bench -p sidecar --bench proxies` (or `scripts/bench-proxies.sh`). The
-//! drivers run in-process as the agent runs them, fed by the shared catalog; the
-//! emitters are the `proxy-haproxy` / `proxy-envoy` plugins compiled natively (the
-//! wasm call adds the plugin runtime's per-call cost). Figures go to
-//! docs/benchmarks.md ("Proxies").
+//! drivers run in-process as the agent runs them, fed by the shared catalog, calling
+//! the embedded `proxy-haproxy` / `proxy-envoy` WebAssembly plugins through the plugin
+//! runtime. Figures go to docs/benchmarks.md ("Proxies").
 
 #[path = "../tests/proxy_common/mod.rs"]
 mod proxy_common;
@@ -22,6 +21,27 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// An embedded emitter plugin, loaded through the plugin runtime with host settings.
+fn wasm_emitter(
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    settings: Vec<(String, String)>,
+) -> Arc<dyn ProxyEmitter> {
+    let env = sidecar::config::Env::default();
+    let mut cfg = sidecar::config::PluginsConfig::load(None, &env).expect("defaults");
+    cfg.require_emitter(name, settings);
+    let loaded = rt
+        .block_on(sidecar::plugins::Runtime::load(
+            &cfg,
+            &sidecar::plugins::LoadOptions::default(),
+        ))
+        .expect("plugins");
+    let e = loaded.emitters.get(name).cloned().expect("emitter");
+    // The runtime lives as long as the emitter holds it.
+    std::mem::forget(loaded);
+    e
+}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -102,16 +122,13 @@ fn envoy(dir: &Path) {
     let rt = runtime();
     let (catalog, _out) = SharedCatalog::with_defaults("host1", "default");
     rt.spawn(catalog.clone().run_publisher());
-    let settings = proxy_envoy::resources::Settings {
-        bind_ip: "127.0.0.1".parse().expect("ip"),
-        ..Default::default()
-    };
-    let emitter: Arc<dyn ProxyEmitter> = Arc::new(NativeEnvoy(settings));
     let ads = free_port();
     let cfg = EnvoyConfig {
         grpc_port: ads,
+        bind_ip: "127.0.0.1".into(),
         ..EnvoyConfig::load(&sidecar::config::Env::default()).expect("defaults")
     };
+    let emitter = wasm_emitter(&rt, "proxy-envoy", cfg.plugin_settings());
     let (status, _task) = rt
         .block_on(xds::spawn(&cfg, emitter, catalog.clone(), ready_now()))
         .expect("xDS");
@@ -213,10 +230,11 @@ fn haproxy(dir: &Path) {
     cfg.bind_ip = "127.0.0.1".into();
     cfg.user = String::new();
     cfg.stats_port = 0;
-    let settings =
-        proxy_haproxy::render::Settings::parse(&cfg.plugin_settings().expect("settings"))
-            .expect("settings");
-    let emitter: Arc<dyn ProxyEmitter> = Arc::new(NativeHaproxy(settings));
+    let emitter = wasm_emitter(
+        &rt,
+        "proxy-haproxy",
+        cfg.plugin_settings().expect("settings"),
+    );
     let backends: Vec<Backend> = (0..3).map(|i| Backend::start(&format!("b{i}"))).collect();
     let port = free_port();
     let one = |i: usize| {
