@@ -26,6 +26,12 @@ struct World {
 
 impl World {
     fn start() -> World {
+        Self::start_on(free_port(), true)
+    }
+
+    /// An xDS server on `ads_port`; `ready` false holds publishing back (the agent's
+    /// readiness signal before the first complete discovery).
+    fn start_on(ads_port: u16, ready: bool) -> World {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -41,14 +47,20 @@ impl World {
             inner: Arc::new(NativeEnvoy(settings)),
             extra: parking_lot::Mutex::new(Vec::new()),
         });
-        let ads_port = free_port();
         let cfg = EnvoyConfig {
             grpc_port: ads_port,
             ..EnvoyConfig::load(&sidecar::config::Env::default()).expect("defaults")
         };
         let emitter: Arc<dyn ProxyEmitter> = tamper.clone();
+        let readiness = if ready {
+            ready_now()
+        } else {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            std::mem::forget(tx);
+            rx
+        };
         let (status, _task) = rt
-            .block_on(xds::spawn(&cfg, emitter, catalog.clone(), ready_now()))
+            .block_on(xds::spawn(&cfg, emitter, catalog.clone(), readiness))
             .expect("xDS server");
         World {
             rt,
@@ -67,13 +79,6 @@ impl World {
         self.status.to_json()["counters"][name]
             .as_u64()
             .unwrap_or(0)
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        // Stop the server before the runtime goes.
-        self.rt.block_on(async {});
     }
 }
 
@@ -276,4 +281,50 @@ fn every_envoy_gets_the_same_resources_and_empty_services_answer_503() {
     wait_for("503 from the empty service", WAIT, || {
         (http_get(empty_port, "127.0.0.1")?.0 == 503).then_some(())
     });
+}
+
+#[test]
+fn a_restarted_control_plane_does_not_wipe_envoy() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let a1 = Backend::start("a1");
+    let a2 = Backend::start("a2");
+    let web_port = free_port();
+    let w = World::start();
+    let ads_port = w.ads_port;
+    w.set(vec![service("a1", "web", "http", a1.port, web_port)]);
+    let (_envoy, admin) = start_envoy(dir.path(), ads_port, "node1");
+    wait_for("HTTP through Envoy", WAIT, || {
+        (http_get(web_port, "127.0.0.1")? == (200, "a1".to_string())).then_some(())
+    });
+    // The daemon goes away: Envoy keeps serving.
+    drop(w);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        http_get(web_port, "127.0.0.1"),
+        Some((200, "a1".to_string()))
+    );
+
+    // A restarted daemon that is not ready yet (discovery incomplete) serves nothing,
+    // even with an empty catalog: Envoy keeps its listeners.
+    let w = World::start_on(ads_port, false);
+    wait_for("Envoy reconnected", WAIT, || {
+        (w.status.connected() == 1).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(w.counter("pushes"), 0, "nothing sent before readiness");
+    assert_eq!(
+        http_get(web_port, "127.0.0.1"),
+        Some((200, "a1".to_string()))
+    );
+    drop(w);
+
+    // Restarted and ready with changed state: Envoy converges, no warming stall.
+    let w = World::start_on(ads_port, true);
+    w.set(vec![service("a2", "web", "http", a2.port, web_port)]);
+    wait_for("a2 after the restart", WAIT, || {
+        (seen(web_port, 5) == set_of(&["a2"])).then_some(())
+    });
+    assert_eq!(w.counter("nacks"), 0);
+    let stat = format!("cluster.web_{web_port}.init_fetch_timeout");
+    assert_eq!(envoy_stat(admin, &stat), Some(0));
 }
