@@ -17,7 +17,8 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(15);
 
 struct World {
-    rt: tokio::runtime::Runtime,
+    /// Owns the server's tasks: dropping the world stops the control plane.
+    _rt: tokio::runtime::Runtime,
     catalog: Arc<SharedCatalog>,
     status: Arc<xds::XdsStatus>,
     tamper: Arc<Tamper>,
@@ -63,7 +64,7 @@ impl World {
             .block_on(xds::spawn(&cfg, emitter, catalog.clone(), readiness))
             .expect("xDS server");
         World {
-            rt,
+            _rt: rt,
             catalog,
             status,
             tamper,
