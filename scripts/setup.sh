@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing sidecar needs. Idempotent: every step checks before
 # it installs, so running it again is cheap. One function per component; add yours and
-# call it from setup_all(). Run it (optionally naming functions: `scripts/setup.sh
-# setup_envoy`), or `source` it and call setup_all (scripts/test.sh).
+# call it from setup_all(). Run it, or `source` it and call setup_all (scripts/test.sh).
 set -euo pipefail
 
 SIDECAR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$SIDECAR_ROOT/.venv"
-TOOLS="$SIDECAR_ROOT/target/tools"
 COMPONENTIZE_PY_VERSION="0.25.1"
+TOOLS="$SIDECAR_ROOT/target/tools"
 ENVOY_VERSION="1.40.0"
 
 log() { printf '[setup] %s\n' "$*"; }
@@ -43,16 +42,70 @@ setup_python_tools() {
     fi
 }
 
+APT_UPDATED=""
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        log "apt: $* present"
+        return 0
+    fi
+    if [ -z "$APT_UPDATED" ]; then
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
+    log "apt: installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# --- daemon (discovery, API, UI) -------------------------------------------------------
+
+# busybox-static: the test container image; chromium: the UI test; wrk: the API benchmark.
+setup_daemon_packages() {
+    apt_install busybox-static chromium wrk
+}
+
+# The image the Docker discovery tests run: a static busybox imported as a tar (no
+# registry needed). Tagged with the busybox binary's hash, so a new busybox rebuilds it.
+DAEMON_TEST_IMAGE="sidecar-test-busybox"
+setup_daemon_test_image() {
+    if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
+        log "docker engine not reachable: skipping the test image"
+        return 0
+    fi
+    local hash
+    hash="$(sha256sum /bin/busybox | cut -c1-12)"
+    if docker image inspect "$DAEMON_TEST_IMAGE:$hash" >/dev/null 2>&1; then
+        log "image $DAEMON_TEST_IMAGE:$hash: present"
+    else
+        log "image $DAEMON_TEST_IMAGE:$hash: importing"
+        local dir
+        dir="$(mktemp -d)"
+        mkdir -p "$dir/bin" "$dir/www" "$dir/tmp"
+        cp /bin/busybox "$dir/bin/busybox"
+        ln -s busybox "$dir/bin/sh"
+        echo "sidecar test image" > "$dir/www/version"
+        tar -C "$dir" -c . | docker import \
+            --change 'ENTRYPOINT ["/bin/busybox"]' \
+            --change 'CMD ["httpd", "-f", "-p", "80", "-h", "/www"]' \
+            --change 'EXPOSE 80' \
+            - "$DAEMON_TEST_IMAGE:$hash" >/dev/null
+        rm -rf "$dir"
+    fi
+    docker tag "$DAEMON_TEST_IMAGE:$hash" "$DAEMON_TEST_IMAGE:latest"
+}
+
+# --- proxies (HAProxy, Envoy) ----------------------------------------------------------
+
 # HAProxy 2.6 from Debian: the proxy tests and benchmarks run the real binary.
 setup_haproxy() {
     if command -v haproxy >/dev/null 2>&1; then
         log "haproxy: $(haproxy -v | head -1)"
         return 0
     fi
-    log "haproxy: installing (apt)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq haproxy >/dev/null
+    apt_install haproxy
     log "haproxy: $(haproxy -v | head -1)"
 }
 
@@ -87,11 +140,14 @@ PY
 setup_all() {
     setup_rust_targets
     setup_python_tools
+    setup_daemon_packages
+    setup_daemon_test_image
     setup_haproxy
     setup_envoy
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    # Named functions (`scripts/setup.sh setup_envoy`), or everything.
     if [[ $# -gt 0 ]]; then
         for f in "$@"; do "$f"; done
     else

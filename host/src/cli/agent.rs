@@ -11,7 +11,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .thread_name("sidecar")
         .build()?;
-    runtime.block_on(crate::agent::run(core, env))?;
+    runtime.block_on(crate::agent::run(core, env, args))?;
     Ok(ExitCode::SUCCESS)
 }
 
