@@ -263,8 +263,28 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
         Some(listeners),
         &mut tasks,
     );
-    // Proxy hook: drivers take `catalog.clone()`, `local.ready.clone()` and the
-    // emitters in `loaded.emitters`.
+    // Proxy drivers (HAProxy, Envoy xDS): their emitters come from the plugin runtime
+    // (requested with the host's settings before it loads, so everything compiles
+    // once); they publish nothing before the first complete local discovery.
+    let proxy_cfg = crate::proxy::ProxyConfig::load(&env)?;
+    let proxy_emitters = proxy_cfg.emitters()?;
+    if !proxy_emitters.is_empty() {
+        let mut plugins_cfg =
+            crate::config::PluginsConfig::load(core.plugins_file.as_deref(), &env)?;
+        for (name, settings) in proxy_emitters {
+            plugins_cfg.require_emitter(&name, settings);
+        }
+        let options = crate::cli::plugin_load_options(&env);
+        let plugins = crate::plugins::Runtime::load(&plugins_cfg, &options).await?;
+        crate::proxy::start(
+            &proxy_cfg,
+            catalog.clone(),
+            local.ready.clone(),
+            &plugins.emitters,
+            &mut tasks,
+        )
+        .await?;
+    }
 
     let ctx = ApiContext::new(catalog.clone(), membership)
         .with_metrics(metrics.clone())

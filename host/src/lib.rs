@@ -16,4 +16,5 @@ pub mod health;
 pub mod listeners;
 pub mod metrics;
 pub mod plugins;
+pub mod proxy;
 pub mod shared_catalog;

@@ -4,6 +4,7 @@
 pub mod members;
 pub mod metrics;
 pub mod openapi;
+pub mod proxy;
 pub mod render;
 pub mod routes;
 pub mod ui;
@@ -102,6 +103,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/ui", get(ui::redirect))
         .route("/ui/", get(ui::page))
         .route("/ui/index.html", get(ui::page))
+        .merge(proxy::routes())
         .fallback(routes::not_found)
         .with_state(ctx)
 }
