@@ -1,23 +1,209 @@
 //! `sidecar agent`: assembles the daemon from its parts and runs it until a signal.
+//!
+//! Wiring, in order: the catalog; the local side ([`start_local`]: discovery ->
+//! health -> announcer, with a readiness signal); listeners; the HTTP API. The cluster
+//! layer plugs in where `membership` and `outbound` are (it provides a [`Membership`]
+//! and consumes the records local operations stored); the proxy drivers take the
+//! catalog and [`LocalSide::ready`] and publish nothing before it turns true.
 
+use crate::api::{ApiContext, Membership};
 use crate::catalog::Catalog;
+use crate::cli::AgentArgs;
 use crate::config::Env;
+use crate::config::PluginsConfig;
 use crate::config::agent::CoreConfig;
+use crate::discovery::docker::{self, DockerConfig};
+use crate::discovery::plugin_source::{self, PluginDiscovery};
+use crate::discovery::{self, DiscoveryConfig, LocalView, Method, SourceHandle};
+use crate::health::scheduler::{Scheduler, Statuses};
+use crate::health::{CheckRegistry, HealthConfig};
+use crate::listeners::{self, ListenersConfig};
+use crate::metrics::DaemonMetrics;
+use crate::plugins::{LoadOptions, LoadedPlugins, Namer, Runtime};
 use crate::shared_catalog::SharedCatalog;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 /// How often unrefreshed records are expired and old tombstones purged (Sidecar: 2 s).
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(2);
 
+/// The policy the local side calls: the plugin runtime's namer, check types and
+/// discovery sources, or the native fallbacks.
+#[derive(Clone)]
+pub struct Policy {
+    /// `None`: the native label namer (`SERVICES_NAME_LABEL`, default `ServiceName`).
+    pub namer: Option<Arc<dyn Namer>>,
+    pub checks: CheckRegistry,
+    pub discovery: Vec<PluginDiscovery>,
+}
+
+impl Policy {
+    /// What plugins.toml (or the embedded defaults) configured.
+    pub fn from_loaded(loaded: &LoadedPlugins) -> Self {
+        Policy {
+            namer: Some(loaded.namer.clone()),
+            checks: CheckRegistry::new(
+                loaded
+                    .checks
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            discovery: loaded
+                .discovery
+                .iter()
+                .map(|d| PluginDiscovery {
+                    name: d.name.clone(),
+                    source: d.source.clone(),
+                    interval: d.interval,
+                })
+                .collect(),
+        }
+    }
+
+    /// Native check types, the label namer, no discovery plugins (tests, and a daemon
+    /// built without plugins).
+    pub fn native() -> Self {
+        Policy {
+            namer: None,
+            checks: CheckRegistry::native(),
+            discovery: Vec::new(),
+        }
+    }
+}
+
+/// Settings of the local side, each parsed from its own group of variables.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub node_name: String,
+    pub advertise_ip: String,
+    pub discovery: DiscoveryConfig,
+    pub docker: DockerConfig,
+    pub health: HealthConfig,
+}
+
+impl LocalConfig {
+    pub fn load(core: &CoreConfig, env: &Env, args: &AgentArgs) -> anyhow::Result<Self> {
+        Ok(LocalConfig {
+            node_name: core.node_name.clone(),
+            advertise_ip: core.advertise_ip.to_string(),
+            discovery: DiscoveryConfig::load(env, &args.discover),
+            docker: DockerConfig::load(env),
+            health: HealthConfig::load(env)?,
+        })
+    }
+}
+
+/// Handles of the running local side.
+pub struct LocalSide {
+    /// The combined discovery view (`None` until every source has reported).
+    pub view: watch::Receiver<Option<Arc<LocalView>>>,
+    /// Check status of each local service with a result.
+    pub health: watch::Receiver<Statuses>,
+    /// True once the first complete local discovery result is in the catalog.
+    pub ready: watch::Receiver<bool>,
+}
+
+/// Starts discovery, the health scheduler and the announcer on `tasks`. Discovered
+/// listeners are reconciled with `listeners` before each announcement.
+pub fn start_local(
+    cfg: &LocalConfig,
+    policy: &Policy,
+    catalog: Arc<SharedCatalog>,
+    metrics: Arc<DaemonMetrics>,
+    listeners: Option<Arc<listeners::Registry>>,
+    tasks: &mut JoinSet<()>,
+) -> LocalSide {
+    for unknown in &cfg.discovery.unknown {
+        tracing::warn!(
+            "SIDECAR_DISCOVERY: unknown discovery method {unknown:?} ignored (known: docker, static; plugins come from plugins.toml)"
+        );
+    }
+    let mut sources = Vec::new();
+    for m in &cfg.discovery.methods {
+        match m {
+            Method::Static => {
+                let (handle, rx) = SourceHandle::new("static");
+                sources.push(("static".to_string(), rx));
+                tasks.spawn(discovery::static_file::run(
+                    cfg.discovery.static_file.clone(),
+                    cfg.node_name.clone(),
+                    cfg.advertise_ip.clone(),
+                    handle,
+                ));
+            }
+            Method::Docker => {
+                let (handle, rx) = SourceHandle::new("docker");
+                sources.push(("docker".to_string(), rx));
+                if policy.namer.is_none() && cfg.discovery.namer != "docker_label" {
+                    tracing::warn!(
+                        "SERVICES_NAMER={:?} needs the plugin runtime; naming containers by label {:?} instead",
+                        cfg.discovery.namer,
+                        cfg.docker.name_label
+                    );
+                }
+                let namer = policy.namer.clone().unwrap_or_else(|| {
+                    Arc::new(docker::labels::LabelNamer::new(&cfg.docker.name_label))
+                });
+                tasks.spawn(docker::run(
+                    cfg.docker.clone(),
+                    cfg.discovery.docker.clone(),
+                    namer,
+                    cfg.node_name.clone(),
+                    cfg.advertise_ip.clone(),
+                    handle,
+                ));
+            }
+        }
+    }
+    for p in &policy.discovery {
+        let name = format!("plugin:{}", p.name);
+        let (handle, rx) = SourceHandle::new(name.clone());
+        sources.push((name, rx));
+        tasks.spawn(plugin_source::run(
+            p.clone(),
+            cfg.node_name.clone(),
+            cfg.advertise_ip.clone(),
+            handle,
+            metrics.clone(),
+        ));
+    }
+    if sources.is_empty() {
+        tracing::warn!("no discovery method configured: running passive (announcing nothing)");
+    }
+    let (view, combiner) = discovery::combine(sources);
+    tasks.spawn(combiner);
+
+    let (health_tx, health) = watch::channel(Statuses::default());
+    let scheduler = Scheduler {
+        config: cfg.health.clone(),
+        registry: policy.checks.clone(),
+        host_ip: cfg.advertise_ip.clone(),
+        metrics,
+    };
+    tasks.spawn(scheduler.run(view.clone(), health_tx));
+
+    let (ready_tx, ready) = watch::channel(false);
+    tasks.spawn(crate::announcer::run(
+        catalog,
+        view.clone(),
+        health.clone(),
+        ready_tx,
+        listeners,
+    ));
+    LocalSide {
+        view,
+        health,
+        ready,
+    }
+}
+
 /// Runs the agent until SIGINT/SIGTERM.
-pub async fn run(
-    core: CoreConfig,
-    cluster: crate::cluster::ClusterConfig,
-    _env: Env,
-) -> anyhow::Result<()> {
+pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    crate::metrics::tune_allocator();
     tracing::info!(
         node = %core.node_name,
         cluster = %core.cluster_name,
@@ -26,13 +212,83 @@ pub async fn run(
         "starting sidecar {}",
         env!("CARGO_PKG_VERSION")
     );
+    let local_cfg = LocalConfig::load(&core, &env, &args)?;
+    let listeners_cfg = ListenersConfig::load(&env);
+    let plugins_cfg = PluginsConfig::load(core.plugins_file.as_deref(), &env)?;
+    let loaded = Runtime::load(
+        &plugins_cfg,
+        &LoadOptions {
+            advertise_ip: Some(core.advertise_ip.to_string()),
+            hostname: Some(core.node_name.clone()),
+            ..LoadOptions::default()
+        },
+    )
+    .await?;
+    for (plugin, reason) in loaded.problems() {
+        tracing::warn!(%plugin, "plugin disabled: {reason}");
+    }
+    let policy = Policy::from_loaded(&loaded);
+    tracing::info!(
+        discovery = ?local_cfg.discovery.methods,
+        static_file = %local_cfg.discovery.static_file.display(),
+        checks = ?policy.checks.names(),
+        health_interval = ?local_cfg.health.interval,
+        "local side configured"
+    );
+
     let (catalog, outbound) = SharedCatalog::new(Catalog::new(&core.node_name, &core.cluster_name));
-    let cluster = crate::cluster::start(cluster, catalog.clone(), outbound).await?;
+    let cluster_cfg = crate::cluster::ClusterConfig::load(&env, &args, &core)?;
+    let cluster = crate::cluster::start(cluster_cfg, catalog.clone(), outbound).await?;
+    let metrics = Arc::new(DaemonMetrics::default());
     let mut tasks = JoinSet::new();
     tasks.spawn(catalog.clone().run_publisher());
     tasks.spawn(run_expiry(catalog.clone()));
 
-    let api = crate::api::serve(core.http_addr, catalog.clone()).await?;
+    // The cluster provides the membership and consumes `outbound`.
+    let membership: Arc<dyn Membership> = Arc::new(cluster.clone());
+
+    let listeners = listeners::start(
+        &listeners_cfg,
+        catalog.clone(),
+        core.node_name.clone(),
+        metrics.clone(),
+        &mut tasks,
+    );
+    let local = start_local(
+        &local_cfg,
+        &policy,
+        catalog.clone(),
+        metrics.clone(),
+        Some(listeners),
+        &mut tasks,
+    );
+    // Proxy drivers (HAProxy, Envoy xDS): their emitters come from the plugin runtime
+    // (requested with the host's settings before it loads, so everything compiles
+    // once); they publish nothing before the first complete local discovery.
+    let proxy_cfg = crate::proxy::ProxyConfig::load(&env)?;
+    let proxy_emitters = proxy_cfg.emitters()?;
+    if !proxy_emitters.is_empty() {
+        let mut plugins_cfg =
+            crate::config::PluginsConfig::load(core.plugins_file.as_deref(), &env)?;
+        for (name, settings) in proxy_emitters {
+            plugins_cfg.require_emitter(&name, settings);
+        }
+        let options = crate::cli::plugin_load_options(&env);
+        let plugins = crate::plugins::Runtime::load(&plugins_cfg, &options).await?;
+        crate::proxy::start(
+            &proxy_cfg,
+            catalog.clone(),
+            local.ready.clone(),
+            &plugins.emitters,
+            &mut tasks,
+        )
+        .await?;
+    }
+
+    let ctx = ApiContext::new(catalog.clone(), membership)
+        .with_metrics(metrics.clone())
+        .with_local_view(local.view.clone());
+    let api = crate::api::serve(core.http_addr, ctx).await?;
     tasks.spawn(async move {
         if let Err(e) = api.await {
             tracing::error!("HTTP API stopped: {e}");

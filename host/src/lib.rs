@@ -6,10 +6,16 @@
 //! it; everything else either writes local records into it or reads snapshots of it.
 
 pub mod agent;
+pub mod announcer;
 pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod discovery;
+pub mod health;
+pub mod listeners;
+pub mod metrics;
 pub mod plugins;
+pub mod proxy;
 pub mod shared_catalog;

@@ -1,46 +1,111 @@
-//! The HTTP API: Sidecar's routes (existing clients keep working) plus ours.
+//! The HTTP API: Sidecar's routes (existing clients decode them unchanged) plus ours
+//! (SSE watch, `/metrics`, the UI, an OpenAPI document). See `docs/api.md`.
 
 mod cluster_members;
+pub mod members;
+pub mod metrics;
+pub mod openapi;
+pub mod proxy;
+pub mod render;
+pub mod routes;
+pub mod ui;
+pub mod watch;
 
+pub use members::{JustMe, Member, MemberState, MembersFn, Membership};
+
+use crate::discovery::LocalView;
+use crate::metrics::DaemonMetrics;
 use crate::shared_catalog::SharedCatalog;
 use axum::Router;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::sync::watch as tokio_watch;
+
+/// Everything the handlers read.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub catalog: Arc<SharedCatalog>,
+    pub membership: Arc<dyn Membership>,
+    pub metrics: Arc<DaemonMetrics>,
+    /// Discovery's view, for source errors in `/metrics`; `None` in tests.
+    pub local: Option<tokio_watch::Receiver<Option<Arc<LocalView>>>>,
+    renders: Arc<render::Renders>,
+}
+
+impl ApiContext {
+    pub fn new(catalog: Arc<SharedCatalog>, membership: Arc<dyn Membership>) -> Self {
+        ApiContext {
+            catalog,
+            membership,
+            metrics: Arc::default(),
+            local: None,
+            renders: Arc::default(),
+        }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<DaemonMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn with_local_view(mut self, rx: tokio_watch::Receiver<Option<Arc<LocalView>>>) -> Self {
+        self.local = Some(rx);
+        self
+    }
+
+    /// The renders of the newest snapshot.
+    pub fn rendered(&self) -> Arc<render::Rendered> {
+        self.renders.get(self.catalog.snapshot())
+    }
+}
 
 /// Binds the API and returns the server future (bind errors surface before startup ends).
 pub async fn serve(
     addr: SocketAddr,
-    catalog: Arc<SharedCatalog>,
+    ctx: ApiContext,
 ) -> anyhow::Result<impl Future<Output = std::io::Result<()>>> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the HTTP API: {e}"))?;
+    let listener =
+        bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the HTTP API: {e}"))?;
     tracing::info!(%addr, "HTTP API listening");
-    let app = router(catalog);
+    let app = router(ctx);
     Ok(async move { axum::serve(listener, app).await })
 }
 
-pub fn router(catalog: Arc<SharedCatalog>) -> Router {
-    Router::new()
-        .route("/api/state.json", get(state_json))
-        .route("/state.json", get(state_json))
-        .route("/health", get(|| async { "ok" }))
-        .merge(cluster_members::routes())
-        .with_state(catalog)
+/// A listener with a deep accept queue: a thousand watchers reconnecting at once (after
+/// a restart, say) must not overflow it while the workers are busy writing documents.
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
-async fn state_json(
-    axum::extract::State(catalog): axum::extract::State<Arc<SharedCatalog>>,
-) -> Response {
-    let body = catalog.snapshot().state_json();
-    let mut resp = body.into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
+pub fn router(ctx: ApiContext) -> Router {
+    Router::new()
+        .route("/", get(routes::root))
+        .route("/api/services/{key}", get(routes::one_service))
+        .route("/api/services/{key}/drain", post(routes::drain))
+        .route("/api/watch", get(watch::watch))
+        .route("/watch", get(watch::watch))
+        .route("/api/openapi.json", get(openapi::document))
+        .route(
+            "/api/{file}",
+            get(routes::api_file).options(routes::options),
+        )
+        .route("/{file}", get(routes::top_file))
+        .route("/metrics", get(metrics::metrics))
+        .route("/health", get(|| async { "ok" }))
+        .route("/ui", get(ui::redirect))
+        .route("/ui/", get(ui::page))
+        .route("/ui/index.html", get(ui::page))
+        .merge(proxy::routes())
+        .merge(cluster_members::routes())
+        .fallback(routes::not_found)
+        .with_state(ctx)
 }

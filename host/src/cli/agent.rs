@@ -6,13 +6,12 @@ use std::process::ExitCode;
 pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let env = Env::from_process();
     let core = CoreConfig::load(&env, &args)?;
-    let cluster = crate::cluster::ClusterConfig::load(&env, &args, &core)?;
     init_logging(&core.logging_level, core.logging_json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sidecar")
         .build()?;
-    runtime.block_on(crate::agent::run(core, cluster, env))?;
+    runtime.block_on(crate::agent::run(core, env, args))?;
     Ok(ExitCode::SUCCESS)
 }
 

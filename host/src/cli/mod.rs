@@ -2,8 +2,11 @@
 //! Sidecar), `sidecar plugins ...` for plugin authors, `sidecar members`.
 
 mod agent;
+mod envoy_bootstrap;
 mod members;
 mod plugins;
+
+pub use plugins::load_options as plugin_load_options;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -33,6 +36,25 @@ pub enum Command {
     Plugins(PluginsCommand),
     /// List the cluster members a running agent sees, and their states.
     Members(MembersArgs),
+    /// Print an Envoy bootstrap (YAML) that takes its config from this host's xDS server.
+    EnvoyBootstrap(EnvoyBootstrapArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EnvoyBootstrapArgs {
+    /// Envoy's node id (default: SIDECAR_NODE_NAME, else the host name). Every node
+    /// gets the same resources.
+    #[arg(long = "node-id")]
+    pub node_id: Option<String>,
+    /// Envoy's node cluster.
+    #[arg(long = "cluster", default_value = "sidecar")]
+    pub cluster: String,
+    /// The ADS server, `ip:port` (default: ENVOY_GRPC_BIND_IP:ENVOY_GRPC_PORT).
+    #[arg(long = "ads")]
+    pub ads: Option<String>,
+    /// Envoy's admin address, `ip:port`; `none` leaves it out.
+    #[arg(long = "admin", default_value = "127.0.0.1:9901")]
+    pub admin: Option<String>,
 }
 
 /// Flags of the daemon. Each overrides its environment variable when given.
@@ -121,5 +143,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Agent(args)) => agent::run(args),
         Some(Command::Plugins(cmd)) => plugins::run(cmd),
         Some(Command::Members(args)) => members::run(args),
+        Some(Command::EnvoyBootstrap(args)) => envoy_bootstrap::run(args),
     }
 }

@@ -1,0 +1,118 @@
+//! The local announcer: discovery's complete view plus health statuses become our
+//! catalog records, every second and at once on any change (Sidecar's
+//! `TrackNewServices`). A service without a check result yet is UNKNOWN. While
+//! discovery, health and the catalog all stand still the sync is skipped (at most
+//! every 30 s it runs anyway), which keeps an idle daemon with thousands of services idle.
+
+use crate::catalog::Status;
+use crate::discovery::LocalView;
+use crate::health::scheduler::Statuses;
+use crate::listeners::Registry;
+use crate::shared_catalog::SharedCatalog;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// A sync runs at least this often even when nothing seems to have changed.
+pub const FULL_SYNC: Duration = Duration::from_secs(30);
+
+/// Runs until both inputs close. `ready` turns true after the first complete discovery
+/// result was announced (the proxies wait for it before publishing any configuration).
+pub async fn run(
+    catalog: Arc<SharedCatalog>,
+    mut view: watch::Receiver<Option<Arc<LocalView>>>,
+    mut health: watch::Receiver<Statuses>,
+    ready: watch::Sender<bool>,
+    listeners: Option<Arc<Registry>>,
+) {
+    let mut tick = tokio::time::interval(SYNC_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut view_open, mut health_open) = (true, true);
+    // Inputs of the last sync: nothing to do while they and the catalog stand still.
+    let mut last: Option<(Arc<LocalView>, Statuses, u64, Instant)> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            r = view.changed(), if view_open => view_open = r.is_ok(),
+            r = health.changed(), if health_open => health_open = r.is_ok(),
+        }
+        let Some(current) = view.borrow_and_update().clone() else {
+            continue;
+        };
+        if let Some(l) = &listeners {
+            l.reconcile(&current);
+        }
+        let statuses = health.borrow_and_update().clone();
+        let generation = catalog.snapshot().generation;
+        if let Some((v, h, g, at)) = &last
+            && Arc::ptr_eq(v, &current)
+            && Arc::ptr_eq(h, &statuses)
+            && *g == generation
+            && at.elapsed() < FULL_SYNC
+        {
+            continue;
+        }
+        last = Some((
+            current.clone(),
+            statuses.clone(),
+            generation,
+            Instant::now(),
+        ));
+        let desired = current
+            .services
+            .iter()
+            .map(|l| {
+                let mut svc = l.service.clone();
+                svc.status = statuses.get(&l.key()).copied().unwrap_or(Status::Unknown);
+                svc
+            })
+            .collect();
+        let applied = catalog.sync_local(desired);
+        for ev in &applied.events {
+            tracing::info!(id = %ev.service.id, name = %ev.service.name, from = %ev.previous_status, to = %ev.service.status, "local service changed");
+        }
+        ready.send_if_modified(|r| !std::mem::replace(r, true));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Service;
+    use crate::discovery::LocalService;
+    use std::collections::HashMap;
+
+    #[tokio::test]
+    async fn announces_unknown_until_checked_then_the_check_status() {
+        let (catalog, _out) = SharedCatalog::with_defaults("me", "default");
+        let (view_tx, view_rx) = watch::channel(None);
+        let (health_tx, health_rx) = watch::channel(Statuses::default());
+        let (ready_tx, mut ready_rx) = watch::channel(false);
+        tokio::spawn(run(catalog.clone(), view_rx, health_rx, ready_tx, None));
+        let local = LocalService {
+            service: Service {
+                id: "a".into(),
+                name: "web".into(),
+                hostname: "me".into(),
+                ..Service::default()
+            },
+            check: None,
+            listener: None,
+        };
+        let key = local.key();
+        let mut events = catalog.subscribe();
+        assert!(!*ready_rx.borrow());
+        view_tx.send_replace(Some(Arc::new(LocalView {
+            services: Arc::new(vec![local]),
+            sources: vec![],
+        })));
+        ready_rx.wait_for(|r| *r).await.expect("ready");
+        let ev = events.recv().await.expect("new record");
+        assert_eq!(ev.service.status, Status::Unknown);
+        health_tx.send_replace(Arc::new(HashMap::from([(key, Status::Alive)])));
+        let ev = events.recv().await.expect("status change");
+        assert_eq!(ev.service.status, Status::Alive);
+        assert_eq!(ev.previous_status, Status::Unknown);
+    }
+}

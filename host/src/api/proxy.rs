@@ -1,0 +1,36 @@
+//! `/api/proxy.json`: what the proxy drivers did last (HAProxy: last good config, last
+//! error, counters; Envoy: published version, connected Envoys with their ACK/NACK
+//! state, quarantined resources). `/api/proxy/metrics`: the same counters as
+//! Prometheus text, for `/metrics` to include.
+
+use crate::proxy::ProxyStatus;
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+/// The proxy routes, for any router state.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/api/proxy.json", get(proxy_json))
+        .route("/api/proxy/metrics", get(proxy_metrics))
+}
+
+async fn proxy_json() -> Response {
+    let body = serde_json::to_vec(&ProxyStatus::global().to_json()).unwrap_or_default();
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+async fn proxy_metrics() -> Response {
+    let mut resp = ProxyStatus::global().metrics().into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    resp
+}

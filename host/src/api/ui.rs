@@ -1,0 +1,27 @@
+//! The web UI at `/ui/`: one HTML page with the current catalog embedded, rendered by a
+//! little plain JavaScript and kept live by the SSE watch stream. No front-end toolchain.
+
+use super::ApiContext;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+const PAGE: &str = include_str!("ui.html");
+
+pub async fn redirect() -> Response {
+    (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, "/ui/")]).into_response()
+}
+
+pub async fn page(State(ctx): State<ApiContext>) -> Response {
+    let members = ctx.membership.members();
+    let doc = ctx.rendered().services(&members);
+    // JSON inside <script>: only `</` can end the element early.
+    let initial = String::from_utf8_lossy(&doc).replace("</", "<\\/");
+    let html = PAGE.replace("__INITIAL__", &initial);
+    let mut resp = html.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp
+}

@@ -1,0 +1,45 @@
+//! `sidecar envoy-bootstrap`: prints an Envoy bootstrap that takes everything from this
+//! host's xDS server.
+
+use super::EnvoyBootstrapArgs;
+use crate::config::Env;
+use crate::proxy::xds::EnvoyConfig;
+use crate::proxy::xds::bootstrap::{BootstrapOptions, bootstrap_yaml};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+pub fn run(args: EnvoyBootstrapArgs) -> anyhow::Result<ExitCode> {
+    let env = Env::from_process();
+    let cfg = EnvoyConfig::load(&env)?;
+    let mut ads = cfg.grpc_addr();
+    if ads.ip().is_unspecified() {
+        ads.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    if let Some(a) = &args.ads {
+        ads = a
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--ads {a:?} is not ip:port"))?;
+    }
+    let admin: Option<SocketAddr> = match args.admin.as_deref() {
+        None | Some("") | Some("none") => None,
+        Some(a) => Some(
+            a.parse()
+                .map_err(|_| anyhow::anyhow!("--admin {a:?} is not ip:port"))?,
+        ),
+    };
+    let node_id = args
+        .node_id
+        .clone()
+        .or_else(|| env.non_empty("SIDECAR_NODE_NAME", None))
+        .unwrap_or_else(crate::config::agent::system_hostname);
+    print!(
+        "{}",
+        bootstrap_yaml(&BootstrapOptions {
+            node_id,
+            node_cluster: args.cluster.clone(),
+            ads,
+            admin,
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,269 @@
+//! Container -> service mapping, from the labels Sidecar reads:
+//! `ServicePort_<private>=<port>`, `HealthCheck`, `HealthCheckArgs`, `ProxyMode`,
+//! `SidecarDiscover=false`, `SidecarListener=<ServicePort>`. The name comes from the
+//! namer plugin (or [`LabelNamer`]).
+
+use crate::catalog::{Port, PortKind, Service, Timestamp};
+use crate::discovery::{LocalService, listener_url};
+use crate::plugins::{CheckSpec, ContainerInfo, Namer, PluginError};
+use async_trait::async_trait;
+
+/// A label problem on one container. Discovery of the container (and of every other)
+/// goes on; the affected setting is left out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("container {container}: label {label}={value:?}: {reason}")]
+pub struct LabelError {
+    pub container: String,
+    pub label: String,
+    pub value: String,
+    pub reason: String,
+}
+
+fn label<'a>(c: &'a ContainerInfo, key: &str) -> Option<&'a str> {
+    c.labels
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// True unless `SidecarDiscover=false` (exactly that string, as in Sidecar).
+pub fn discoverable(c: &ContainerInfo) -> bool {
+    label(c, "SidecarDiscover") != Some("false")
+}
+
+/// Maps a running container to a local service. `created` is Docker's Unix seconds.
+pub fn to_service(
+    c: &ContainerInfo,
+    name: String,
+    created: i64,
+    hostname: &str,
+    advertise_ip: &str,
+) -> (LocalService, Vec<LabelError>) {
+    let mut errors = Vec::new();
+    let short: String = c.id.chars().take(12).collect();
+    let err = |label: &str, value: &str, reason: String| LabelError {
+        container: c.name.clone(),
+        label: label.to_string(),
+        value: value.to_string(),
+        reason,
+    };
+    let mut ports: Vec<Port> = Vec::new();
+    for p in c.ports.iter().filter(|p| p.public_port != 0) {
+        let key = format!("ServicePort_{}", p.private_port);
+        let service_port = match label(c, &key) {
+            None => 0,
+            Some(v) => match v.trim().parse::<u16>() {
+                Ok(sp) => sp,
+                Err(_) => {
+                    let e = err(
+                        &key,
+                        v,
+                        "not a port number; the port is not exported".into(),
+                    );
+                    if !errors.contains(&e) {
+                        errors.push(e);
+                    }
+                    0
+                }
+            },
+        };
+        let ip = match p.ip.as_str() {
+            "" | "0.0.0.0" | "::" => advertise_ip.to_string(),
+            other => other.to_string(),
+        };
+        let port = Port {
+            kind: p.kind,
+            port: p.public_port,
+            service_port,
+            ip,
+        };
+        // Docker lists a mapping twice (0.0.0.0 and ::) on dual-stack hosts.
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    let proxy_mode = match label(c, "ProxyMode") {
+        Some(m) if !m.is_empty() => m.to_string(),
+        _ => "http".to_string(),
+    };
+    let check = label(c, "HealthCheck")
+        .filter(|t| !t.is_empty())
+        .map(|t| CheckSpec {
+            check_type: t.to_string(),
+            args: label(c, "HealthCheckArgs").unwrap_or_default().to_string(),
+        });
+    let mut listener = None;
+    if let Some(v) = label(c, "SidecarListener") {
+        match v.trim().parse::<u16>() {
+            Ok(sp) => match ports
+                .iter()
+                .find(|p| p.kind == PortKind::Tcp && p.service_port == sp)
+            {
+                Some(p) => listener = Some(listener_url(&p.ip, p.port)),
+                None => errors.push(err(
+                    "SidecarListener",
+                    v,
+                    format!("no tcp port has ServicePort {sp}"),
+                )),
+            },
+            Err(_) => errors.push(err("SidecarListener", v, "not a port number".into())),
+        }
+    }
+    let service = Service {
+        id: short,
+        name,
+        image: c.image.clone(),
+        created: Timestamp::from_unix_secs(created),
+        hostname: hostname.to_string(),
+        ports,
+        updated: Timestamp::GO_ZERO,
+        proxy_mode,
+        status: crate::catalog::Status::Unknown,
+    };
+    (
+        LocalService {
+            service,
+            check,
+            listener,
+        },
+        errors,
+    )
+}
+
+/// Sidecar's `docker_label` namer: the value of a label (default `ServiceName`), else
+/// the image. The native stand-in for the `namer-label` plugin.
+pub struct LabelNamer {
+    label: String,
+}
+
+impl LabelNamer {
+    pub fn new(label: &str) -> Self {
+        LabelNamer {
+            label: label.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl Namer for LabelNamer {
+    async fn name(&self, c: &ContainerInfo) -> Result<String, PluginError> {
+        Ok(label(c, &self.label)
+            .filter(|v| !v.is_empty())
+            .unwrap_or(&c.image)
+            .to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::ContainerPort;
+
+    fn container(labels: &[(&str, &str)]) -> ContainerInfo {
+        ContainerInfo {
+            id: "deadbeef1231aaaaaaaaaaaa".into(),
+            name: "/beowulf".into(),
+            image: "gonitro/awesome-svc:0.1.34".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ports: vec![
+                ContainerPort {
+                    kind: PortKind::Tcp,
+                    private_port: 80,
+                    public_port: 8080,
+                    ip: "0.0.0.0".into(),
+                },
+                ContainerPort {
+                    kind: PortKind::Tcp,
+                    private_port: 80,
+                    public_port: 8080,
+                    ip: "::".into(),
+                },
+                ContainerPort {
+                    kind: PortKind::Udp,
+                    private_port: 53,
+                    public_port: 5353,
+                    ip: "127.0.0.1".into(),
+                },
+                ContainerPort {
+                    kind: PortKind::Tcp,
+                    private_port: 9000,
+                    public_port: 0,
+                    ip: String::new(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn sidecar_mapping() {
+        let c = container(&[
+            ("ServicePort_80", "8080"),
+            ("HealthCheck", "HttpGet"),
+            ("HealthCheckArgs", "http://{{ host }}:{{ tcp 8080 }}/"),
+            ("SidecarListener", "8080"),
+            ("ProxyMode", "tcp"),
+        ]);
+        let (l, errors) = to_service(&c, "beowulf".into(), 1457144774, "box", "10.0.0.1");
+        assert!(errors.is_empty(), "{errors:?}");
+        let s = &l.service;
+        assert_eq!(s.id, "deadbeef1231");
+        assert_eq!(s.created.to_rfc3339(), "2016-03-05T02:26:14Z");
+        assert_eq!(s.proxy_mode, "tcp");
+        assert_eq!(
+            s.ports.len(),
+            2,
+            "v4/v6 duplicate merged, unpublished port skipped"
+        );
+        assert_eq!(
+            s.ports[0],
+            Port {
+                kind: PortKind::Tcp,
+                port: 8080,
+                service_port: 8080,
+                ip: "10.0.0.1".into()
+            }
+        );
+        assert_eq!(s.ports[1].ip, "127.0.0.1", "a specific binding IP is kept");
+        assert_eq!(
+            l.check.as_ref().map(|c| c.check_type.as_str()),
+            Some("HttpGet")
+        );
+        assert_eq!(
+            l.listener.as_deref(),
+            Some("http://10.0.0.1:8080/sidecar/update")
+        );
+    }
+
+    #[test]
+    fn bad_labels_are_reported_and_skipped() {
+        let c = container(&[("ServicePort_80", "eighty"), ("SidecarListener", "1234")]);
+        let (l, errors) = to_service(&c, "x".into(), 0, "box", "10.0.0.1");
+        assert_eq!(errors.len(), 2);
+        assert!(
+            errors[0].to_string().contains("ServicePort_80"),
+            "{}",
+            errors[0]
+        );
+        assert_eq!(l.service.ports[0].service_port, 0);
+        assert_eq!(l.service.proxy_mode, "http");
+        assert_eq!(l.listener, None);
+    }
+
+    #[tokio::test]
+    async fn label_namer_falls_back_to_the_image() {
+        let n = LabelNamer::new("ServiceName");
+        assert_eq!(
+            n.name(&container(&[("ServiceName", "web")])).await,
+            Ok("web".into())
+        );
+        assert_eq!(
+            n.name(&container(&[])).await,
+            Ok("gonitro/awesome-svc:0.1.34".into())
+        );
+        assert!(!discoverable(&container(&[("SidecarDiscover", "false")])));
+        assert!(discoverable(&container(&[("SidecarDiscover", "False")])));
+    }
+}

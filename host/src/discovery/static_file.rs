@@ -1,0 +1,386 @@
+//! Static discovery: services listed in a JSON file (`STATIC_CONFIG_FILE`), in Sidecar's
+//! format:
+//!
+//! ```json
+//! [ { "Service": { "Name": "db", "Ports": [ { "Type": "tcp", "Port": 5432, "ServicePort": 5432 } ] },
+//!     "Check": { "Type": "HttpGet", "Args": "http://:8080/health" },
+//!     "ListenPort": 9999 } ]
+//! ```
+//!
+//! Differences from Sidecar (see `docs/discovery.md`): the file is re-read when it
+//! changes (Sidecar read it once); a broken file is reported and the last good set kept;
+//! IDs are stable across restarts and re-reads (Sidecar drew random ones at every start,
+//! so a restart looked like remove + add); an `ID` given in the file is used; an empty
+//! `ProxyMode` means `http`; `Created` is when this process first saw the target.
+
+use super::{LocalService, SourceHandle, listener_url};
+use crate::catalog::{Service, Timestamp};
+use crate::plugins::CheckSpec;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// How often the file's metadata is looked at.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One target as written in the file, before host defaults are applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub service: Service,
+    pub check: Option<CheckSpec>,
+    pub listen_port: Option<u16>,
+}
+
+/// Why a static file was refused. The message names the target and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+fn field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    map.get(key).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+/// Parses the file's contents (Go's leniency: unknown keys ignored, keys matched
+/// case-insensitively).
+pub fn parse(text: &str) -> Result<Vec<Target>, ParseError> {
+    // Targets are converted one at a time as the array is read, so a file of 10,000
+    // services never exists as one JSON tree in memory.
+    let mut de = serde_json::Deserializer::from_str(text);
+    let targets = serde::Deserializer::deserialize_any(&mut de, TargetsVisitor)
+        .and_then(|t| de.end().map(|_| t))
+        .map_err(|e| {
+            let msg = e.to_string();
+            if e.is_data() {
+                ParseError(msg)
+            } else {
+                ParseError(format!("invalid JSON: {msg}"))
+            }
+        })?;
+    Ok(targets)
+}
+
+struct TargetsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TargetsVisitor {
+    type Value = Vec<Target>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of targets")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Vec<Target>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Target>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<Value>()? {
+            let i = out.len();
+            let t = parse_target(&item)
+                .map_err(|e| serde::de::Error::custom(format!("target {i}: {e}")))?;
+            out.push(t);
+        }
+        Ok(out)
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn parse_target(item: &Value) -> Result<Target, String> {
+    let map = item.as_object().ok_or("expected an object")?;
+    let service = match field(map, "Service") {
+        Some(v @ Value::Object(_)) => {
+            Service::from_json::<serde_json::Error>(v).map_err(|e| format!("Service: {e}"))?
+        }
+        Some(other) => return Err(format!("Service: expected an object, got {}", kind(other))),
+        None => return Err("missing Service".into()),
+    };
+    if service.name.is_empty() {
+        return Err("Service.Name is empty".into());
+    }
+    let check = match field(map, "Check") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(c)) => {
+            let s = |k: &str| -> Result<String, String> {
+                match field(c, k) {
+                    None | Some(Value::Null) => Ok(String::new()),
+                    Some(Value::String(s)) => Ok(s.clone()),
+                    Some(other) => {
+                        Err(format!("Check.{k}: expected a string, got {}", kind(other)))
+                    }
+                }
+            };
+            let spec = CheckSpec {
+                check_type: s("Type")?,
+                args: s("Args")?,
+            };
+            (!spec.check_type.is_empty()).then_some(spec)
+        }
+        Some(other) => return Err(format!("Check: expected an object, got {}", kind(other))),
+    };
+    let listen_port = match field(map, "ListenPort") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => {
+            let p = n
+                .as_i64()
+                .ok_or_else(|| format!("ListenPort: {n} is not an integer"))?;
+            if p <= 0 {
+                None
+            } else {
+                Some(
+                    u16::try_from(p)
+                        .map_err(|_| format!("ListenPort: {p} is not a port number"))?,
+                )
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "ListenPort: expected a number, got {}",
+                kind(other)
+            ));
+        }
+    };
+    Ok(Target {
+        service,
+        check,
+        listen_port,
+    })
+}
+
+/// Applies the host's defaults and assigns stable IDs.
+///
+/// The ID (when the file gives none) is 12 hex characters of a hash of hostname, name,
+/// ports and the target's rank among identical targets: it survives restarts, re-reads
+/// and reordering of unrelated targets.
+pub fn to_local(
+    targets: Vec<Target>,
+    me: &str,
+    advertise_ip: &str,
+    first_seen: &mut HashMap<String, Timestamp>,
+    now: Timestamp,
+) -> Vec<LocalService> {
+    let mut ranks: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(targets.len());
+    for t in targets {
+        let mut svc = t.service;
+        if svc.hostname.is_empty() {
+            svc.hostname = me.to_string();
+        }
+        for p in &mut svc.ports {
+            if p.ip.is_empty() {
+                p.ip = advertise_ip.to_string();
+            }
+        }
+        if svc.proxy_mode.is_empty() {
+            svc.proxy_mode = "http".to_string();
+        }
+        if svc.id.is_empty() {
+            let mut identity = format!("{}\0{}", svc.hostname, svc.name);
+            for p in &svc.ports {
+                identity.push_str(&format!(
+                    "\0{}/{}/{}/{}",
+                    p.kind.as_str(),
+                    p.ip,
+                    p.port,
+                    p.service_port
+                ));
+            }
+            let rank = ranks.entry(identity.clone()).or_insert(0);
+            identity.push_str(&format!("\0{rank}"));
+            *rank += 1;
+            svc.id = hex::encode(&Sha256::digest(identity.as_bytes())[..6]);
+        }
+        svc.created = *first_seen.entry(svc.id.clone()).or_insert(now);
+        svc.updated = Timestamp::GO_ZERO;
+        out.push(LocalService {
+            listener: t.listen_port.map(|p| listener_url(advertise_ip, p)),
+            check: t.check,
+            service: svc,
+        });
+    }
+    out
+}
+
+/// Watches the file and publishes its services; runs forever.
+pub async fn run(path: PathBuf, me: String, advertise_ip: String, handle: SourceHandle) {
+    let mut seen: Option<(Option<SystemTime>, u64)> = None;
+    let mut last_error_meta = None;
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let meta = match tokio::fs::metadata(&path).await {
+            Ok(m) => (m.modified().ok(), m.len()),
+            Err(e) => {
+                if last_error_meta.is_none() {
+                    handle.fail_first(format!("cannot read static file {}: {e}", path.display()));
+                    last_error_meta = Some(None);
+                }
+                seen = None;
+                continue;
+            }
+        };
+        if seen == Some(meta) || last_error_meta == Some(Some(meta)) {
+            continue;
+        }
+        match load(&path).await {
+            Ok(targets) => {
+                let n = targets.len();
+                // Created of targets seen before, from the last published set.
+                let mut first_seen: HashMap<String, Timestamp> = handle
+                    .current()
+                    .map(|v| {
+                        v.iter()
+                            .map(|l| (l.service.id.clone(), l.service.created))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let services = to_local(
+                    targets,
+                    &me,
+                    &advertise_ip,
+                    &mut first_seen,
+                    Timestamp::now(),
+                );
+                drop(first_seen);
+                tracing::info!(file = %path.display(), services = n, "static discovery: loaded");
+                handle.publish(services);
+                crate::metrics::trim_heap();
+                seen = Some(meta);
+                last_error_meta = None;
+            }
+            Err(e) => {
+                handle.fail_first(format!("static file {}: {e}", path.display()));
+                last_error_meta = Some(Some(meta));
+                seen = None;
+            }
+        }
+    }
+}
+
+async fn load(path: &Path) -> Result<Vec<Target>, ParseError> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| ParseError(format!("cannot read: {e}")))?;
+    parse(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::PortKind;
+
+    const SIDECAR_EXAMPLE: &str = r#"[
+      {
+        "Service": {
+          "Name": "some_service",
+          "Image": "bb6268ff91dc42a51f51db53846f72102ed9ff3f",
+          "Ports": [ { "Type": "tcp", "Port": 10234, "ServicePort": 9999 } ],
+          "ProxyMode": "http"
+        },
+        "ListenPort": 9999,
+        "Check": { "Type": "HttpGet", "Args": "http://:10234/" }
+      },
+      { "service": { "name": "legacy-db", "hostname": "db1", "ports": [{"port": 5432, "ip": "10.1.1.1"}] } }
+    ]"#;
+
+    fn load_example() -> Vec<LocalService> {
+        let targets = parse(SIDECAR_EXAMPLE).expect("parses");
+        to_local(
+            targets,
+            "me",
+            "10.0.0.5",
+            &mut HashMap::new(),
+            Timestamp::from_unix_secs(1),
+        )
+    }
+
+    #[test]
+    fn sidecar_format_with_host_defaults() {
+        let s = load_example();
+        assert_eq!(s.len(), 2);
+        let a = &s[0];
+        assert_eq!(a.service.name, "some_service");
+        assert_eq!(a.service.hostname, "me");
+        assert_eq!(a.service.ports[0].ip, "10.0.0.5");
+        assert_eq!(a.service.ports[0].kind, PortKind::Tcp);
+        assert_eq!(a.service.ports[0].service_port, 9999);
+        assert_eq!(a.service.id.len(), 12);
+        assert_eq!(a.service.created, Timestamp::from_unix_secs(1));
+        assert_eq!(
+            a.check,
+            Some(CheckSpec {
+                check_type: "HttpGet".into(),
+                args: "http://:10234/".into()
+            })
+        );
+        assert_eq!(
+            a.listener.as_deref(),
+            Some("http://10.0.0.5:9999/sidecar/update")
+        );
+        let b = &s[1];
+        assert_eq!(b.service.hostname, "db1", "hostname override kept");
+        assert_eq!(b.service.ports[0].ip, "10.1.1.1", "given IP kept");
+        assert_eq!(
+            b.service.proxy_mode, "http",
+            "empty ProxyMode defaults to http"
+        );
+        assert_eq!(b.check, None);
+    }
+
+    #[test]
+    fn ids_are_stable_and_unique() {
+        let a = load_example();
+        let b = load_example();
+        assert_eq!(a[0].service.id, b[0].service.id);
+        let twice = format!(
+            "[{x},{x}]",
+            x = r#"{"Service":{"Name":"w","Ports":[{"Port":1}]}}"#
+        );
+        let s = to_local(
+            parse(&twice).expect("ok"),
+            "me",
+            "ip",
+            &mut HashMap::new(),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_ne!(s[0].service.id, s[1].service.id);
+        let given = r#"[{"Service":{"ID":"mine","Name":"w"}}]"#;
+        let s = to_local(
+            parse(given).expect("ok"),
+            "me",
+            "ip",
+            &mut HashMap::new(),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(s[0].service.id, "mine");
+    }
+
+    #[test]
+    fn broken_files_say_why() {
+        let e = parse(r#"[{"Service":{"Name":"a"}},]"#).expect_err("trailing comma");
+        assert!(e.0.contains("invalid JSON"), "{e}");
+        let e =
+            parse(r#"[{"Service":{"Name":"a","Ports":[{"Port":"x"}]}}]"#).expect_err("bad port");
+        assert!(e.0.contains("target 0") && e.0.contains("Port"), "{e}");
+        let e = parse(r#"{"Service":{}}"#).expect_err("not an array");
+        assert!(e.0.contains("array"), "{e}");
+        let e = parse(r#"[{"Service":{"Image":"x"}}]"#).expect_err("no name");
+        assert!(e.0.contains("Name"), "{e}");
+    }
+}

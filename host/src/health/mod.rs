@@ -1,0 +1,252 @@
+//! Health checks of local services: which check each service gets ([`CheckRegistry`]),
+//! argument templating ([`template`]), the state machine ([`state`]) and the scheduler
+//! that runs them ([`scheduler`]). Checks run through the `HealthChecker` trait: the
+//! plugin runtime's check types, or the native ones in [`native`].
+
+pub mod native;
+pub mod scheduler;
+pub mod state;
+pub mod template;
+
+use crate::catalog::{PortKind, Service};
+use crate::config::{Env, EnvError};
+use crate::plugins::{CheckSpec, HealthChecker};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Scheduler settings. Sidecar fixed them (3 s, one failure = UNHEALTHY); ours default
+/// to the same values and can be changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// `SIDECAR_HEALTH_INTERVAL` (3s): time between two runs of one check.
+    pub interval: Duration,
+    /// `SIDECAR_HEALTH_TIMEOUT` (3s, at most the interval): deadline of one run.
+    pub timeout: Duration,
+    /// `SIDECAR_HEALTH_CONCURRENCY` (64): checks running at the same time.
+    pub concurrency: usize,
+    /// `SIDECAR_HEALTH_RISE` (1): consecutive passes that turn UNHEALTHY into ALIVE.
+    pub rise: u32,
+    /// `SIDECAR_HEALTH_FALL` (1): consecutive failures that turn ALIVE into UNHEALTHY.
+    pub fall: u32,
+    /// `SIDECAR_DEFAULT_CHECK_ENDPOINT` (`/version`; empty means `/`).
+    pub default_endpoint: String,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            interval: Duration::from_secs(3),
+            timeout: Duration::from_secs(3),
+            concurrency: 64,
+            rise: 1,
+            fall: 1,
+            default_endpoint: "/version".into(),
+        }
+    }
+}
+
+impl HealthConfig {
+    pub fn load(env: &Env) -> Result<Self, EnvError> {
+        let d = HealthConfig::default();
+        let interval = env
+            .duration("SIDECAR_HEALTH_INTERVAL", None)?
+            .filter(|d| !d.is_zero())
+            .unwrap_or(d.interval);
+        let timeout = env
+            .duration("SIDECAR_HEALTH_TIMEOUT", None)?
+            .filter(|d| !d.is_zero())
+            .unwrap_or(d.timeout)
+            .min(interval);
+        let endpoint = env
+            .string("SIDECAR_DEFAULT_CHECK_ENDPOINT", None)
+            .unwrap_or(d.default_endpoint);
+        Ok(HealthConfig {
+            interval,
+            timeout,
+            concurrency: env
+                .int::<usize>("SIDECAR_HEALTH_CONCURRENCY", None)?
+                .unwrap_or(d.concurrency)
+                .max(1),
+            rise: env
+                .int::<u32>("SIDECAR_HEALTH_RISE", None)?
+                .unwrap_or(1)
+                .max(1),
+            fall: env
+                .int::<u32>("SIDECAR_HEALTH_FALL", None)?
+                .unwrap_or(1)
+                .max(1),
+            default_endpoint: if endpoint.is_empty() {
+                "/".into()
+            } else {
+                endpoint
+            },
+        })
+    }
+}
+
+/// A check ready to run: the type's checker name and the rendered arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedCheck {
+    pub check_type: String,
+    pub args: String,
+}
+
+/// Check types by name.
+#[derive(Clone, Default)]
+pub struct CheckRegistry {
+    checkers: HashMap<String, Arc<dyn HealthChecker>>,
+}
+
+pub const HTTP_GET: &str = "HttpGet";
+pub const ALWAYS_SUCCESSFUL: &str = "AlwaysSuccessful";
+
+impl CheckRegistry {
+    pub fn new(checkers: HashMap<String, Arc<dyn HealthChecker>>) -> Self {
+        CheckRegistry { checkers }
+    }
+
+    /// The native `HttpGet`, `External` and `AlwaysSuccessful`.
+    pub fn native() -> Self {
+        let mut m: HashMap<String, Arc<dyn HealthChecker>> = HashMap::new();
+        m.insert(HTTP_GET.into(), Arc::new(native::HttpGet::new()));
+        m.insert("External".into(), Arc::new(native::External));
+        m.insert(ALWAYS_SUCCESSFUL.into(), Arc::new(native::AlwaysSuccessful));
+        CheckRegistry { checkers: m }
+    }
+
+    /// Adds or replaces a check type.
+    pub fn insert(&mut self, name: impl Into<String>, checker: Arc<dyn HealthChecker>) {
+        self.checkers.insert(name.into(), checker);
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.checkers.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// True when a checker of that name (ignoring case) exists, i.e. no fallback applies.
+    pub fn knows(&self, check_type: &str) -> bool {
+        self.checkers.contains_key(check_type)
+            || self
+                .checkers
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case(check_type))
+    }
+
+    /// The checker for a type name: exact, then ignoring case, then `HttpGet` (Sidecar
+    /// turns unknown names into HttpGet).
+    pub fn get(&self, check_type: &str) -> Option<(String, Arc<dyn HealthChecker>)> {
+        if let Some(c) = self.checkers.get(check_type) {
+            return Some((check_type.to_string(), c.clone()));
+        }
+        if let Some((k, c)) = self
+            .checkers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(check_type))
+        {
+            return Some((k.clone(), c.clone()));
+        }
+        self.checkers
+            .get(HTTP_GET)
+            .map(|c| (HTTP_GET.to_string(), c.clone()))
+    }
+}
+
+/// Sidecar's check selection: the discovered check with templated arguments, else
+/// HttpGet on the first tcp port at the default endpoint, else AlwaysSuccessful.
+pub fn resolve(
+    spec: Option<&CheckSpec>,
+    svc: &Service,
+    host_ip: &str,
+    default_endpoint: &str,
+) -> ResolvedCheck {
+    if let Some(spec) = spec.filter(|s| !s.check_type.is_empty()) {
+        return ResolvedCheck {
+            check_type: spec.check_type.clone(),
+            args: template::render(&spec.args, svc, host_ip),
+        };
+    }
+    match svc.ports.iter().find(|p| p.kind == PortKind::Tcp) {
+        Some(p) => {
+            let ip = if p.ip.is_empty() { host_ip } else { &p.ip };
+            let ip = if ip.contains(':') {
+                format!("[{ip}]")
+            } else {
+                ip.to_string()
+            };
+            ResolvedCheck {
+                check_type: HTTP_GET.into(),
+                args: format!("http://{ip}:{}{default_endpoint}", p.port),
+            }
+        }
+        None => ResolvedCheck {
+            check_type: ALWAYS_SUCCESSFUL.into(),
+            args: String::new(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Port;
+
+    #[test]
+    fn default_check_is_httpget_on_the_first_tcp_port() {
+        let mut svc = Service {
+            ports: vec![
+                Port {
+                    kind: PortKind::Udp,
+                    port: 53,
+                    service_port: 53,
+                    ip: "10.0.0.2".into(),
+                },
+                Port {
+                    kind: PortKind::Tcp,
+                    port: 8080,
+                    service_port: 80,
+                    ip: "10.0.0.2".into(),
+                },
+            ],
+            ..Service::default()
+        };
+        let c = resolve(None, &svc, "10.0.0.1", "/version");
+        assert_eq!(c.check_type, "HttpGet");
+        assert_eq!(c.args, "http://10.0.0.2:8080/version");
+        svc.ports.remove(1);
+        let c = resolve(None, &svc, "10.0.0.1", "/version");
+        assert_eq!(c.check_type, "AlwaysSuccessful");
+        let spec = CheckSpec {
+            check_type: "External".into(),
+            args: "check {{ host }}".into(),
+        };
+        assert_eq!(
+            resolve(Some(&spec), &svc, "10.0.0.1", "/").args,
+            "check 10.0.0.1"
+        );
+    }
+
+    #[test]
+    fn config_from_env() {
+        let env = Env::from_pairs([
+            ("SIDECAR_HEALTH_INTERVAL", "1s"),
+            ("SIDECAR_HEALTH_TIMEOUT", "5s"),
+            ("SIDECAR_DEFAULT_CHECK_ENDPOINT", ""),
+        ]);
+        let c = HealthConfig::load(&env).expect("valid");
+        assert_eq!(c.interval, Duration::from_secs(1));
+        assert_eq!(c.timeout, Duration::from_secs(1), "capped at the interval");
+        assert_eq!(c.default_endpoint, "/");
+        assert!(HealthConfig::load(&Env::from_pairs([("SIDECAR_HEALTH_RISE", "x")])).is_err());
+    }
+
+    #[test]
+    fn unknown_types_become_httpget() {
+        let r = CheckRegistry::native();
+        assert_eq!(r.get("httpget").map(|c| c.0).as_deref(), Some("HttpGet"));
+        assert_eq!(r.get("Whatever").map(|c| c.0).as_deref(), Some("HttpGet"));
+        assert_eq!(r.get("External").map(|c| c.0).as_deref(), Some("External"));
+    }
+}

@@ -1,0 +1,344 @@
+//! Runs every local service's check on an interval, concurrently but bounded, and
+//! publishes the resulting statuses for the announcer.
+//!
+//! Each check runs on its own schedule: a new service is checked as soon as discovery
+//! reports it (Sidecar waited up to 3 s), then every `interval` after its previous run
+//! finished. At most `concurrency` checks run at once and a check is never started
+//! twice in parallel, so thousands of services (or a hung check) cannot pile up work.
+
+use super::state::CheckState;
+use super::{CheckRegistry, HealthConfig, ResolvedCheck, resolve};
+use crate::catalog::Status;
+use crate::discovery::{LocalView, ServiceKey};
+use crate::metrics::DaemonMetrics;
+use crate::plugins::{CheckRequest, CheckStatus, HealthChecker, PluginError};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+
+/// Longest delay between a status change and its publication.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+/// How often freed heap pages are returned to the OS.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Current check status of every local service that has a result.
+pub type Statuses = Arc<HashMap<ServiceKey, Status>>;
+
+/// The checker a check runs on, resolved once per check (not per run).
+type Runner = Option<(Arc<str>, Arc<dyn HealthChecker>)>;
+
+struct Entry {
+    check: ResolvedCheck,
+    runner: Runner,
+    /// Bumped when the check changes, so a late result of the old check is ignored.
+    version: u64,
+    state: CheckState,
+    running: bool,
+    due: Instant,
+}
+
+struct Done {
+    key: ServiceKey,
+    version: u64,
+    healthy: bool,
+    message: String,
+}
+
+pub struct Scheduler {
+    pub config: HealthConfig,
+    pub registry: CheckRegistry,
+    pub host_ip: String,
+    pub metrics: Arc<DaemonMetrics>,
+}
+
+impl Scheduler {
+    /// Runs until the discovery channel closes. Statuses go to `out`.
+    pub async fn run(
+        self,
+        mut view: watch::Receiver<Option<Arc<LocalView>>>,
+        out: watch::Sender<Statuses>,
+    ) {
+        let sem = Arc::new(Semaphore::new(self.config.concurrency));
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        let mut entries: HashMap<ServiceKey, Entry> = HashMap::new();
+        // Where each service is in the current view (no copy of the services).
+        let mut current: Arc<LocalView> = Arc::default();
+        let mut index: HashMap<ServiceKey, usize> = HashMap::new();
+        // Checks by due time; an item is stale unless it matches its entry's `due`.
+        let mut timers: BinaryHeap<Reverse<(Instant, ServiceKey)>> = BinaryHeap::new();
+        // Due checks waiting for a concurrency permit, oldest first.
+        let mut ready: VecDeque<ServiceKey> = VecDeque::new();
+        let mut version = 0u64;
+        let granularity =
+            (self.config.interval / 10).clamp(Duration::from_millis(20), PUBLISH_EVERY);
+        // Status changes are published in batches: a first round over thousands of
+        // services must not copy the status map once per service.
+        let mut dirty = false;
+        let mut last_publish = Instant::now();
+        let mut last_trim = Instant::now();
+        let mut tick = tokio::time::interval(granularity);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut view_open = true;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = view.changed(), if view_open => {
+                    if changed.is_err() {
+                        view_open = false;
+                        continue;
+                    }
+                    let latest = view.borrow_and_update().clone();
+                    let Some(latest) = latest else { continue };
+                    let now = Instant::now();
+                    index.clear();
+                    for (i, l) in latest.services.iter().enumerate() {
+                        let key = l.key();
+                        let check = resolve(l.check.as_ref(), &l.service, &self.host_ip, &self.config.default_endpoint);
+                        match entries.get_mut(&key) {
+                            Some(e) if e.check == check => {}
+                            Some(e) => {
+                                version += 1;
+                                e.runner = self.runner(&check.check_type);
+                                e.check = check;
+                                e.version = version;
+                                e.running = false;
+                                e.due = now;
+                                timers.push(Reverse((now, key.clone())));
+                            }
+                            None => {
+                                if !self.registry.knows(&check.check_type) {
+                                    tracing::warn!(id = %key.id, name = %l.service.name, check = %check.check_type, "unknown health check type; using HttpGet (as Sidecar)");
+                                }
+                                version += 1;
+                                entries.insert(key.clone(), Entry {
+                                    runner: self.runner(&check.check_type),
+                                    check,
+                                    version,
+                                    state: CheckState::default(),
+                                    running: false,
+                                    due: now,
+                                });
+                                timers.push(Reverse((now, key.clone())));
+                            }
+                        }
+                        index.insert(key, i);
+                    }
+                    current = latest;
+                    let before = entries.len();
+                    entries.retain(|k, _| index.contains_key(k));
+                    dirty |= entries.len() != before;
+                }
+                Some(done) = done_rx.recv() => {
+                    if let Some(e) = entries.get_mut(&done.key)
+                        && e.version == done.version
+                    {
+                        e.running = false;
+                        e.due = Instant::now() + self.config.interval;
+                        timers.push(Reverse((e.due, done.key.clone())));
+                        let was = e.state.status;
+                        if e.state.record(done.healthy, done.message, self.config.rise, self.config.fall) {
+                            tracing::info!(id = %done.key.id, check = %e.check.check_type, from = %was, to = %e.state.status, reason = %e.state.message, "health status changed");
+                            dirty = true;
+                        }
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now.duration_since(last_trim) >= TRIM_EVERY {
+                // Thousands of short-lived check calls fragment the heap; give the
+                // freed pages back so RSS tracks live data.
+                crate::metrics::trim_heap();
+                last_trim = now;
+            }
+            if dirty && now.duration_since(last_publish) >= PUBLISH_EVERY {
+                publish(&entries, &out);
+                dirty = false;
+                last_publish = now;
+            }
+            while let Some(Reverse((due, _))) = timers.peek() {
+                if *due > now {
+                    break;
+                }
+                let Some(Reverse((due, key))) = timers.pop() else {
+                    break;
+                };
+                if entries
+                    .get(&key)
+                    .is_some_and(|e| e.due == due && !e.running)
+                {
+                    ready.push_back(key);
+                }
+            }
+            while let Some(key) = ready.front() {
+                let Some(e) = entries.get_mut(key) else {
+                    ready.pop_front();
+                    continue;
+                };
+                let Some(svc) = index.get(key).and_then(|i| current.services.get(*i)) else {
+                    ready.pop_front();
+                    continue;
+                };
+                let Ok(permit) = sem.clone().try_acquire_owned() else {
+                    break;
+                };
+                e.running = true;
+                self.spawn_check(key.clone(), e, svc.service.clone(), permit, done_tx.clone());
+                ready.pop_front();
+            }
+        }
+    }
+
+    fn runner(&self, check_type: &str) -> Runner {
+        self.registry
+            .get(check_type)
+            .map(|(name, checker)| (Arc::from(name), checker))
+    }
+
+    fn spawn_check(
+        &self,
+        key: ServiceKey,
+        e: &Entry,
+        service: crate::catalog::Service,
+        permit: OwnedSemaphorePermit,
+        done: mpsc::UnboundedSender<Done>,
+    ) {
+        let check_type = e.check.check_type.clone();
+        let args = e.check.args.clone();
+        let runner = e.runner.clone();
+        let version = e.version;
+        let timeout = self.config.timeout;
+        let host_ip = self.host_ip.clone();
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let (healthy, message) = match runner {
+                None => (false, format!("no check type {check_type:?} is available")),
+                Some((type_name, checker)) => {
+                    let req = CheckRequest {
+                        service,
+                        args,
+                        timeout,
+                        host_ip,
+                    };
+                    let started = Instant::now();
+                    let res = tokio::time::timeout(timeout, checker.check(req)).await;
+                    let took = started.elapsed();
+                    match res {
+                        Ok(Ok(o)) => {
+                            let healthy = o.status == CheckStatus::Healthy;
+                            metrics.check_done(
+                                &type_name,
+                                took,
+                                if healthy { "healthy" } else { "unhealthy" },
+                            );
+                            (healthy, o.message)
+                        }
+                        Ok(Err(err)) => {
+                            metrics.check_done(&type_name, took, "error");
+                            if !matches!(err, PluginError::Failed { .. }) {
+                                metrics.plugin_error(err.plugin());
+                            }
+                            (false, err.to_string())
+                        }
+                        Err(_) => {
+                            metrics.check_done(&type_name, took, "timeout");
+                            (false, "Timed out!".to_string())
+                        }
+                    }
+                }
+            };
+            let _ = done.send(Done {
+                key,
+                version,
+                healthy,
+                message,
+            });
+        });
+    }
+}
+
+fn publish(entries: &HashMap<ServiceKey, Entry>, out: &watch::Sender<Statuses>) {
+    let map: HashMap<ServiceKey, Status> = entries
+        .iter()
+        .filter(|(_, e)| e.state.status != Status::Unknown)
+        .map(|(k, e)| (k.clone(), e.state.status))
+        .collect();
+    out.send_replace(Arc::new(map));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Service;
+    use crate::discovery::LocalService;
+    use crate::plugins::{CheckOutcome, CheckSpec};
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    struct Switch(Arc<AtomicBool>);
+
+    #[async_trait]
+    impl HealthChecker for Switch {
+        async fn check(&self, _req: CheckRequest) -> Result<CheckOutcome, PluginError> {
+            Ok(CheckOutcome {
+                status: if self.0.load(Ordering::SeqCst) {
+                    CheckStatus::Healthy
+                } else {
+                    CheckStatus::Unhealthy
+                },
+                message: String::new(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn statuses_follow_check_results() {
+        let healthy = Arc::new(AtomicBool::new(true));
+        let mut registry = CheckRegistry::default();
+        registry.insert("Switch", Arc::new(Switch(healthy.clone())));
+        let sched = Scheduler {
+            config: HealthConfig {
+                interval: Duration::from_millis(50),
+                timeout: Duration::from_millis(50),
+                ..HealthConfig::default()
+            },
+            registry,
+            host_ip: "127.0.0.1".into(),
+            metrics: Arc::default(),
+        };
+        let (view_tx, view_rx) = watch::channel(None);
+        let (out_tx, mut out_rx) = watch::channel(Statuses::default());
+        tokio::spawn(sched.run(view_rx, out_tx));
+        let local = LocalService {
+            service: Service {
+                id: "a".into(),
+                hostname: "me".into(),
+                ..Service::default()
+            },
+            check: Some(CheckSpec {
+                check_type: "Switch".into(),
+                args: String::new(),
+            }),
+            listener: None,
+        };
+        let key = local.key();
+        view_tx.send_replace(Some(Arc::new(LocalView {
+            services: Arc::new(vec![local]),
+            sources: vec![],
+        })));
+        out_rx
+            .wait_for(|s| s.get(&key) == Some(&Status::Alive))
+            .await
+            .expect("alive");
+        healthy.store(false, Ordering::SeqCst);
+        out_rx
+            .wait_for(|s| s.get(&key) == Some(&Status::Unhealthy))
+            .await
+            .expect("unhealthy");
+        view_tx.send_replace(Some(Arc::new(LocalView::default())));
+        out_rx.wait_for(|s| s.is_empty()).await.expect("forgotten");
+    }
+}

@@ -1,0 +1,255 @@
+//! Listeners: HTTP endpoints that get every change event POSTed to them.
+//!
+//! Sources: `LISTENERS_URLS` (never removed) and discovery (`SidecarListener` label,
+//! static `ListenPort`; added and removed with their service). The announcer reconciles
+//! the discovered ones *before* it announces, so a new service's listener already gets
+//! the service's own first events. One dispatcher fans the catalog's change events out
+//! to a bounded queue per listener (20 events, overflow dropped), so a slow listener
+//! never blocks the catalog or the other listeners.
+
+pub mod url_listener;
+
+use crate::catalog::ChangeEvent;
+use crate::config::Env;
+use crate::discovery::LocalView;
+use crate::metrics::DaemonMetrics;
+use crate::shared_catalog::SharedCatalog;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+
+/// Sidecar's `LISTENER_EVENT_BUFFER_SIZE`.
+pub const QUEUE: usize = 20;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenersConfig {
+    /// `LISTENERS_URLS`, comma-separated.
+    pub urls: Vec<String>,
+}
+
+impl ListenersConfig {
+    pub fn load(env: &Env) -> Self {
+        ListenersConfig {
+            urls: env.list("LISTENERS_URLS", None).unwrap_or_default(),
+        }
+    }
+}
+
+struct Running {
+    url: String,
+    managed: bool,
+    tx: mpsc::Sender<Arc<ChangeEvent>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The running listeners.
+pub struct Registry {
+    running: Mutex<HashMap<String, Running>>,
+    catalog: Arc<SharedCatalog>,
+    client: reqwest::Client,
+    hostname: String,
+    metrics: Arc<DaemonMetrics>,
+}
+
+impl Registry {
+    fn start_one(&self, name: &str, url: &str, managed: bool) -> Running {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(url_listener::run(
+            url_listener::Target {
+                name: name.to_string(),
+                url: url.to_string(),
+            },
+            rx,
+            self.catalog.clone(),
+            self.client.clone(),
+            self.hostname.clone(),
+            self.metrics.clone(),
+        ));
+        tracing::info!(listener = %name, %url, "listener added");
+        Running {
+            url: url.to_string(),
+            managed,
+            tx,
+            task,
+        }
+    }
+
+    /// Makes the discovered listeners exactly those of `view`.
+    pub fn reconcile(&self, view: &LocalView) {
+        let wanted: HashMap<String, &String> = view
+            .services
+            .iter()
+            .filter_map(|l| l.listener.as_ref().map(|u| (l.service.listener_name(), u)))
+            .collect();
+        let mut running = self.running.lock();
+        running.retain(|name, r| {
+            if !r.managed || wanted.get(name).is_some_and(|u| **u == r.url) {
+                return true;
+            }
+            r.task.abort();
+            tracing::info!(listener = %name, url = %r.url, "listener removed");
+            false
+        });
+        for (name, url) in wanted {
+            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(name) {
+                let r = self.start_one(slot.key(), url, true);
+                slot.insert(r);
+            }
+        }
+    }
+
+    fn fan_out(&self, ev: &Arc<ChangeEvent>) {
+        for (name, r) in self.running.lock().iter() {
+            if r.tx.try_send(ev.clone()).is_err() {
+                self.metrics
+                    .listener_events_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(listener = %name, "listener queue full: event dropped");
+            }
+        }
+    }
+}
+
+/// Starts the `LISTENERS_URLS` listeners and the dispatcher; returns the registry the
+/// announcer reconciles discovered listeners with.
+pub fn start(
+    cfg: &ListenersConfig,
+    catalog: Arc<SharedCatalog>,
+    hostname: String,
+    metrics: Arc<DaemonMetrics>,
+    tasks: &mut JoinSet<()>,
+) -> Arc<Registry> {
+    let events = catalog.subscribe();
+    let registry = Arc::new(Registry {
+        running: Mutex::new(HashMap::new()),
+        catalog,
+        client: url_listener::client(),
+        hostname,
+        metrics,
+    });
+    for url in &cfg.urls {
+        let name = format!("UrlListener({url})");
+        let r = registry.start_one(&name, url, false);
+        registry.running.lock().insert(name, r);
+    }
+    tasks.spawn(dispatch(registry.clone(), events));
+    registry
+}
+
+async fn dispatch(registry: Arc<Registry>, mut events: broadcast::Receiver<Arc<ChangeEvent>>) {
+    loop {
+        match events.recv().await {
+            Ok(ev) => registry.fan_out(&ev),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                if !registry.running.lock().is_empty() {
+                    registry
+                        .metrics
+                        .listener_events_dropped
+                        .fetch_add(n, Ordering::Relaxed);
+                    tracing::warn!("listeners fell {n} events behind; they were dropped");
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Service, Status};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Answers each request with 200 and forwards the request text.
+    async fn fast_server() -> (String, mpsc::UnboundedReceiver<String>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/update", l.local_addr().expect("addr"));
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1 << 20];
+                    let mut got = Vec::new();
+                    loop {
+                        let Ok(n) = s.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        got.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&got).to_string();
+                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                            let len = head
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                                })
+                                .unwrap_or(0);
+                            if body.len() >= len {
+                                let _ = tx.send(body.to_string());
+                                let _ = s
+                                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                                    .await;
+                                got.clear();
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, rx)
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_never_answers_does_not_hold_up_the_others() {
+        // Accepts connections and never answers.
+        let stuck = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let stuck_url = format!("http://{}/update", stuck.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = stuck.accept().await {
+                held.push(s);
+            }
+        });
+        let (fast_url, mut received) = fast_server().await;
+        let (catalog, _out) = SharedCatalog::with_defaults("me", "default");
+        tokio::spawn(catalog.clone().run_publisher());
+        let metrics = Arc::new(DaemonMetrics::default());
+        let mut tasks = JoinSet::new();
+        start(
+            &ListenersConfig {
+                urls: vec![stuck_url, fast_url],
+            },
+            catalog.clone(),
+            "me".into(),
+            metrics.clone(),
+            &mut tasks,
+        );
+        // One new service per step; the fast listener gets each event before the next.
+        let mut desired = Vec::new();
+        let mut bodies = Vec::new();
+        for i in 0..30 {
+            desired.push(Service {
+                id: format!("s{i}"),
+                name: "web".into(),
+                status: Status::Alive,
+                ..Service::default()
+            });
+            catalog.sync_local(desired.clone());
+            bodies.push(received.recv().await.expect("body"));
+        }
+        assert!(bodies.iter().all(|b| b.starts_with("{\"State\":")));
+        assert!(
+            metrics.listener_events_dropped.load(Ordering::Relaxed) > 0,
+            "the stuck listener's queue overflowed and dropped events"
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! One URL listener: POSTs `{"State":..,"ChangeEvent":..}` for each queued event, with
+//! Sidecar's client settings (3 s timeout, `sidecar-session-host` cookie for
+//! load balancers with affinity) and retry schedule (6 attempts, sleeping 0, 0, 100,
+//! 200, 300, 400 ms). Unlike Sidecar, retries resend the full body.
+
+use crate::catalog::{ChangeEvent, Timestamp};
+use crate::metrics::DaemonMetrics;
+use crate::shared_catalog::{SharedCatalog, Snapshot};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub const TIMEOUT: Duration = Duration::from_secs(3);
+pub const RETRY_SLEEPS_MS: [u64; 6] = [0, 0, 100, 200, 300, 400];
+
+pub struct Target {
+    pub name: String,
+    pub url: String,
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| {
+            tracing::error!("listener HTTP client: {e}; using defaults");
+            reqwest::Client::new()
+        })
+}
+
+/// The POST body: the catalog as of the event, and the event.
+pub fn body(snap: &Snapshot, ev: &ChangeEvent) -> Bytes {
+    let state = snap.state_json();
+    let event = serde_json::to_vec(ev).unwrap_or_default();
+    let mut out = Vec::with_capacity(state.len() + event.len() + 32);
+    out.extend_from_slice(b"{\"State\":");
+    out.extend_from_slice(&state);
+    out.extend_from_slice(b",\"ChangeEvent\":");
+    out.extend_from_slice(&event);
+    out.push(b'}');
+    Bytes::from(out)
+}
+
+/// A snapshot that already shows `ev` (snapshots are published just after the change).
+async fn snapshot_with(catalog: &SharedCatalog, ev: &ChangeEvent) -> Arc<Snapshot> {
+    let shows = |s: &Snapshot| {
+        s.state
+            .get(&ev.service.hostname, &ev.service.id)
+            .is_none_or(|r| r.updated >= ev.service.updated)
+    };
+    let mut rx = catalog.watch();
+    let wait = rx.wait_for(|s| shows(s));
+    match tokio::time::timeout(Duration::from_secs(1), wait).await {
+        Ok(Ok(s)) => s.clone(),
+        _ => catalog.snapshot(),
+    }
+}
+
+pub async fn run(
+    target: Target,
+    mut rx: mpsc::Receiver<Arc<ChangeEvent>>,
+    catalog: Arc<SharedCatalog>,
+    client: reqwest::Client,
+    hostname: String,
+    metrics: Arc<DaemonMetrics>,
+) {
+    // Go's cookie jar quotes values containing spaces.
+    let cookie = format!(
+        "sidecar-session-host=\"{hostname}-{}\"",
+        Timestamp::now().to_go_string()
+    );
+    while let Some(ev) = rx.recv().await {
+        let snap = snapshot_with(&catalog, &ev).await;
+        let body = body(&snap, &ev);
+        drop(snap);
+        let mut last_err = String::new();
+        let mut ok = false;
+        for sleep in RETRY_SLEEPS_MS {
+            let res = client
+                .post(&target.url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::COOKIE, &cookie)
+                .body(body.clone())
+                .send()
+                .await;
+            match res {
+                Ok(r) if r.status().is_success() => {
+                    ok = true;
+                    break;
+                }
+                Ok(r) => last_err = format!("HTTP {}", r.status()),
+                Err(e) => last_err = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(sleep)).await;
+        }
+        if ok {
+            metrics.listener_posts_ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            metrics
+                .listener_posts_failed
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(listener = %target.name, url = %target.url, "POST failed after {} attempts: {last_err}", RETRY_SLEEPS_MS.len());
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! What the HAProxy driver reports: the last good config, the last error, counters.
+//! Shared with the HTTP API (`/api/proxy.json`) and `/metrics`.
+
+use crate::catalog::Timestamp;
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Delivered {
+    /// Content hash of the config file (xxh3, hex).
+    pub version: String,
+    /// RFC 3339.
+    pub at: String,
+    /// How it was applied: `started`, `reloaded`, `command`, `unchanged`.
+    pub how: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Failure {
+    /// `emit`, `verify`, `write` or `reload`.
+    pub stage: String,
+    pub message: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct HaproxyState {
+    pub config_file: String,
+    /// The config HAProxy is running (last verified and reloaded).
+    pub last_good: Option<Delivered>,
+    /// The last failure; cleared by the next successful delivery.
+    pub last_error: Option<Failure>,
+    pub master_pid: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+pub struct HaproxyCounters {
+    /// Emitter calls.
+    pub renders: AtomicU64,
+    pub emit_errors: AtomicU64,
+    pub verify_failures: AtomicU64,
+    pub write_failures: AtomicU64,
+    pub reloads: AtomicU64,
+    pub reload_failures: AtomicU64,
+    /// Server changes applied through the runtime API (no reload).
+    pub runtime_updates: AtomicU64,
+    /// Renders identical to the running config (nothing to do).
+    pub unchanged: AtomicU64,
+    /// Live files restored after a reload failed.
+    pub rollbacks: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+pub struct HaproxyStatus {
+    state: Mutex<HaproxyState>,
+    pub counters: HaproxyCounters,
+}
+
+impl HaproxyStatus {
+    pub fn new(config_file: &str) -> Self {
+        HaproxyStatus {
+            state: Mutex::new(HaproxyState {
+                config_file: config_file.to_string(),
+                ..HaproxyState::default()
+            }),
+            counters: HaproxyCounters::default(),
+        }
+    }
+
+    pub fn state(&self) -> HaproxyState {
+        self.state.lock().clone()
+    }
+
+    pub fn delivered(&self, version: String, how: &str, master_pid: Option<u32>) {
+        let mut s = self.state.lock();
+        s.last_good = Some(Delivered {
+            version,
+            at: Timestamp::now().to_rfc3339(),
+            how: how.to_string(),
+        });
+        s.last_error = None;
+        if master_pid.is_some() {
+            s.master_pid = master_pid;
+        }
+    }
+
+    pub fn failed(&self, stage: &str, message: String) {
+        let counter = match stage {
+            "emit" => &self.counters.emit_errors,
+            "verify" => &self.counters.verify_failures,
+            "write" => &self.counters.write_failures,
+            _ => &self.counters.reload_failures,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            stage,
+            "HAProxy config not applied, the last good one keeps serving: {message}"
+        );
+        self.state.lock().last_error = Some(Failure {
+            stage: stage.to_string(),
+            message,
+            at: Timestamp::now().to_rfc3339(),
+        });
+    }
+
+    /// Prometheus text lines.
+    pub fn metrics(&self) -> String {
+        let c = &self.counters;
+        let mut out = String::new();
+        for (name, help, v) in [
+            ("renders_total", "Emitter calls for HAProxy", &c.renders),
+            (
+                "emit_errors_total",
+                "Emitter failures (last good config kept)",
+                &c.emit_errors,
+            ),
+            (
+                "verify_failures_total",
+                "Candidate configs that failed haproxy -c",
+                &c.verify_failures,
+            ),
+            (
+                "write_failures_total",
+                "Config files that could not be written",
+                &c.write_failures,
+            ),
+            (
+                "reloads_total",
+                "Successful HAProxy starts and reloads",
+                &c.reloads,
+            ),
+            (
+                "reload_failures_total",
+                "Failed HAProxy reloads",
+                &c.reload_failures,
+            ),
+            (
+                "unchanged_total",
+                "Renders identical to the running config",
+                &c.unchanged,
+            ),
+            (
+                "rollbacks_total",
+                "Live config files restored after a failed reload",
+                &c.rollbacks,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP sidecar_haproxy_{name} {help}\n# TYPE sidecar_haproxy_{name} counter\nsidecar_haproxy_{name} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
+        let ok = self.state.lock().last_error.is_none();
+        out.push_str(&format!(
+            "# HELP sidecar_haproxy_config_ok 1 when the last delivery succeeded\n# TYPE sidecar_haproxy_config_ok gauge\nsidecar_haproxy_config_ok {}\n",
+            u8::from(ok)
+        ));
+        out
+    }
+}

@@ -1,0 +1,252 @@
+//! Settings and rendering: the template (Sidecar's layout by default, or the user's
+//! `HAPROXY_TEMPLATE_FILE`) filled with the grouped catalog.
+
+use crate::model::{self, Grouped, Instance, is_safe_token};
+use minijinja::value::Serde;
+use minijinja::{Environment, UndefinedBehavior, Value, context};
+use serde::Serialize;
+
+/// The default template: Sidecar's `views/haproxy.cfg` semantics for HAProxy 2.6 in
+/// master-worker mode.
+pub const DEFAULT_TEMPLATE: &str = include_str!("../templates/haproxy.cfg.j2");
+
+/// Fuel for one render: a bound on template work, so a user template that loops over
+/// itself cannot hang the daemon's proxy driver.
+const FUEL: u64 = 50_000_000;
+
+/// What the host (and plugins.toml) can set. Keys are kebab-case strings on the wire.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// `bind-ip`: the address frontends bind to (`HAPROXY_BIND_IP`).
+    pub bind_ip: String,
+    /// `user` / `group`: the `global` section's lines; empty leaves them out.
+    pub user: String,
+    pub group: String,
+    /// `use-hostnames`: servers by hostname instead of IP.
+    pub use_hostnames: bool,
+    /// `stats-socket`: the admin socket (runtime API and seamless reloads).
+    pub stats_socket: String,
+    /// `stats-port`: Sidecar's stats frontend (3212); 0 leaves it out.
+    pub stats_port: u16,
+    /// `stats-internal-port`: the stats page behind it (32012, loopback only).
+    pub stats_internal_port: u16,
+    /// `stats-bind-ip`: where the stats frontend listens (0.0.0.0).
+    pub stats_bind_ip: String,
+    /// `hard-stop-after`: how long old workers may keep long connections after a reload.
+    pub hard_stop_after: String,
+    /// `template`: the template text; empty means the default.
+    #[serde(skip)]
+    pub template: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            bind_ip: "192.168.168.168".into(),
+            user: "haproxy".into(),
+            group: String::new(),
+            use_hostnames: false,
+            stats_socket: "/var/run/haproxy_stats.sock".into(),
+            stats_port: 3212,
+            stats_internal_port: 32012,
+            stats_bind_ip: "0.0.0.0".into(),
+            hard_stop_after: "60s".into(),
+            template: String::new(),
+        }
+    }
+}
+
+pub const KNOWN_KEYS: &str = "bind-ip, user, group, use-hostnames, stats-socket, stats-port, \
+     stats-internal-port, stats-bind-ip, hard-stop-after, template";
+
+impl Settings {
+    /// Parses the settings list; unknown keys and unsafe values are errors (the plugin is
+    /// disabled with the message, and the host keeps the last good config).
+    pub fn parse(pairs: &[(String, String)]) -> Result<Settings, String> {
+        let mut s = Settings::default();
+        for (key, value) in pairs {
+            let v = value.trim();
+            match key.as_str() {
+                "bind-ip" => s.bind_ip = token(key, v, true)?,
+                "user" => s.user = token(key, v, true)?,
+                "group" => s.group = token(key, v, true)?,
+                "use-hostnames" => s.use_hostnames = boolean(key, v)?,
+                "stats-socket" => s.stats_socket = path(key, v)?,
+                "stats-port" => s.stats_port = port(key, v)?,
+                "stats-internal-port" => s.stats_internal_port = port(key, v)?,
+                "stats-bind-ip" => s.stats_bind_ip = token(key, v, false)?,
+                "hard-stop-after" => s.hard_stop_after = token(key, v, false)?,
+                "template" => s.template = value.clone(),
+                other => return Err(format!("unknown setting `{other}` (known: {KNOWN_KEYS})")),
+            }
+        }
+        if s.stats_port != 0 && s.stats_internal_port == 0 {
+            return Err("`stats-internal-port` must not be 0 while `stats-port` is set".into());
+        }
+        // Compile now, so a broken template is reported by `configure`, with its line.
+        environment(&s.template)?;
+        Ok(s)
+    }
+}
+
+fn token(key: &str, v: &str, empty_ok: bool) -> Result<String, String> {
+    if (v.is_empty() && empty_ok) || is_safe_token(v) || (key == "bind-ip" && v == "*") {
+        Ok(v.to_string())
+    } else {
+        Err(format!("`{key}` = {v:?} is not a valid HAProxy value"))
+    }
+}
+
+fn path(key: &str, v: &str) -> Result<String, String> {
+    if !v.is_empty()
+        && v.chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && c != '#')
+    {
+        Ok(v.to_string())
+    } else {
+        Err(format!("`{key}` = {v:?} is not a usable path"))
+    }
+}
+
+fn port(key: &str, v: &str) -> Result<u16, String> {
+    v.parse()
+        .map_err(|_| format!("`{key}` = {v:?} is not a port number"))
+}
+
+fn boolean(key: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" | "" => Ok(false),
+        _ => Err(format!("`{key}` = {v:?} is not a boolean")),
+    }
+}
+
+/// The template environment: Jinja syntax with block trimming, strict undefined
+/// variables (a typo fails the render instead of writing an empty value) and fuel.
+fn environment(template: &str) -> Result<Environment<'static>, String> {
+    let mut env = Environment::new();
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .map_err(|e| e.to_string())?,
+    );
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    env.add_filter("sanitize_name", |s: &str| model::sanitize_name(s));
+    env.add_filter("haproxy_mode", |s: &str| model::haproxy_mode(s).0);
+    let source = if template.trim().is_empty() {
+        DEFAULT_TEMPLATE.to_string()
+    } else {
+        template.to_string()
+    };
+    env.add_template_owned("haproxy.cfg", source)
+        .map_err(|e| format!("template: {e:#}"))?;
+    Ok(env)
+}
+
+/// Renders the config. Returns the text and the grouping warnings.
+pub fn render(
+    settings: &Settings,
+    instances: &[Instance],
+    hostname: &str,
+    cluster_name: &str,
+) -> Result<(String, Vec<String>), String> {
+    let Grouped { services, warnings } = model::group(instances, settings.use_hostnames);
+    let env = environment(&settings.template)?;
+    let tmpl = env
+        .get_template("haproxy.cfg")
+        .map_err(|e| format!("template: {e:#}"))?;
+    let ctx = context! {
+        hostname => hostname,
+        cluster_name => cluster_name,
+        services => Value::from(Serde(&services)),
+        all_services => Value::from(Serde(instances)),
+        ..Value::from(Serde(settings))
+    };
+    let text = tmpl.render(ctx).map_err(|e| format!("template: {e:#}"))?;
+    Ok((text, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PortSpec;
+
+    fn web(id: &str, host: &str, port: u16, mode: &str) -> Instance {
+        Instance {
+            id: id.into(),
+            name: "web".into(),
+            image: "web:1".into(),
+            hostname: host.into(),
+            ports: vec![PortSpec {
+                kind: "tcp".into(),
+                port,
+                service_port: 10000,
+                ip: "127.0.0.1".into(),
+            }],
+            proxy_mode: mode.into(),
+            status: "alive".into(),
+            updated: String::new(),
+        }
+    }
+
+    #[test]
+    fn default_template_has_sidecar_sections() {
+        let s = Settings::parse(&[("bind-ip".into(), "127.0.0.2".into())]).expect("valid");
+        let (text, warnings) =
+            render(&s, &[web("abc", "h1", 9001, "http")], "h1", "default").expect("renders");
+        assert!(warnings.is_empty());
+        for line in [
+            "frontend web-10000\n    mode http\n    bind 127.0.0.2:10000\n    default_backend web-10000\n",
+            "backend web-10000\n    mode http\n    server h1-abc 127.0.0.1:9001 cookie h1-9001\n",
+            "    user haproxy\n",
+            "stats socket /var/run/haproxy_stats.sock mode 666 level admin expose-fd listeners",
+            "bind 0.0.0.0:3212",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("group"), "empty group leaves the line out");
+    }
+
+    #[test]
+    fn unknown_proxy_mode_still_gives_a_valid_mode() {
+        let s = Settings::default();
+        let (text, warnings) = render(&s, &[web("a", "h", 1, "")], "h", "c").expect("renders");
+        assert!(text.contains("mode http"));
+        assert!(warnings.is_empty());
+        let (text, warnings) = render(&s, &[web("a", "h", 1, "bogus")], "h", "c").expect("renders");
+        assert!(text.contains("frontend web-10000\n    mode tcp"));
+        assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn user_template_and_errors() {
+        let s = Settings::parse(&[(
+            "template".into(),
+            "{% for s in services %}{{ s.name | upper }}={{ s.ports[0].servers | length }}\n{% endfor %}"
+                .into(),
+        )])
+        .expect("valid");
+        let (text, _) = render(&s, &[web("a", "h", 1, "tcp")], "h", "c").expect("renders");
+        assert_eq!(text, "WEB=1\n");
+
+        let err = Settings::parse(&[("template".into(), "{% for %}".into())]).expect_err("bad");
+        assert!(err.contains("template"), "{err}");
+        let s = Settings::parse(&[("template".into(), "{{ no_such_thing }}".into())])
+            .expect("compiles");
+        assert!(render(&s, &[], "h", "c").is_err(), "undefined is an error");
+        let looping = "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}";
+        let s = Settings::parse(&[("template".into(), looping.into())]).expect("compiles");
+        assert!(render(&s, &[], "h", "c").is_err(), "recursion is bounded");
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(Settings::parse(&[("bind-ip".into(), "1.2.3.4\nfoo".into())]).is_err());
+        assert!(Settings::parse(&[("colour".into(), "red".into())]).is_err());
+        assert!(Settings::parse(&[("user".into(), "".into())]).is_ok());
+    }
+}
