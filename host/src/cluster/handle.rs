@@ -194,6 +194,30 @@ pub fn current() -> Option<ClusterHandle> {
     CURRENT.get().cloned()
 }
 
+/// What the HTTP API reads: `ClusterMembers`, the UI, `/metrics`.
+impl crate::api::Membership for ClusterHandle {
+    fn members(&self) -> Vec<crate::api::Member> {
+        use crate::api::MemberState;
+        ClusterHandle::members(self)
+            .members
+            .iter()
+            .map(|m| crate::api::Member {
+                name: m.name.clone(),
+                state: match m.state {
+                    "alive" => MemberState::Alive,
+                    "suspect" => MemberState::Suspect,
+                    "dead" => MemberState::Dead,
+                    _ => MemberState::Left,
+                },
+            })
+            .collect()
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        self.render_prometheus(out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,29 +252,5 @@ mod tests {
         h.render_prometheus(&mut out);
         assert!(out.contains("sidecar_gossip_dropped_foreign_cluster_total 2\n"));
         assert!(out.contains("sidecar_cluster_members{state=\"dead\"} 1\n"));
-    }
-}
-
-/// What the HTTP API reads: `ClusterMembers`, the UI, `/metrics`.
-impl crate::api::Membership for ClusterHandle {
-    fn members(&self) -> Vec<crate::api::Member> {
-        use crate::api::MemberState;
-        ClusterHandle::members(self)
-            .members
-            .iter()
-            .map(|m| crate::api::Member {
-                name: m.name.clone(),
-                state: match m.state {
-                    "alive" => MemberState::Alive,
-                    "suspect" => MemberState::Suspect,
-                    "dead" => MemberState::Dead,
-                    _ => MemberState::Left,
-                },
-            })
-            .collect()
-    }
-
-    fn render_metrics(&self, out: &mut String) {
-        self.render_prometheus(out);
     }
 }
