@@ -30,11 +30,10 @@ use tokio::task::JoinSet;
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The policy the local side calls: the plugin runtime's namer, check types and
-/// discovery sources, or the native fallbacks.
+/// discovery sources.
 #[derive(Clone)]
 pub struct Policy {
-    /// `None`: the native label namer (`SERVICES_NAME_LABEL`, default `ServiceName`).
-    pub namer: Option<Arc<dyn Namer>>,
+    pub namer: Arc<dyn Namer>,
     pub checks: CheckRegistry,
     pub discovery: Vec<PluginDiscovery>,
 }
@@ -43,7 +42,7 @@ impl Policy {
     /// What plugins.toml (or the embedded defaults) configured.
     pub fn from_loaded(loaded: &LoadedPlugins) -> Self {
         Policy {
-            namer: Some(loaded.namer.clone()),
+            namer: loaded.namer.clone(),
             checks: CheckRegistry::new(
                 loaded
                     .checks
@@ -60,16 +59,6 @@ impl Policy {
                     interval: d.interval,
                 })
                 .collect(),
-        }
-    }
-
-    /// Native check types, the label namer, no discovery plugins (tests, and a daemon
-    /// built without plugins).
-    pub fn native() -> Self {
-        Policy {
-            namer: None,
-            checks: CheckRegistry::native(),
-            discovery: Vec::new(),
         }
     }
 }
@@ -137,20 +126,10 @@ pub fn start_local(
             Method::Docker => {
                 let (handle, rx) = SourceHandle::new("docker");
                 sources.push(("docker".to_string(), rx));
-                if policy.namer.is_none() && cfg.discovery.namer != "docker_label" {
-                    tracing::warn!(
-                        "SERVICES_NAMER={:?} needs the plugin runtime; naming containers by label {:?} instead",
-                        cfg.discovery.namer,
-                        cfg.docker.name_label
-                    );
-                }
-                let namer = policy.namer.clone().unwrap_or_else(|| {
-                    Arc::new(docker::labels::LabelNamer::new(&cfg.docker.name_label))
-                });
                 tasks.spawn(docker::run(
                     cfg.docker.clone(),
                     cfg.discovery.docker.clone(),
-                    namer,
+                    policy.namer.clone(),
                     cfg.node_name.clone(),
                     cfg.advertise_ip.clone(),
                     handle,
@@ -214,7 +193,13 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
     );
     let local_cfg = LocalConfig::load(&core, &env, &args)?;
     let listeners_cfg = ListenersConfig::load(&env);
-    let plugins_cfg = PluginsConfig::load(core.plugins_file.as_deref(), &env)?;
+    // One plugin load for everything: the local side's policy and the proxy drivers'
+    // emitters (requested with the host's settings before the runtime compiles them).
+    let proxy_cfg = crate::proxy::ProxyConfig::load(&env)?;
+    let mut plugins_cfg = PluginsConfig::load(core.plugins_file.as_deref(), &env)?;
+    for (name, settings) in proxy_cfg.emitters()? {
+        plugins_cfg.require_emitter(&name, settings);
+    }
     let loaded = Runtime::load(
         &plugins_cfg,
         &LoadOptions {
@@ -224,9 +209,23 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
         },
     )
     .await?;
-    for (plugin, reason) in loaded.problems() {
+    let problems = loaded.problems();
+    for (plugin, reason) in &problems {
         tracing::warn!(%plugin, "plugin disabled: {reason}");
     }
+    // Sidecar exited on a bad namer setting; naming every container by its image
+    // instead would announce them all under wrong names.
+    let namer = &plugins_cfg.namer.plugin;
+    if local_cfg.discovery.uses(Method::Docker)
+        && let Some((_, reason)) = problems.iter().find(|(p, _)| p == namer)
+    {
+        anyhow::bail!("the namer plugin {namer} is disabled: {reason}");
+    }
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        plugins = loaded.describe().len(),
+        "plugins ready"
+    );
     let policy = Policy::from_loaded(&loaded);
     tracing::info!(
         discovery = ?local_cfg.discovery.methods,
@@ -262,32 +261,21 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
         Some(listeners),
         &mut tasks,
     );
-    // Proxy drivers (HAProxy, Envoy xDS): their emitters come from the plugin runtime
-    // (requested with the host's settings before it loads, so everything compiles
-    // once); they publish nothing before the first complete local discovery.
-    let proxy_cfg = crate::proxy::ProxyConfig::load(&env)?;
-    let proxy_emitters = proxy_cfg.emitters()?;
-    if !proxy_emitters.is_empty() {
-        let mut plugins_cfg =
-            crate::config::PluginsConfig::load(core.plugins_file.as_deref(), &env)?;
-        for (name, settings) in proxy_emitters {
-            plugins_cfg.require_emitter(&name, settings);
-        }
-        let options = crate::cli::plugin_load_options(&env);
-        let plugins = crate::plugins::Runtime::load(&plugins_cfg, &options).await?;
-        crate::proxy::start(
-            &proxy_cfg,
-            catalog.clone(),
-            local.ready.clone(),
-            &plugins.emitters,
-            &mut tasks,
-        )
-        .await?;
-    }
+    // Proxy drivers (HAProxy, Envoy xDS): they publish nothing before the first
+    // complete local discovery.
+    let proxy = crate::proxy::start(
+        &proxy_cfg,
+        catalog.clone(),
+        local.ready.clone(),
+        &loaded.emitters,
+        &mut tasks,
+    )
+    .await?;
 
     let ctx = ApiContext::new(catalog.clone(), membership)
         .with_metrics(metrics.clone())
-        .with_local_view(local.view.clone());
+        .with_local_view(local.view.clone())
+        .with_proxy(proxy);
     let api = crate::api::serve(core.http_addr, ctx).await?;
     tasks.spawn(async move {
         if let Err(e) = api.await {

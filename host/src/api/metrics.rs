@@ -137,6 +137,6 @@ pub fn render(ctx: &ApiContext) -> String {
         }
     }
     ctx.membership.render_metrics(&mut out);
-    out.push_str(&crate::proxy::ProxyStatus::global().metrics());
+    out.push_str(&ctx.proxy.metrics());
     out
 }

@@ -31,6 +31,8 @@ pub struct ApiContext {
     pub metrics: Arc<DaemonMetrics>,
     /// Discovery's view, for source errors in `/metrics`; `None` in tests.
     pub local: Option<tokio_watch::Receiver<Option<Arc<LocalView>>>>,
+    /// The proxy drivers' status (empty when none runs).
+    pub proxy: Arc<crate::proxy::ProxyStatus>,
     renders: Arc<render::Renders>,
 }
 
@@ -41,6 +43,7 @@ impl ApiContext {
             membership,
             metrics: Arc::default(),
             local: None,
+            proxy: Arc::default(),
             renders: Arc::default(),
         }
     }
@@ -56,6 +59,11 @@ impl ApiContext {
     }
 
     /// The renders of the newest snapshot.
+    pub fn with_proxy(mut self, proxy: Arc<crate::proxy::ProxyStatus>) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
     pub fn rendered(&self) -> Arc<render::Rendered> {
         self.renders.get(self.catalog.snapshot())
     }

@@ -3,21 +3,21 @@
 //! state, quarantined resources). `/api/proxy/metrics`: the same counters as
 //! Prometheus text, for `/metrics` to include.
 
-use crate::proxy::ProxyStatus;
+use super::ApiContext;
 use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-/// The proxy routes, for any router state.
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+pub fn routes() -> Router<ApiContext> {
     Router::new()
         .route("/api/proxy.json", get(proxy_json))
         .route("/api/proxy/metrics", get(proxy_metrics))
 }
 
-async fn proxy_json() -> Response {
-    let body = serde_json::to_vec(&ProxyStatus::global().to_json()).unwrap_or_default();
+async fn proxy_json(State(ctx): State<ApiContext>) -> Response {
+    let body = serde_json::to_vec(&ctx.proxy.to_json()).unwrap_or_default();
     let mut resp = body.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -26,8 +26,8 @@ async fn proxy_json() -> Response {
     resp
 }
 
-async fn proxy_metrics() -> Response {
-    let mut resp = ProxyStatus::global().metrics().into_response();
+async fn proxy_metrics(State(ctx): State<ApiContext>) -> Response {
+    let mut resp = ctx.proxy.metrics().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -6,8 +6,6 @@ mod envoy_bootstrap;
 mod members;
 mod plugins;
 
-pub use plugins::load_options as plugin_load_options;
-
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -54,20 +54,15 @@ fn init_logging() {
 }
 
 /// The options the daemon would use, from the environment.
-pub fn load_options(env: &Env) -> LoadOptions {
+fn load_options(env: &Env) -> LoadOptions {
     LoadOptions {
         advertise_ip: env.non_empty("SIDECAR_ADVERTISE_IP", None),
-        hostname: hostname(env),
+        hostname: Some(
+            env.non_empty("SIDECAR_NODE_NAME", None)
+                .unwrap_or_else(crate::config::agent::system_hostname),
+        ),
         ..LoadOptions::default()
     }
-}
-
-fn hostname(env: &Env) -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| env.non_empty("HOSTNAME", None))
 }
 
 async fn load(

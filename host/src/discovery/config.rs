@@ -30,8 +30,6 @@ pub struct DiscoveryConfig {
     pub methods: Vec<Method>,
     pub static_file: PathBuf,
     pub docker: DockerEndpoint,
-    /// `docker_label` (default) or `regex`: which namer plugin names containers.
-    pub namer: String,
     /// Values of `SIDECAR_DISCOVERY` that name no method (warned at startup).
     pub unknown: Vec<String>,
 }
@@ -74,9 +72,6 @@ impl DiscoveryConfig {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("static.json")),
             docker,
-            namer: env
-                .non_empty("SERVICES_NAMER", None)
-                .unwrap_or_else(|| "docker_label".to_string()),
             unknown,
         }
     }
@@ -96,7 +91,6 @@ mod tests {
         assert_eq!(c.methods, [Method::Docker]);
         assert_eq!(c.static_file, PathBuf::from("static.json"));
         assert_eq!(c.docker, DockerEndpoint::Defaults);
-        assert_eq!(c.namer, "docker_label");
     }
 
     #[test]

@@ -1,9 +1,8 @@
 //! Health checks of local services: which check each service gets ([`CheckRegistry`]),
 //! argument templating ([`template`]), the state machine ([`state`]) and the scheduler
-//! that runs them ([`scheduler`]). Checks run through the `HealthChecker` trait: the
-//! plugin runtime's check types, or the native ones in [`native`].
+//! that runs them ([`scheduler`]). Checks run through the `HealthChecker` trait, i.e.
+//! the plugin runtime's check types: the check logic itself is policy, in plugins.
 
-pub mod native;
 pub mod scheduler;
 pub mod state;
 pub mod template;
@@ -104,15 +103,6 @@ pub const ALWAYS_SUCCESSFUL: &str = "AlwaysSuccessful";
 impl CheckRegistry {
     pub fn new(checkers: HashMap<String, Arc<dyn HealthChecker>>) -> Self {
         CheckRegistry { checkers }
-    }
-
-    /// The native `HttpGet`, `External` and `AlwaysSuccessful`.
-    pub fn native() -> Self {
-        let mut m: HashMap<String, Arc<dyn HealthChecker>> = HashMap::new();
-        m.insert(HTTP_GET.into(), Arc::new(native::HttpGet::new()));
-        m.insert("External".into(), Arc::new(native::External));
-        m.insert(ALWAYS_SUCCESSFUL.into(), Arc::new(native::AlwaysSuccessful));
-        CheckRegistry { checkers: m }
     }
 
     /// Adds or replaces a check type.
@@ -242,9 +232,29 @@ mod tests {
         assert!(HealthConfig::load(&Env::from_pairs([("SIDECAR_HEALTH_RISE", "x")])).is_err());
     }
 
+    struct Healthy;
+
+    #[async_trait::async_trait]
+    impl HealthChecker for Healthy {
+        async fn check(
+            &self,
+            _req: crate::plugins::CheckRequest,
+        ) -> Result<crate::plugins::CheckOutcome, crate::plugins::PluginError> {
+            Ok(crate::plugins::CheckOutcome {
+                status: crate::plugins::CheckStatus::Healthy,
+                message: String::new(),
+            })
+        }
+    }
+
     #[test]
     fn unknown_types_become_httpget() {
-        let r = CheckRegistry::native();
+        let r = CheckRegistry::new(
+            [HTTP_GET, "External", ALWAYS_SUCCESSFUL]
+                .into_iter()
+                .map(|n| (n.to_string(), Arc::new(Healthy) as Arc<dyn HealthChecker>))
+                .collect(),
+        );
         assert_eq!(r.get("httpget").map(|c| c.0).as_deref(), Some("HttpGet"));
         assert_eq!(r.get("Whatever").map(|c| c.0).as_deref(), Some("HttpGet"));
         assert_eq!(r.get("External").map(|c| c.0).as_deref(), Some("External"));

@@ -1,13 +1,13 @@
 //! The proxy drivers' status as the HTTP API and `/metrics` show it.
 //!
-//! One process-wide registry: the agent registers the drivers it starts, the API reads
-//! it. Keeping it global keeps the API's router state independent of which drivers run.
+//! `proxy::start` returns it with the drivers it started registered; the agent hands it
+//! to the API.
 
 use super::haproxy::HaproxyStatus;
 use super::xds::XdsStatus;
 use parking_lot::RwLock;
 use serde_json::{Value, json};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 #[derive(Default)]
 pub struct ProxyStatus {
@@ -16,12 +16,6 @@ pub struct ProxyStatus {
 }
 
 impl ProxyStatus {
-    /// The daemon's registry.
-    pub fn global() -> &'static ProxyStatus {
-        static GLOBAL: OnceLock<ProxyStatus> = OnceLock::new();
-        GLOBAL.get_or_init(ProxyStatus::default)
-    }
-
     pub fn set_haproxy(&self, s: Arc<HaproxyStatus>) {
         *self.haproxy.write() = Some(s);
     }

@@ -66,7 +66,8 @@ pub async fn start(
     ready: Readiness,
     emitters: &BTreeMap<String, Arc<dyn ProxyEmitter>>,
     tasks: &mut JoinSet<()>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Arc<ProxyStatus>> {
+    let registry = Arc::new(ProxyStatus::default());
     let find = |name: &str| {
         emitters.get(name).cloned().ok_or_else(|| {
             anyhow::anyhow!("proxy emitter plugin `{name}` is not loaded (plugins.toml `emitters`)")
@@ -76,16 +77,16 @@ pub async fn start(
         let emitter = find(&cfg.haproxy_emitter)?;
         let (status, handle) =
             haproxy::spawn(cfg.haproxy.clone(), emitter, catalog.clone(), ready.clone());
-        ProxyStatus::global().set_haproxy(status);
+        registry.set_haproxy(status);
         tasks.spawn(forever("HAProxy driver", handle));
     }
     if cfg.envoy.enabled {
         let emitter = find(&cfg.envoy_emitter)?;
         let (status, handle) = xds::spawn(&cfg.envoy, emitter, catalog, ready).await?;
-        ProxyStatus::global().set_xds(status);
+        registry.set_xds(status);
         tasks.spawn(forever("xDS server", handle));
     }
-    Ok(())
+    Ok(registry)
 }
 
 /// A driver that stops is logged; the task then waits forever, so the agent does not

@@ -1,12 +1,11 @@
 //! Container -> service mapping, from the labels Sidecar reads:
 //! `ServicePort_<private>=<port>`, `HealthCheck`, `HealthCheckArgs`, `ProxyMode`,
 //! `SidecarDiscover=false`, `SidecarListener=<ServicePort>`. The name comes from the
-//! namer plugin (or [`LabelNamer`]).
+//! namer plugin.
 
 use crate::catalog::{Port, PortKind, Service, Timestamp};
 use crate::discovery::{LocalService, listener_url};
-use crate::plugins::{CheckSpec, ContainerInfo, Namer, PluginError};
-use async_trait::async_trait;
+use crate::plugins::{CheckSpec, ContainerInfo};
 
 /// A label problem on one container. Discovery of the container (and of every other)
 /// goes on; the affected setting is left out.
@@ -130,30 +129,6 @@ pub fn to_service(
     )
 }
 
-/// Sidecar's `docker_label` namer: the value of a label (default `ServiceName`), else
-/// the image. The native stand-in for the `namer-label` plugin.
-pub struct LabelNamer {
-    label: String,
-}
-
-impl LabelNamer {
-    pub fn new(label: &str) -> Self {
-        LabelNamer {
-            label: label.to_string(),
-        }
-    }
-}
-
-#[async_trait]
-impl Namer for LabelNamer {
-    async fn name(&self, c: &ContainerInfo) -> Result<String, PluginError> {
-        Ok(label(c, &self.label)
-            .filter(|v| !v.is_empty())
-            .unwrap_or(&c.image)
-            .to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,17 +227,8 @@ mod tests {
         assert_eq!(l.listener, None);
     }
 
-    #[tokio::test]
-    async fn label_namer_falls_back_to_the_image() {
-        let n = LabelNamer::new("ServiceName");
-        assert_eq!(
-            n.name(&container(&[("ServiceName", "web")])).await,
-            Ok("web".into())
-        );
-        assert_eq!(
-            n.name(&container(&[])).await,
-            Ok("gonitro/awesome-svc:0.1.34".into())
-        );
+    #[test]
+    fn sidecar_discover_false_hides_a_container() {
         assert!(!discoverable(&container(&[("SidecarDiscover", "false")])));
         assert!(discoverable(&container(&[("SidecarDiscover", "False")])));
     }

@@ -23,8 +23,6 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DockerConfig {
-    /// `SERVICES_NAME_LABEL` (default `ServiceName`), for the native label namer.
-    pub name_label: String,
     /// `SIDECAR_DOCKER_RESYNC` (default 5s): full listing interval.
     pub resync: Duration,
 }
@@ -32,9 +30,6 @@ pub struct DockerConfig {
 impl DockerConfig {
     pub fn load(env: &Env) -> Self {
         DockerConfig {
-            name_label: env
-                .non_empty("SERVICES_NAME_LABEL", None)
-                .unwrap_or_else(|| "ServiceName".into()),
             resync: env
                 .duration("SIDECAR_DOCKER_RESYNC", None)
                 .ok()
