@@ -182,7 +182,7 @@ pub fn start_local(
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    crate::metrics::tune_allocator();
+    crate::memory::tune_allocator();
     tracing::info!(
         node = %core.node_name,
         cluster = %core.cluster_name,
@@ -286,6 +286,7 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
         elapsed_ms = started.elapsed().as_millis() as u64,
         "agent ready"
     );
+    tokio::spawn(settle_memory(local.ready.clone()));
 
     tokio::select! {
         _ = shutdown_signal() => {
@@ -300,6 +301,16 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
     }
     tasks.shutdown().await;
     Ok(())
+}
+
+/// Once start-up is over (first local discovery announced, plus a grace period for the
+/// cluster join), hands back what start-up left resident: freed heap pages (plugin
+/// compilation, the initial catalog exchange) and start-up-only code and constants.
+async fn settle_memory(mut ready: watch::Receiver<bool>) {
+    let _ = tokio::time::timeout(Duration::from_secs(60), ready.wait_for(|r| *r)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    crate::memory::trim_heap();
+    crate::memory::release_startup_pages();
 }
 
 async fn run_expiry(catalog: Arc<SharedCatalog>) {

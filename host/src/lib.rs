@@ -15,6 +15,7 @@ pub mod config;
 pub mod discovery;
 pub mod health;
 pub mod listeners;
+pub mod memory;
 pub mod metrics;
 pub mod plugins;
 pub mod proxy;

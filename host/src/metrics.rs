@@ -115,28 +115,6 @@ pub fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Makes glibc serve every allocation of 256 KiB or more with its own mapping, returned
-/// to the OS when freed. By default the threshold grows after the first multi-MB buffer
-/// is freed (a rendered document, a parsed static file), after which such buffers come
-/// from the heap and leave it fragmented: 10,000 services held 9 MB more RSS that way.
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets glibc malloc parameters; any value is accepted or refused.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-    }
-}
-
-/// Returns freed heap pages to the OS after a large transient allocation (parsing a big
-/// static file, rendering a multi-MB document), so RSS reflects live data.
-pub fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own heap; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

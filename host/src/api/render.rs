@@ -79,7 +79,7 @@ impl Rendered {
                     serde_json::to_vec(&self.snap.state.by_service()).unwrap_or_default(),
                 );
                 if body.len() > LARGE {
-                    crate::metrics::trim_heap();
+                    crate::memory::trim_heap();
                 }
                 body
             })
@@ -108,7 +108,7 @@ impl Rendered {
         }
         let body = services_doc(&self.snap.state, &names);
         if body.len() > LARGE {
-            crate::metrics::trim_heap();
+            crate::memory::trim_heap();
         }
         *cache = Some((names, body.clone()));
         body

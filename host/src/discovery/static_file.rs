@@ -260,7 +260,7 @@ pub async fn run(path: PathBuf, me: String, advertise_ip: String, handle: Source
                 drop(first_seen);
                 tracing::info!(file = %path.display(), services = n, "static discovery: loaded");
                 handle.publish(services);
-                crate::metrics::trim_heap();
+                crate::memory::trim_heap();
                 seen = Some(meta);
                 last_error_meta = None;
             }

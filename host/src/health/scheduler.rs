@@ -150,7 +150,7 @@ impl Scheduler {
             if now.duration_since(last_trim) >= TRIM_EVERY {
                 // Thousands of short-lived check calls fragment the heap; give the
                 // freed pages back so RSS tracks live data.
-                crate::metrics::trim_heap();
+                crate::memory::trim_heap();
                 last_trim = now;
             }
             if dirty && now.duration_since(last_publish) >= PUBLISH_EVERY {

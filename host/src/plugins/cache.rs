@@ -3,7 +3,8 @@
 //!
 //! An entry is `Component::serialize()` output keyed by (sha256 of the `.wasm`, wasmtime
 //! version, `Engine::precompile_compatibility_hash`) in `<dir>/plugins/`, where `<dir>` is
-//! `$SIDECAR_CACHE_DIR`, else `$XDG_CACHE_HOME/sidecar`, else `~/.cache/sidecar`.
+//! `$SIDECAR_CACHE_DIR`, else `$XDG_CACHE_HOME/sidecar`, else `~/.cache/sidecar` (without
+//! `HOME`: `/var/cache/sidecar` for root, the password database's home otherwise).
 //!
 //! Loading compiled code is `unsafe` in wasmtime (it is machine code), so an entry is
 //! trusted only if the directory is the daemon user's and not writable by others, and
@@ -58,6 +59,22 @@ fn default_dir(env: &Env) -> Option<PathBuf> {
     }
     env.non_empty("HOME", None)
         .map(|h| Path::new(&h).join(".cache").join("sidecar"))
+        .or_else(system_default_dir)
+}
+
+/// Without `HOME` (a system service, `env -i`): root's cache lives in
+/// `/var/cache/sidecar`, anyone else's in the home directory from the password database.
+/// Compiling every plugin at every start instead costs a few hundred milliseconds and
+/// several megabytes of resident memory that Cranelift leaves behind.
+fn system_default_dir() -> Option<PathBuf> {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        return Some(PathBuf::from("/var/cache/sidecar"));
+    }
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.dir.join(".cache").join("sidecar"))
 }
 
 /// How a component was obtained.
@@ -270,7 +287,13 @@ mod tests {
             CacheSetting::FromEnv.resolve(&env),
             Some(PathBuf::from("/h/.cache/sidecar"))
         );
-        assert_eq!(CacheSetting::FromEnv.resolve(&Env::default()), None);
+        // Without HOME: root (as the tests run here) uses /var/cache/sidecar.
+        let expected = if nix::unistd::geteuid().is_root() {
+            Some(PathBuf::from("/var/cache/sidecar"))
+        } else {
+            system_default_dir()
+        };
+        assert_eq!(CacheSetting::FromEnv.resolve(&Env::default()), expected);
         assert_eq!(CacheSetting::Disabled.resolve(&env), None);
     }
 
