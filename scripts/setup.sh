@@ -62,9 +62,10 @@ apt_install() {
 
 # --- daemon (discovery, API, UI) -------------------------------------------------------
 
-# busybox-static: the test container image; chromium: the UI test; wrk: the API benchmark.
+# busybox-static: the test container image; chromium: the UI test; wrk: the API benchmark;
+# iproute2 and curl: the cluster partition test (network namespaces).
 setup_daemon_packages() {
-    apt_install busybox-static chromium wrk
+    apt_install busybox-static chromium wrk iproute2 curl
 }
 
 # The image the Docker discovery tests run: a static busybox imported as a tar (no
