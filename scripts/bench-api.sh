@@ -3,7 +3,11 @@
 #   * wrk -t2 -c16 on /api/services.json and /api/state.json (requests/s, p99),
 #   * the daemon's RSS with that catalog,
 #   * W concurrent /api/watch streams (default 1,000) receiving one change (a drain),
-#     for the big catalog and for a realistic one (default 100 services).
+#     for the big catalog and for a realistic one (default 100 services),
+#   * the RSS again with both proxy drivers on (HAProxy really running on loopback, the
+#     xDS server building Envoy snapshots).
+# The API figures are taken with the proxy drivers off, so that HAProxy verifying and
+# reloading a 10,000-service config does not share the two cores with the measurement.
 # Loopback only. Usage: scripts/bench-api.sh [N] [W] [SMALL_N]
 set -euo pipefail
 
@@ -17,7 +21,11 @@ BIN="${SIDECAR_BIN:-$ROOT/target/release/sidecar}"
 WATCHERS="$ROOT/target/release/bench-watchers"
 WORK="$(mktemp -d)"
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$WORK"; }
+cleanup() {
+    [ -n "$PID" ] && kill "$PID" 2>/dev/null
+    [ -f "$WORK/haproxy.pid" ] && kill "$(cat "$WORK/haproxy.pid")" 2>/dev/null
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 gen() { # gen COUNT FILE
@@ -39,9 +47,16 @@ json.dump(targets, open(path, "w"))
 PY
 }
 
+PROXIES_OFF=(HAPROXY_DISABLE=true ENVOY_USE_GRPC_API=false)
+PROXIES_ON=(HAPROXY_DISABLE=false HAPROXY_BIND_IP=127.0.0.1 HAPROXY_CONFIG_FILE="$WORK/haproxy.cfg"
+    HAPROXY_PID_FILE="$WORK/haproxy.pid" HAPROXY_STATS_SOCKET="$WORK/stats.sock"
+    HAPROXY_MASTER_SOCKET="$WORK/master.sock" HAPROXY_STATS_PORT=0 HAPROXY_USER= HAPROXY_GROUP=
+    ENVOY_USE_GRPC_API=true ENVOY_GRPC_PORT=17776)
+PROXIES=("${PROXIES_OFF[@]}")
+
 start() { # start COUNT PORT
     gen "$1" "$WORK/static.json"
-    SIDECAR_DISCOVERY=static STATIC_CONFIG_FILE="$WORK/static.json" SIDECAR_NODE_NAME=bench \
+    env "${PROXIES[@]}" SIDECAR_DISCOVERY=static STATIC_CONFIG_FILE="$WORK/static.json" SIDECAR_NODE_NAME=bench \
         SIDECAR_ADVERTISE_IP=127.0.0.1 SIDECAR_HTTP_ADDR="127.0.0.1:$2" SIDECAR_LOGGING_LEVEL=warn \
         "$BIN" >"$WORK/agent.log" 2>&1 &
     PID=$!
@@ -75,3 +90,10 @@ PORT=17998
 start "$SMALL" "$PORT"
 echo "== $W watchers, one change, $SMALL services ($(curl -s "http://127.0.0.1:$PORT/api/watch" --max-time 1 | wc -c) bytes per document)"
 "$WATCHERS" "127.0.0.1:$PORT" "$W" svc000000001
+kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+
+PORT=17997
+PROXIES=("${PROXIES_ON[@]}")
+start "$N" "$PORT"
+sleep 12
+echo "== $N services with both proxy drivers on: RSS $(rss) (peak $(hwm)); HAProxy: $(curl -s "http://127.0.0.1:$PORT/api/proxy.json" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps(d.get("haproxy", d))[:300])')"

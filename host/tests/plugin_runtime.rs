@@ -301,6 +301,55 @@ async fn concurrent_checks_use_separate_instances() {
     );
 }
 
+/// Wasm memories never shrink: an instance that grew by megabytes in one call is
+/// replaced afterwards instead of holding that memory for the rest of its life.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_grew_large_is_replaced_after_the_call() {
+    let l = load().await;
+    let stats = || {
+        l.plugins
+            .describe()
+            .into_iter()
+            .find(|i| i.name == "chaos")
+            .expect("listed")
+            .stats
+    };
+    let t = Duration::from_secs(5);
+    assert_eq!(
+        check(&l.plugins, "Chaos", "ok", t).await.map(|r| r.0),
+        Ok(CheckStatus::Healthy)
+    );
+    let first = stats().instantiations;
+    assert_eq!(
+        check(&l.plugins, "Chaos", "alloc 2", t).await.map(|r| r.0),
+        Ok(CheckStatus::Healthy)
+    );
+    assert_eq!(
+        check(&l.plugins, "Chaos", "ok", t).await.map(|r| r.0),
+        Ok(CheckStatus::Healthy)
+    );
+    assert_eq!(
+        stats().instantiations,
+        first,
+        "a small growth keeps the instance"
+    );
+
+    assert_eq!(
+        check(&l.plugins, "Chaos", "alloc 20", t).await.map(|r| r.0),
+        Ok(CheckStatus::Healthy)
+    );
+    assert_eq!(stats().idle, 0, "the grown instance was dropped");
+    assert_eq!(
+        check(&l.plugins, "Chaos", "ok", t).await.map(|r| r.0),
+        Ok(CheckStatus::Healthy)
+    );
+    assert_eq!(
+        stats().instantiations,
+        first + 1,
+        "the next call got a fresh instance"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_crashes_trip_the_circuit_breaker() {
     let breaker = BreakerPolicy {

@@ -553,6 +553,20 @@ fn guest_output_is_logged_with_the_plugin_name_and_a_panic_is_reported() {
         );
     }
 
+    // A flood of log lines from one call is cut at 100, with one line saying so.
+    let o = sidecar_env(
+        &["plugins", "check", "--plugins", file, "Chaos", "log 150"],
+        &[("RUST_LOG", "info")],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let err = stderr(&o);
+    let kept = err.lines().filter(|l| l.contains("chaos: ")).count();
+    assert_eq!(kept, 100, "{err}");
+    assert!(
+        err.contains("200 more log lines from this call dropped"),
+        "{err}"
+    );
+
     let o = sidecar(&["plugins", "check", "--plugins", file, "Chaos", "trap"]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);

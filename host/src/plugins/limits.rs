@@ -48,6 +48,8 @@ impl Limits {
 pub(crate) struct MemoryCap {
     inner: StoreLimits,
     cap: usize,
+    /// Bytes of linear memory the instance has grown to (all its memories).
+    grown: usize,
     /// The size a refused `memory.grow` asked for.
     pub refused: Option<usize>,
 }
@@ -60,12 +62,19 @@ impl MemoryCap {
                 .trap_on_grow_failure(true)
                 .build(),
             cap,
+            grown: 0,
             refused: None,
         }
     }
 
     pub fn cap(&self) -> usize {
         self.cap
+    }
+
+    /// Linear memory the instance holds; wasm memories never shrink, so this is its
+    /// high-water mark.
+    pub fn grown(&self) -> usize {
+        self.grown
     }
 }
 
@@ -77,7 +86,9 @@ impl ResourceLimiter for MemoryCap {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let result = self.inner.memory_growing(current, desired, maximum);
-        if !matches!(result, Ok(true)) {
+        if matches!(result, Ok(true)) {
+            self.grown += desired.saturating_sub(current);
+        } else {
             self.refused = Some(desired);
         }
         result
@@ -114,6 +125,7 @@ mod tests {
         let mut cap = MemoryCap::new(1 << 20);
         assert!(matches!(cap.memory_growing(0, 1 << 16, None), Ok(true)));
         assert_eq!(cap.refused, None);
+        assert_eq!(cap.grown(), 1 << 16);
         assert!(
             cap.memory_growing(1 << 16, 2 << 20, None).is_err(),
             "trap_on_grow_failure"

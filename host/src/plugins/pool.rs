@@ -25,6 +25,12 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 /// An instance is replaced after this many calls, bounding slow leaks in a guest.
 const MAX_CALLS_PER_INSTANCE: u64 = 10_000;
 
+/// An instance whose linear memory grew by more than this since it was configured is
+/// replaced after the call. Wasm memories never shrink, so one large call (an emitter
+/// given a 10,000-service catalog) would otherwise pin its peak for the instance's
+/// life; dropping the instance returns the pages to the OS.
+const RETAINED_GROWTH: usize = 8 << 20;
+
 /// One WIT world's generated bindings, as the pool needs them.
 pub(crate) trait World: Sized + Send + Sync + 'static {
     type Pre: Send + Sync + 'static;
@@ -48,6 +54,16 @@ struct Warm<W> {
     store: Store<HostState>,
     world: W,
     calls: u64,
+    /// Linear memory right after `configure`: what the guest needs to exist.
+    baseline: usize,
+}
+
+impl<W> Warm<W> {
+    /// Whether the instance should serve another call.
+    fn reusable(&self) -> bool {
+        self.calls < MAX_CALLS_PER_INSTANCE
+            && self.store.data().memory.grown() <= self.baseline + RETAINED_GROWTH
+    }
 }
 
 /// Counters for `describe()` and benchmarks.
@@ -197,7 +213,7 @@ impl<W: World> Pool<W> {
         ) {
             self.breaker.lock().success();
             warm.calls += 1;
-            if warm.calls < MAX_CALLS_PER_INSTANCE {
+            if warm.reusable() {
                 self.idle.lock().push(warm);
             }
         }
@@ -229,6 +245,7 @@ impl<W: World> Pool<W> {
         let stderr_tail = store.data_mut().end_call();
         match started {
             Ok(Ok((world, Ok(())))) => Ok(Warm {
+                baseline: store.data().memory.grown(),
                 store,
                 world,
                 calls: 0,

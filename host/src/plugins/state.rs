@@ -50,6 +50,8 @@ pub(crate) struct HostState {
     pub deadlines: Deadlines,
     stdout: LogPipe,
     stderr: LogPipe,
+    /// `log` import lines in the call in progress (see `host_imports::log`).
+    pub log_lines: u32,
 }
 
 impl HostState {
@@ -70,6 +72,7 @@ impl HostState {
             plugin,
             stdout,
             stderr,
+            log_lines: 0,
         }
     }
 
@@ -78,10 +81,12 @@ impl HostState {
         self.memory.refused = None;
         self.stdout.reset();
         self.stderr.reset();
+        self.log_lines = 0;
     }
 
     /// Flushes partial output lines; returns the tail of stderr.
     pub fn end_call(&mut self) -> String {
+        super::host_imports::log::report_dropped(&self.plugin.name, self.log_lines);
         self.stdout.finish();
         self.stderr.finish()
     }

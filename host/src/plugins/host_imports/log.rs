@@ -6,14 +6,40 @@ use crate::plugins::state::HostState;
 /// Longest message kept; the rest is cut so one call cannot flood the log.
 const MAX_MESSAGE: usize = 8192;
 
+/// Lines kept per call; the rest are counted and reported in one line when the call
+/// ends (an emitter warning about each of thousands of services must not bury the log).
+const MAX_LINES_PER_CALL: u32 = 100;
+
 impl log::Host for HostState {
     fn log(&mut self, level: Level, message: String) {
-        emit(&self.plugin.name, level, &message, "");
+        if self.admit_line() {
+            emit(&self.plugin.name, level, &message, "");
+        }
     }
 
     fn log_fields(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
-        let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-        emit(&self.plugin.name, level, &message, &fields.join(" "));
+        if self.admit_line() {
+            let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            emit(&self.plugin.name, level, &message, &fields.join(" "));
+        }
+    }
+}
+
+impl HostState {
+    fn admit_line(&mut self) -> bool {
+        self.log_lines = self.log_lines.saturating_add(1);
+        self.log_lines <= MAX_LINES_PER_CALL
+    }
+}
+
+/// At the end of a call: says how many of its log lines were dropped, if any.
+pub(crate) fn report_dropped(plugin: &str, lines: u32) {
+    if lines > MAX_LINES_PER_CALL {
+        let dropped = lines - MAX_LINES_PER_CALL;
+        tracing::warn!(
+            plugin,
+            "{dropped} more log lines from this call dropped (at most {MAX_LINES_PER_CALL} per call)"
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod clock;
 mod http;
-mod log;
+pub(crate) mod log;
 mod process;
 
 use super::state::HostState;

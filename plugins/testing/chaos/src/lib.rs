@@ -4,11 +4,12 @@
 //! * `ok` – healthy (also: prints a line to stdout and one to stderr, which the host logs)
 //! * `loop` – spins forever (the epoch deadline must kill it)
 //! * `oom` – allocates 1 MiB chunks until the memory cap stops it
+//! * `alloc <MiB>` – allocates and touches that much memory, frees it, then healthy
 //! * `trap` – panics with the message `chaos: deliberate panic`
 //! * `http <url>` – `http.get(url)`; healthy on any response, error on any failure
 //!   (used to prove a plugin without the `http` grant is refused)
 //! * `exec <program> [args…]` – `process.run`; healthy on exit 0 (exec-grant tests)
-//! * `log` – one `log.log` and one `log.log-fields` call, then healthy
+//! * `log [n]` – n times (default 1) one `log.log` and one `log.log-fields` call, then healthy
 //!
 //! Settings: `fail = "<message>"` makes `configure` fail with that message.
 
@@ -54,6 +55,12 @@ impl health::Guest for Chaos {
                     std::hint::black_box(&hoard);
                 }
             }
+            "alloc" => {
+                let mib: usize = rest.parse().map_err(|_| "alloc needs a size in MiB")?;
+                let buf = vec![1u8; mib << 20];
+                std::hint::black_box(&buf);
+                Ok(healthy(&format!("allocated {mib} MiB")))
+            }
             "trap" => panic!("chaos: deliberate panic"),
             "http" => {
                 let request = http::Request {
@@ -85,12 +92,19 @@ impl health::Guest for Chaos {
                 }
             }
             "log" => {
-                log::log(log::Level::Info, "chaos: plain log line");
-                log::log_fields(
-                    log::Level::Warn,
-                    "chaos: structured",
-                    &[("k".to_string(), "v".to_string())],
-                );
+                let times: u32 = if rest.is_empty() {
+                    1
+                } else {
+                    rest.parse().map_err(|_| "log takes a count")?
+                };
+                for _ in 0..times {
+                    log::log(log::Level::Info, "chaos: plain log line");
+                    log::log_fields(
+                        log::Level::Warn,
+                        "chaos: structured",
+                        &[("k".to_string(), "v".to_string())],
+                    );
+                }
                 Ok(healthy("logged"))
             }
             other => Err(format!("unknown chaos verb {other:?}")),
