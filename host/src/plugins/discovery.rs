@@ -3,56 +3,11 @@
 
 use super::api::{CheckSpec, Discovered, DiscoverySource, PluginError};
 use super::convert;
-use super::pool::{Pool, World};
-use super::state::HostState;
+use super::pool::Pool;
 use async_trait::async_trait;
-use futures::future::BoxFuture;
 use std::sync::Arc;
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        world: "discovery-source",
-        path: "../wit",
-        exports: { default: async },
-        with: {
-            "sidecar:plugin/types": crate::plugins::host_imports::bindings::sidecar::plugin::types,
-            "sidecar:plugin/log": crate::plugins::host_imports::bindings::sidecar::plugin::log,
-            "sidecar:plugin/clock": crate::plugins::host_imports::bindings::sidecar::plugin::clock,
-            "sidecar:plugin/http": crate::plugins::host_imports::bindings::sidecar::plugin::http,
-            "sidecar:plugin/process": crate::plugins::host_imports::bindings::sidecar::plugin::process,
-        },
-    });
-}
-
-use bindings::{DiscoverySource as Bindings, DiscoverySourcePre as BindingsPre};
-
-impl World for Bindings {
-    type Pre = BindingsPre<HostState>;
-
-    fn new_pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        BindingsPre::new(pre)
-    }
-
-    fn instantiate<'a>(
-        pre: &'a Self::Pre,
-        store: &'a mut Store<HostState>,
-    ) -> BoxFuture<'a, wasmtime::Result<Self>> {
-        Box::pin(pre.instantiate_async(store))
-    }
-
-    fn configure<'a>(
-        &'a self,
-        store: &'a mut Store<HostState>,
-        settings: &'a Vec<(String, String)>,
-    ) -> BoxFuture<'a, wasmtime::Result<Result<(), String>>> {
-        Box::pin(
-            self.sidecar_plugin_lifecycle()
-                .call_configure(store, settings),
-        )
-    }
-}
+super::world::plugin_world!("discovery-source", DiscoverySource, DiscoverySourcePre);
 
 pub(crate) type DiscoveryPool = Pool<Bindings>;
 

@@ -14,6 +14,7 @@
 //! | `state`, `output` | per-store host state; guest stdout/stderr into the log |
 //! | `host_imports` | `log`, `clock`, `http`, `process` imports and the linker |
 //! | `pool`, `breaker` | warm instances, deadlines, crash handling, circuit breaker |
+//! | `world` | a WIT world's bindings as the pool uses them (`plugin_world!`) |
 //! | `namer`, `check`, `discovery`, `emitter` | one WIT world each, implementing the traits |
 //! | `registry` | loading, `LoadedPlugins`, `describe()` |
 
@@ -36,6 +37,7 @@ mod output;
 mod pool;
 mod registry;
 mod state;
+mod world;
 
 pub use crate::config::plugins_toml::PluginSource;
 pub use api::*;

@@ -13,13 +13,13 @@ use super::api::PluginError;
 use super::breaker::{Breaker, BreakerPolicy};
 use super::engine::TICK;
 use super::state::{Deadlines, HostState, PluginContext};
+use super::world::World;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
-use wasmtime::component::InstancePre;
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 /// An instance is replaced after this many calls, bounding slow leaks in a guest.
@@ -30,25 +30,6 @@ const MAX_CALLS_PER_INSTANCE: u64 = 10_000;
 /// given a 10,000-service catalog) would otherwise pin its peak for the instance's
 /// life; dropping the instance returns the pages to the OS.
 const RETAINED_GROWTH: usize = 8 << 20;
-
-/// One WIT world's generated bindings, as the pool needs them.
-pub(crate) trait World: Sized + Send + Sync + 'static {
-    type Pre: Send + Sync + 'static;
-
-    fn new_pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
-
-    fn instantiate<'a>(
-        pre: &'a Self::Pre,
-        store: &'a mut Store<HostState>,
-    ) -> BoxFuture<'a, wasmtime::Result<Self>>;
-
-    #[allow(clippy::ptr_arg, reason = "the generated bindings take &Vec")]
-    fn configure<'a>(
-        &'a self,
-        store: &'a mut Store<HostState>,
-        settings: &'a Vec<(String, String)>,
-    ) -> BoxFuture<'a, wasmtime::Result<Result<(), String>>>;
-}
 
 struct Warm<W> {
     store: Store<HostState>,
