@@ -1,5 +1,12 @@
-//! Shared plumbing for the end-to-end tests: locate the built binaries, pick ports, run
-//! processes that are always killed, and poll with deadlines instead of sleeping.
+//! Shared plumbing for the end-to-end tests (and the host's proxy driver tests): locate
+//! the built binaries, pick ports, run processes that are always killed, poll with
+//! deadlines instead of sleeping; backends and clients for proxy traffic ([`net`]) and
+//! the real Envoy ([`envoy`]).
+
+#[path = "support/envoy.rs"]
+pub mod envoy;
+#[path = "support/net.rs"]
+pub mod net;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

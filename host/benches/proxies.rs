@@ -90,7 +90,7 @@ impl Load {
                 let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        match http_get(port, "127.0.0.1") {
+                        match http_get("127.0.0.1", port) {
                             Some((200, _)) => ok.fetch_add(1, Ordering::Relaxed),
                             _ => failed.fetch_add(1, Ordering::Relaxed),
                         };
@@ -122,7 +122,7 @@ fn envoy(dir: &Path) {
     let rt = runtime();
     let (catalog, _out) = SharedCatalog::with_defaults("host1", "default");
     rt.spawn(catalog.clone().run_publisher());
-    let ads = free_port();
+    let ads = free_port("127.0.0.1");
     let cfg = EnvoyConfig {
         grpc_port: ads,
         bind_ip: "127.0.0.1".into(),
@@ -133,7 +133,7 @@ fn envoy(dir: &Path) {
         .block_on(xds::spawn(&cfg, emitter, catalog.clone(), ready_now()))
         .expect("xDS");
     let backends: Vec<Backend> = (0..3).map(|i| Backend::start(&format!("b{i}"))).collect();
-    let port = free_port();
+    let port = free_port("127.0.0.1");
     let one = |i: usize| {
         vec![service(
             &format!("b{i}"),
@@ -146,7 +146,7 @@ fn envoy(dir: &Path) {
     catalog.sync_local(one(0));
     let (_envoy, admin) = start_envoy(dir, ads, "bench");
     wait_for("Envoy serving", WAIT, || {
-        (http_get(port, "127.0.0.1")?.1 == "b0").then_some(())
+        (http_get("127.0.0.1", port)?.1 == "b0").then_some(())
     });
 
     // Catalog change -> first request served by the new endpoint.
@@ -157,7 +157,7 @@ fn envoy(dir: &Path) {
         let t = Instant::now();
         catalog.sync_local(one(i));
         wait_for("new endpoint", WAIT, || {
-            (http_get(port, "127.0.0.1")?.1 == want).then_some(())
+            (http_get("127.0.0.1", port)?.1 == want).then_some(())
         });
         samples.push(t.elapsed());
         std::thread::sleep(Duration::from_millis(30));
@@ -179,7 +179,7 @@ fn envoy(dir: &Path) {
 
     // Large pushes: N endpoints in one service.
     for n in [1_000usize, 5_000] {
-        let big_port = free_port();
+        let big_port = free_port("127.0.0.1");
         let many: Vec<Service> = (0..n)
             .map(|i| {
                 let mut s = service(
@@ -236,7 +236,7 @@ fn haproxy(dir: &Path) {
         cfg.plugin_settings().expect("settings"),
     );
     let backends: Vec<Backend> = (0..3).map(|i| Backend::start(&format!("b{i}"))).collect();
-    let port = free_port();
+    let port = free_port("127.0.0.1");
     let one = |i: usize| {
         vec![service(
             &format!("b{i}"),
@@ -256,7 +256,7 @@ fn haproxy(dir: &Path) {
     };
     catalog.sync_local(one(0));
     wait_for("HAProxy serving", WAIT, || {
-        (http_get(port, "127.0.0.1")?.1 == "b0").then_some(())
+        (http_get("127.0.0.1", port)?.1 == "b0").then_some(())
     });
     let mut samples = Vec::new();
     for n in 1..=30 {
@@ -265,7 +265,7 @@ fn haproxy(dir: &Path) {
         let t = Instant::now();
         catalog.sync_local(one(i));
         wait_for("new endpoint", WAIT, || {
-            (http_get(port, "127.0.0.1")?.1 == want).then_some(())
+            (http_get("127.0.0.1", port)?.1 == want).then_some(())
         });
         samples.push(t.elapsed());
         std::thread::sleep(Duration::from_millis(300));
@@ -279,7 +279,7 @@ fn haproxy(dir: &Path) {
     let mut samples = Vec::new();
     let mut services = one(0);
     for n in 0..20 {
-        let new_port = free_port();
+        let new_port = free_port("127.0.0.1");
         services.push(service(
             &format!("s{n}"),
             &format!("svc{n}"),
@@ -290,7 +290,7 @@ fn haproxy(dir: &Path) {
         let t = Instant::now();
         catalog.sync_local(services.clone());
         wait_for("new service", WAIT, || {
-            (http_get(new_port, "127.0.0.1")?.1 == "b1").then_some(())
+            (http_get("127.0.0.1", new_port)?.1 == "b1").then_some(())
         });
         samples.push(t.elapsed());
         std::thread::sleep(Duration::from_millis(300));
@@ -333,7 +333,7 @@ fn haproxy(dir: &Path) {
     let r0 = c.reloads.load(Ordering::Relaxed);
     let load = Load::start(port, 2);
     let t = Instant::now();
-    let extra_port = free_port();
+    let extra_port = free_port("127.0.0.1");
     let mut n = 0;
     while t.elapsed() < Duration::from_secs(30) {
         let mut s = one(0);

@@ -10,7 +10,6 @@ use sidecar::plugins::{ProxyEmitter, XdsResource};
 use sidecar::proxy::feed::ready_now;
 use sidecar::proxy::xds::{self, EnvoyConfig};
 use sidecar::shared_catalog::SharedCatalog;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +26,7 @@ struct World {
 
 impl World {
     fn start() -> World {
-        Self::start_on(free_port(), true)
+        Self::start_on(free_port("127.0.0.1"), true)
     }
 
     /// An xDS server on `ads_port`; `ready` false holds publishing back (the agent's
@@ -83,19 +82,6 @@ impl World {
     }
 }
 
-/// Names answering on `port` over `n` fresh connections.
-fn seen(port: u16, n: usize) -> BTreeSet<String> {
-    (0..n)
-        .filter_map(|_| http_get(port, "127.0.0.1"))
-        .filter(|(code, _)| *code == 200)
-        .map(|(_, body)| body)
-        .collect()
-}
-
-fn set_of(names: &[&str]) -> BTreeSet<String> {
-    names.iter().map(|s| s.to_string()).collect()
-}
-
 #[test]
 fn envoy_follows_the_catalog_over_ads() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -105,7 +91,7 @@ fn envoy_follows_the_catalog_over_ads() {
         Backend::start("a2"),
         Backend::start("t1"),
     );
-    let (web_port, db_port) = (free_port(), free_port());
+    let (web_port, db_port) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
     let web = |id: &str, b: &Backend| service(id, "web", "http", b.port, web_port);
     let db = service("db1", "db", "tcp", t1.port, db_port);
     w.set(vec![web("a1", &a1), db.clone()]);
@@ -113,10 +99,10 @@ fn envoy_follows_the_catalog_over_ads() {
     // Cold start: HTTP and TCP through Envoy.
     let (_envoy, admin) = start_envoy(dir.path(), w.ads_port, "node1");
     wait_for("HTTP through Envoy", WAIT, || {
-        (http_get(web_port, "127.0.0.1")? == (200, "a1".to_string())).then_some(())
+        (http_get("127.0.0.1", web_port)? == (200, "a1".to_string())).then_some(())
     });
     assert_eq!(
-        tcp_line(db_port, "127.0.0.1").as_deref(),
+        tcp_line("127.0.0.1", db_port).as_deref(),
         Some("t1"),
         "TcpProxy accepted and routing"
     );
@@ -126,7 +112,7 @@ fn envoy_follows_the_catalog_over_ads() {
     // Scale out: both instances get traffic.
     w.set(vec![web("a1", &a1), web("a2", &a2), db.clone()]);
     wait_for("both web instances", WAIT, || {
-        (seen(web_port, 10) == set_of(&["a1", "a2"])).then_some(())
+        (seen("127.0.0.1", web_port, 10) == ["a1", "a2"]).then_some(())
     });
 
     // An unhealthy instance gets no traffic until it recovers.
@@ -134,24 +120,24 @@ fn envoy_follows_the_catalog_over_ads() {
     sick.status = Status::Unhealthy;
     w.set(vec![sick, web("a2", &a2), db.clone()]);
     wait_for("only a2", WAIT, || {
-        (seen(web_port, 10) == set_of(&["a2"])).then_some(())
+        (seen("127.0.0.1", web_port, 10) == ["a2"]).then_some(())
     });
     w.set(vec![web("a1", &a1), web("a2", &a2), db.clone()]);
     wait_for("both again", WAIT, || {
-        (seen(web_port, 10) == set_of(&["a1", "a2"])).then_some(())
+        (seen("127.0.0.1", web_port, 10) == ["a1", "a2"]).then_some(())
     });
     // Draining (sticky against ALIVE, as in Sidecar): no new requests.
     assert!(w.catalog.drain("a2").is_ok());
     wait_for("only a1", WAIT, || {
-        (seen(web_port, 10) == set_of(&["a1"])).then_some(())
+        (seen("127.0.0.1", web_port, 10) == ["a1"]).then_some(())
     });
 
     // Removed: the listener goes away; the other service keeps working.
     w.set(vec![db.clone()]);
     wait_for("web listener removed", WAIT, || {
-        http_get(web_port, "127.0.0.1").is_none().then_some(())
+        http_get("127.0.0.1", web_port).is_none().then_some(())
     });
-    assert_eq!(tcp_line(db_port, "127.0.0.1").as_deref(), Some("t1"));
+    assert_eq!(tcp_line("127.0.0.1", db_port).as_deref(), Some("t1"));
 
     // Per-type ACKs are reported for the node; no NACKs, no phase timeouts.
     let status = w.status.to_json();
@@ -178,11 +164,11 @@ fn a_rejected_resource_keeps_the_last_good_config_without_a_resend_loop() {
     let w = World::start();
     let a1 = Backend::start("a1");
     let a2 = Backend::start("a2");
-    let web_port = free_port();
+    let web_port = free_port("127.0.0.1");
     w.set(vec![service("a1", "web", "http", a1.port, web_port)]);
     let (_envoy, admin) = start_envoy(dir.path(), w.ads_port, "node1");
     wait_for("HTTP through Envoy", WAIT, || {
-        (http_get(web_port, "127.0.0.1")? == (200, "a1".to_string())).then_some(())
+        (http_get("127.0.0.1", web_port)? == (200, "a1".to_string())).then_some(())
     });
 
     // A listener our validation cannot judge (an unknown filter): Envoy NACKs LDS.
@@ -195,7 +181,7 @@ fn a_rejected_resource_keeps_the_last_good_config_without_a_resend_loop() {
                         address: "127.0.0.1".into(),
                         port_specifier: Some(
                             xds_api::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(
-                                u32::from(free_port()),
+                                u32::from(free_port("127.0.0.1")),
                             ),
                         ),
                         ..Default::default()
@@ -235,7 +221,7 @@ fn a_rejected_resource_keeps_the_last_good_config_without_a_resend_loop() {
     assert!(envoy_stat(admin, "listener_manager.lds.update_rejected").unwrap_or(0) >= 1);
     // Envoy still serves, with the endpoint change (EDS was not affected).
     wait_for("a2 via EDS", WAIT, || {
-        (seen(web_port, 5) == set_of(&["a2"])).then_some(())
+        (seen("127.0.0.1", web_port, 5) == ["a2"]).then_some(())
     });
     // No resend loop.
     let pushes = w.counter("pushes");
@@ -250,7 +236,7 @@ fn a_rejected_resource_keeps_the_last_good_config_without_a_resend_loop() {
     w.tamper.extra.lock().clear();
     w.set(vec![service("a1", "web", "http", a1.port, web_port)]);
     wait_for("a1 again", WAIT, || {
-        (seen(web_port, 5) == set_of(&["a1"])).then_some(())
+        (seen("127.0.0.1", web_port, 5) == ["a1"]).then_some(())
     });
     assert!(
         admin_get(admin, "/listeners")
@@ -264,7 +250,7 @@ fn every_envoy_gets_the_same_resources_and_empty_services_answer_503() {
     let dir = tempfile::tempdir().expect("tmp");
     let w = World::start();
     let a1 = Backend::start("a1");
-    let (web_port, empty_port) = (free_port(), free_port());
+    let (web_port, empty_port) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
     let mut gone = service("x1", "empty", "http", 1, empty_port);
     gone.ports[0].ip = "not-an-ip".into();
     w.set(vec![service("a1", "web", "http", a1.port, web_port), gone]);
@@ -280,7 +266,7 @@ fn every_envoy_gets_the_same_resources_and_empty_services_answer_503() {
     assert_eq!(w.status.connected(), 2);
     // A service whose only instance has no usable address: Envoy answers 503 at once.
     wait_for("503 from the empty service", WAIT, || {
-        (http_get(empty_port, "127.0.0.1")?.0 == 503).then_some(())
+        (http_get("127.0.0.1", empty_port)?.0 == 503).then_some(())
     });
 }
 
@@ -289,19 +275,19 @@ fn a_restarted_control_plane_does_not_wipe_envoy() {
     let dir = tempfile::tempdir().expect("tmp");
     let a1 = Backend::start("a1");
     let a2 = Backend::start("a2");
-    let web_port = free_port();
+    let web_port = free_port("127.0.0.1");
     let w = World::start();
     let ads_port = w.ads_port;
     w.set(vec![service("a1", "web", "http", a1.port, web_port)]);
     let (_envoy, admin) = start_envoy(dir.path(), ads_port, "node1");
     wait_for("HTTP through Envoy", WAIT, || {
-        (http_get(web_port, "127.0.0.1")? == (200, "a1".to_string())).then_some(())
+        (http_get("127.0.0.1", web_port)? == (200, "a1".to_string())).then_some(())
     });
     // The daemon goes away: Envoy keeps serving.
     drop(w);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
-        http_get(web_port, "127.0.0.1"),
+        http_get("127.0.0.1", web_port),
         Some((200, "a1".to_string()))
     );
 
@@ -314,7 +300,7 @@ fn a_restarted_control_plane_does_not_wipe_envoy() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(w.counter("pushes"), 0, "nothing sent before readiness");
     assert_eq!(
-        http_get(web_port, "127.0.0.1"),
+        http_get("127.0.0.1", web_port),
         Some((200, "a1".to_string()))
     );
     drop(w);
@@ -323,7 +309,7 @@ fn a_restarted_control_plane_does_not_wipe_envoy() {
     let w = World::start_on(ads_port, true);
     w.set(vec![service("a2", "web", "http", a2.port, web_port)]);
     wait_for("a2 after the restart", WAIT, || {
-        (seen(web_port, 5) == set_of(&["a2"])).then_some(())
+        (seen("127.0.0.1", web_port, 5) == ["a2"]).then_some(())
     });
     assert_eq!(w.counter("nacks"), 0);
     let stat = format!("cluster.web_{web_port}.init_fetch_timeout");

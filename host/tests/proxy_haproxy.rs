@@ -10,7 +10,6 @@ use sidecar::plugins::{EmitRequest, Emitted, PluginError, ProxyEmitter};
 use sidecar::proxy::feed::ready_now;
 use sidecar::proxy::haproxy::{self, HaproxyConfig, HaproxyStatus, reload};
 use sidecar::shared_catalog::SharedCatalog;
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -111,18 +110,6 @@ impl Drop for World {
     }
 }
 
-fn seen(port: u16, n: usize) -> BTreeSet<String> {
-    (0..n)
-        .filter_map(|_| http_get(port, "127.0.0.1"))
-        .filter(|(code, _)| *code == 200)
-        .map(|(_, body)| body)
-        .collect()
-}
-
-fn set_of(names: &[&str]) -> BTreeSet<String> {
-    names.iter().map(|s| s.to_string()).collect()
-}
-
 #[test]
 fn haproxy_follows_the_catalog_and_never_loads_a_bad_config() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -132,34 +119,34 @@ fn haproxy_follows_the_catalog_and_never_loads_a_bad_config() {
         Backend::start("a2"),
         Backend::start("t1"),
     );
-    let (web_port, db_port) = (free_port(), free_port());
+    let (web_port, db_port) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
     let web = |id: &str, b: &Backend| service(id, "web", "http", b.port, web_port);
     let db = service("db1", "db", "tcp", t1.port, db_port);
 
     w.set(vec![web("a1", &a1), db.clone()]);
     wait_for("HTTP through HAProxy", WAIT, || {
-        (http_get(web_port, "127.0.0.1")? == (200, "a1".to_string())).then_some(())
+        (http_get("127.0.0.1", web_port)? == (200, "a1".to_string())).then_some(())
     });
-    assert_eq!(tcp_line(db_port, "127.0.0.1").as_deref(), Some("t1"));
+    assert_eq!(tcp_line("127.0.0.1", db_port).as_deref(), Some("t1"));
     let text = std::fs::read_to_string(&w.cfg.config_file).expect("config written");
     assert!(text.contains("server host1-a1 127.0.0.1:"), "{text}");
     let master = w.master().expect("master-worker running");
 
     w.set(vec![web("a1", &a1), web("a2", &a2), db.clone()]);
     wait_for("both instances", WAIT, || {
-        (seen(web_port, 10) == set_of(&["a1", "a2"])).then_some(())
+        (seen("127.0.0.1", web_port, 10) == ["a1", "a2"]).then_some(())
     });
     let mut sick = web("a1", &a1);
     sick.status = Status::Unhealthy;
     w.set(vec![sick, web("a2", &a2), db.clone()]);
     wait_for("only a2", WAIT, || {
-        (seen(web_port, 10) == set_of(&["a2"])).then_some(())
+        (seen("127.0.0.1", web_port, 10) == ["a2"]).then_some(())
     });
     assert_eq!(w.master(), Some(master), "reloads keep the master");
 
     // A config that fails `haproxy -c` is never installed; traffic keeps flowing.
     let good = std::fs::read_to_string(&w.cfg.config_file).expect("config");
-    let poison = service("p1", "poison", "http", a1.port, free_port());
+    let poison = service("p1", "poison", "http", a1.port, free_port("127.0.0.1"));
     w.set(vec![web("a1", &a1), web("a2", &a2), db.clone(), poison]);
     wait_for("the verify failure", WAIT, || {
         (w.status.counters.verify_failures.load(Ordering::Relaxed) >= 1).then_some(())
@@ -172,21 +159,21 @@ fn haproxy_follows_the_catalog_and_never_loads_a_bad_config() {
         good
     );
     assert_eq!(
-        seen(web_port, 10),
-        set_of(&["a2"]),
+        seen("127.0.0.1", web_port, 10),
+        ["a2"],
         "the last good config keeps serving"
     );
 
     // Fixed: the next change goes through.
     w.set(vec![web("a1", &a1), web("a2", &a2)]);
     wait_for("both again", WAIT, || {
-        (seen(web_port, 10) == set_of(&["a1", "a2"])).then_some(())
+        (seen("127.0.0.1", web_port, 10) == ["a1", "a2"]).then_some(())
     });
     wait_for("error cleared", WAIT, || {
         w.status.state().last_error.is_none().then_some(())
     });
     wait_for("db frontend removed", WAIT, || {
-        tcp_line(db_port, "127.0.0.1").is_none().then_some(())
+        tcp_line("127.0.0.1", db_port).is_none().then_some(())
     });
 }
 
@@ -195,7 +182,7 @@ fn endpoint_changes_go_through_the_runtime_api_without_a_reload() {
     let dir = tempfile::tempdir().expect("tmp");
     let w = World::start(dir.path(), Duration::from_secs(2));
     let backends: Vec<Backend> = (0..3).map(|i| Backend::start(&format!("b{i}"))).collect();
-    let port = free_port();
+    let port = free_port("127.0.0.1");
     let one = |i: usize| {
         vec![service(
             &format!("b{i}"),
@@ -207,7 +194,7 @@ fn endpoint_changes_go_through_the_runtime_api_without_a_reload() {
     };
     w.set(one(0));
     wait_for("first config", WAIT, || {
-        (http_get(port, "127.0.0.1")?.1 == "b0").then_some(())
+        (http_get("127.0.0.1", port)?.1 == "b0").then_some(())
     });
     // The driver recorded what HAProxy runs (counters included).
     wait_for("delivery recorded", WAIT, || {
@@ -226,7 +213,7 @@ fn endpoint_changes_go_through_the_runtime_api_without_a_reload() {
         w.set(one(i));
         let want = format!("b{i}");
         wait_for("new endpoint", WAIT, || {
-            (seen(port, 3) == set_of(&[want.as_str()])).then_some(())
+            (seen("127.0.0.1", port, 3) == [want.as_str()]).then_some(())
         });
     }
     assert_eq!(workers(&w), before, "no reload: the same worker serves");
@@ -245,7 +232,7 @@ fn bursts_of_structural_changes_are_coalesced_into_few_reloads() {
     let dir = tempfile::tempdir().expect("tmp");
     let w = World::start(dir.path(), Duration::from_secs(1));
     let b = Backend::start("b");
-    let ports: Vec<u16> = (0..20).map(|_| free_port()).collect();
+    let ports: Vec<u16> = (0..20).map(|_| free_port("127.0.0.1")).collect();
     let services = |n: usize| -> Vec<Service> {
         (0..n)
             .map(|i| {
@@ -267,7 +254,7 @@ fn bursts_of_structural_changes_are_coalesced_into_few_reloads() {
         std::thread::sleep(Duration::from_millis(50));
     }
     wait_for("the last service served", WAIT, || {
-        (http_get(ports[19], "127.0.0.1")?.1 == "b").then_some(())
+        (http_get("127.0.0.1", ports[19])?.1 == "b").then_some(())
     });
     std::thread::sleep(Duration::from_millis(1200));
     let reloads = w.reloads();

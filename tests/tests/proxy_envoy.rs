@@ -5,6 +5,7 @@
 mod proxy_common;
 
 use proxy_common::*;
+use sidecar_e2e::envoy::envoy_stat;
 use sidecar_e2e::{free_port, wait_for};
 use std::sync::atomic::Ordering;
 

@@ -1,39 +1,17 @@
-//! Shared pieces of the proxy driver tests: the emitter plugins compiled natively,
-//! backends that answer with their own name, process and HTTP helpers. The tests run
-//! the real `haproxy` and `envoy` binaries (`scripts/setup.sh` installs both).
+//! Shared pieces of the proxy driver tests: the emitter plugins compiled natively and
+//! Envoy started from the library's bootstrap; backends, clients and process helpers
+//! come from the end-to-end crate (`sidecar_e2e`). The tests run the real `haproxy`
+//! and `envoy` binaries (`scripts/setup.sh` installs both).
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use async_trait::async_trait;
 use sidecar::catalog::{Port, PortKind, Service, Status};
 use sidecar::plugins::{EmitRequest, Emitted, PluginError, ProxyEmitter, XdsResource};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+pub use sidecar_e2e::envoy::{self, admin_get, envoy_stat};
+pub use sidecar_e2e::net::{Backend, http_get, seen, tcp_line};
+pub use sidecar_e2e::{KillOnDrop, free_port, wait_for, workspace_root};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
-
-pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ is in the workspace")
-        .to_path_buf()
-}
-
-/// `$ENVOY_BIN`, else `target/tools/envoy` (scripts/setup.sh setup_envoy).
-pub fn envoy_bin() -> PathBuf {
-    let p = std::env::var_os("ENVOY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/tools/envoy"));
-    assert!(
-        p.exists(),
-        "{} not found: run scripts/setup.sh setup_envoy",
-        p.display()
-    );
-    p
-}
 
 fn status_name(s: Status) -> &'static str {
     match s {
@@ -158,146 +136,9 @@ pub fn service(id: &str, name: &str, mode: &str, port: u16, service_port: u16) -
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A backend answering every HTTP request (or TCP connection, after reading a line)
-/// with `name`. Stops when dropped.
-pub struct Backend {
-    pub port: u16,
-    stop: Arc<AtomicBool>,
-}
-
-impl Backend {
-    pub fn start(name: &str) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
-        let port = listener.local_addr().expect("addr").port();
-        listener.set_nonblocking(true).expect("nonblocking");
-        let stop = Arc::new(AtomicBool::new(false));
-        let (name, flag) = (name.to_string(), stop.clone());
-        std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((conn, _)) => {
-                        let name = name.clone();
-                        std::thread::spawn(move || serve(conn, &name));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        Backend { port, stop }
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-fn serve(mut conn: TcpStream, name: &str) {
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    // Keep-alive: answer every request on the connection.
-    loop {
-        while !(buf.windows(4).any(|w| w == b"\r\n\r\n")
-            || (buf.ends_with(b"\n") && !buf.starts_with(b"GET")))
-        {
-            match conn.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let reply = if buf.starts_with(b"GET") {
-            format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{name}",
-                name.len()
-            )
-        } else {
-            format!("{name}\n")
-        };
-        if conn.write_all(reply.as_bytes()).is_err() {
-            return;
-        }
-        buf.clear();
-    }
-}
-
-/// `GET path` on a new connection; `(status, body)`.
-pub fn http_get(port: u16, ip: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(
-        &format!("{ip}:{port}").parse().ok()?,
-        Duration::from_secs(2),
-    )
-    .ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    Some((status, body))
-}
-
-/// A line over raw TCP; the first line of the answer.
-pub fn tcp_line(port: u16, ip: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(
-        &format!("{ip}:{port}").parse().ok()?,
-        Duration::from_secs(2),
-    )
-    .ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"hello\n").ok()?;
-    let mut buf = [0u8; 256];
-    let n = s.read(&mut buf).ok()?;
-    Some(String::from_utf8_lossy(&buf[..n]).trim().to_string())
-}
-
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A child process killed when dropped.
-pub struct Proc(pub Child);
-
-impl Proc {
-    pub fn spawn(cmd: &mut Command) -> Proc {
-        Proc(
-            cmd.stdin(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
-        )
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Envoy with a bootstrap pointing at `ads_port`; its admin port.
-pub fn start_envoy(dir: &std::path::Path, ads_port: u16, node: &str) -> (Proc, u16) {
-    let admin = free_port();
+pub fn start_envoy(dir: &std::path::Path, ads_port: u16, node: &str) -> (KillOnDrop, u16) {
+    let admin = free_port("127.0.0.1");
     let yaml = sidecar::proxy::xds::bootstrap::bootstrap_yaml(
         &sidecar::proxy::xds::bootstrap::BootstrapOptions {
             node_id: node.into(),
@@ -306,39 +147,5 @@ pub fn start_envoy(dir: &std::path::Path, ads_port: u16, node: &str) -> (Proc, u
             admin: Some(format!("127.0.0.1:{admin}").parse().expect("addr")),
         },
     );
-    let path = dir.join(format!("envoy-{node}.yaml"));
-    std::fs::write(&path, yaml).expect("bootstrap");
-    let log = std::fs::File::create(dir.join(format!("envoy-{node}.log"))).expect("log");
-    let p = Proc::spawn(
-        Command::new(envoy_bin())
-            .arg("-c")
-            .arg(&path)
-            .args(["--disable-hot-restart", "-l", "warning"])
-            .stdout(Stdio::null())
-            .stderr(log),
-    );
-    (p, admin)
-}
-
-/// GET on Envoy's admin interface.
-pub fn admin_get(admin: u16, path: &str) -> String {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", admin)) else {
-        return String::new();
-    };
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes())
-        .expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
-}
-
-/// One counter from Envoy's `/stats`.
-pub fn envoy_stat(admin: u16, name: &str) -> Option<u64> {
-    admin_get(admin, &format!("/stats?filter=^{name}$"))
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(&format!("{name}: "))
-                .and_then(|v| v.trim().parse().ok())
-        })
+    (envoy::spawn(dir, node, yaml.as_bytes()), admin)
 }
