@@ -26,6 +26,7 @@ fn init_logging(level: &str, json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(super::log_colours())
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
