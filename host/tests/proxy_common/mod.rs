@@ -10,7 +10,7 @@ use sidecar::catalog::{Port, PortKind, Service, Status};
 use sidecar::plugins::{EmitRequest, Emitted, PluginError, ProxyEmitter, XdsResource};
 pub use sidecar_e2e::envoy::{self, admin_get, envoy_stat};
 pub use sidecar_e2e::net::{Backend, http_get, seen, tcp_line};
-pub use sidecar_e2e::{KillOnDrop, free_port, wait_for, workspace_root};
+pub use sidecar_e2e::{KillOnDrop, free_port, wait_for};
 use std::sync::Arc;
 
 fn status_name(s: Status) -> &'static str {
