@@ -7,7 +7,6 @@ mod proxy_common;
 use proxy_common::*;
 use sidecar_e2e::envoy::envoy_stat;
 use sidecar_e2e::{free_port, wait_for};
-use std::sync::atomic::Ordering;
 
 const BIND: &str = "127.0.0.2";
 
@@ -44,27 +43,14 @@ fn envoy_follows_services_added_unhealthy_drained_and_removed() {
         "TcpProxy listener"
     );
 
-    // Added.
-    agent.set_targets(&[web_a1.clone(), web_a2.clone(), db_t1.clone()]);
-    wait_for("a1 and a2", WAIT, || {
-        (seen(BIND, web, 10) == ["a1", "a2"]).then_some(())
-    });
-
-    // Unhealthy (its health endpoint fails), then healthy again.
-    a1.healthy.store(false, Ordering::Relaxed);
-    wait_for("only a2", WAIT, || {
-        (seen(BIND, web, 10) == ["a2"]).then_some(())
-    });
-    a1.healthy.store(true, Ordering::Relaxed);
-    wait_for("a1 back", WAIT, || {
-        (seen(BIND, web, 10) == ["a1", "a2"]).then_some(())
-    });
-
-    // Drained.
-    assert_eq!(agent.drain("a2"), 202);
-    wait_for("a2 drained", WAIT, || {
-        (seen(BIND, web, 10) == ["a1"]).then_some(())
-    });
+    // Added, unhealthy and healthy again, drained.
+    follow_add_unhealthy_drain(
+        &agent,
+        &[web_a1.clone(), web_a2.clone(), db_t1.clone()],
+        &a1,
+        BIND,
+        web,
+    );
 
     // Removed: its listener goes, the other service keeps working.
     agent.set_targets(std::slice::from_ref(&db_t1));

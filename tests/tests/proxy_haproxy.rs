@@ -7,7 +7,6 @@ mod proxy_common;
 use proxy_common::*;
 use sidecar_e2e::{free_port, wait_for, workspace_root};
 use std::path::Path;
-use std::sync::atomic::Ordering;
 
 const BIND: &str = "127.0.0.2";
 
@@ -81,24 +80,13 @@ fn haproxy_follows_services_and_never_loads_a_bad_config() {
         "{cfg}"
     );
 
-    agent.set_targets(&[web_a1.clone(), web_a2.clone(), db_t1.clone()]);
-    wait_for("a1 and a2", WAIT, || {
-        (seen(BIND, web, 10) == ["a1", "a2"]).then_some(())
-    });
-
-    a1.healthy.store(false, Ordering::Relaxed);
-    wait_for("only a2", WAIT, || {
-        (seen(BIND, web, 10) == ["a2"]).then_some(())
-    });
-    a1.healthy.store(true, Ordering::Relaxed);
-    wait_for("a1 back", WAIT, || {
-        (seen(BIND, web, 10) == ["a1", "a2"]).then_some(())
-    });
-
-    assert_eq!(agent.drain("a2"), 202);
-    wait_for("a2 drained", WAIT, || {
-        (seen(BIND, web, 10) == ["a1"]).then_some(())
-    });
+    follow_add_unhealthy_drain(
+        &agent,
+        &[web_a1.clone(), web_a2.clone(), db_t1.clone()],
+        &a1,
+        BIND,
+        web,
+    );
 
     // A config HAProxy refuses: rejected by `haproxy -c`, never installed, visible in
     // the API; traffic keeps flowing on the last good config.

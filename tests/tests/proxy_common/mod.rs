@@ -9,6 +9,7 @@ pub use sidecar_e2e::net::{Backend, http_get, seen, tcp_line};
 use sidecar_e2e::{KillOnDrop, free_port, sidecar_bin, wait_for};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -121,4 +122,35 @@ pub fn start_envoy(dir: &Path, ads_port: u16) -> (KillOnDrop, u16) {
         String::from_utf8_lossy(&out.stderr)
     );
     (envoy::spawn(dir, "host1", &out.stdout), admin)
+}
+
+/// The steps both proxies must follow, checked by traffic to `bind:web` after each:
+/// `targets` (which add `a2` beside `a1`) take effect, `a1` fails its health check and
+/// recovers, then `a2` is drained.
+pub fn follow_add_unhealthy_drain(
+    agent: &Agent,
+    targets: &[serde_json::Value],
+    a1: &Backend,
+    bind: &str,
+    web: u16,
+) {
+    agent.set_targets(targets);
+    wait_for("a1 and a2", WAIT, || {
+        (seen(bind, web, 10) == ["a1", "a2"]).then_some(())
+    });
+
+    // Unhealthy (its health endpoint fails), then healthy again.
+    a1.healthy.store(false, Ordering::Relaxed);
+    wait_for("only a2", WAIT, || {
+        (seen(bind, web, 10) == ["a2"]).then_some(())
+    });
+    a1.healthy.store(true, Ordering::Relaxed);
+    wait_for("a1 back", WAIT, || {
+        (seen(bind, web, 10) == ["a1", "a2"]).then_some(())
+    });
+
+    assert_eq!(agent.drain("a2"), 202);
+    wait_for("a2 drained", WAIT, || {
+        (seen(bind, web, 10) == ["a1"]).then_some(())
+    });
 }
