@@ -5,7 +5,7 @@ use sidecar::catalog::Service;
 use sidecar::config::{Env, PluginsConfig};
 use sidecar::plugins::{
     AllocatorChoice, BreakerPolicy, CacheSetting, CheckRequest, CheckStatus, LoadOptions,
-    LoadedPlugins, PluginError, PluginStatus, Runtime, built_wasm_dir,
+    LoadedPlugins, PluginError, PluginInfo, PluginStatus, Runtime, built_wasm_dir,
 };
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -110,6 +110,14 @@ async fn assert_ok_after(p: &LoadedPlugins, what: &str) {
     );
 }
 
+/// What `describe()` says about one plugin.
+fn info(p: &LoadedPlugins, name: &str) -> PluginInfo {
+    p.describe()
+        .into_iter()
+        .find(|i| i.name == name)
+        .unwrap_or_else(|| panic!("{name} is not listed"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_infinite_loop_is_interrupted_at_the_deadline() {
     let l = load().await;
@@ -155,13 +163,7 @@ async fn a_panic_is_a_trap_quoting_the_panic_message() {
         other => panic!("expected a trap, got {other:?}"),
     }
     assert_ok_after(&l.plugins, "a panic").await;
-    let stats = l
-        .plugins
-        .describe()
-        .into_iter()
-        .find(|i| i.name == "chaos")
-        .expect("chaos listed")
-        .stats;
+    let stats = info(&l.plugins, "chaos").stats;
     assert_eq!((stats.crashes, stats.calls), (1, 2));
 }
 
@@ -242,13 +244,7 @@ async fn exec_needs_its_grant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_built_against_wit_0_1_0_runs_on_this_host() {
     let l = load().await;
-    let info = l
-        .plugins
-        .describe()
-        .into_iter()
-        .find(|i| i.name == "check-v010")
-        .expect("listed");
-    assert_eq!(info.wit_version, "0.1.0");
+    assert_eq!(info(&l.plugins, "check-v010").wit_version, "0.1.0");
     let r = check(&l.plugins, "Old", "", Duration::from_secs(3)).await;
     assert_eq!(
         r,
@@ -271,13 +267,10 @@ async fn rejected_settings_disable_the_plugin() {
         matches!(r, Err(PluginError::Unavailable { ref plugin, .. }) if plugin == "chaos-broken"),
         "{r:?}"
     );
-    let info = l
-        .plugins
-        .describe()
-        .into_iter()
-        .find(|i| i.name == "chaos-broken")
-        .expect("listed");
-    assert!(matches!(info.status, PluginStatus::Disabled(_)));
+    assert!(matches!(
+        info(&l.plugins, "chaos-broken").status,
+        PluginStatus::Disabled(_)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,13 +280,7 @@ async fn concurrent_checks_use_separate_instances() {
     for r in futures::future::join_all(checks).await {
         assert_eq!(r.map(|r| r.0), Ok(CheckStatus::Healthy));
     }
-    let stats = l
-        .plugins
-        .describe()
-        .into_iter()
-        .find(|i| i.name == "chaos")
-        .expect("listed")
-        .stats;
+    let stats = info(&l.plugins, "chaos").stats;
     assert_eq!(stats.calls, 8);
     assert!(
         stats.instantiations <= 9 && stats.idle == stats.instantiations as usize,
@@ -306,14 +293,7 @@ async fn concurrent_checks_use_separate_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_that_grew_large_is_replaced_after_the_call() {
     let l = load().await;
-    let stats = || {
-        l.plugins
-            .describe()
-            .into_iter()
-            .find(|i| i.name == "chaos")
-            .expect("listed")
-            .stats
-    };
+    let stats = || info(&l.plugins, "chaos").stats;
     let t = Duration::from_secs(5);
     assert_eq!(
         check(&l.plugins, "Chaos", "ok", t).await.map(|r| r.0),
