@@ -34,6 +34,12 @@ pub trait Membership: Send + Sync {
 
     /// Extra Prometheus text lines (gossip bytes, drops, ...). Each line ends in `\n`.
     fn render_metrics(&self, _out: &mut String) {}
+
+    /// The full member table `GET /api/members.json` serves (addresses, incarnations,
+    /// generations); `None` without a cluster layer.
+    fn table(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// A membership of one: this node. Used before (or without) the cluster layer.

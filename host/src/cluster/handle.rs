@@ -4,8 +4,8 @@
 use super::wire::State;
 use serde::Serialize;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// One member as we see it.
@@ -182,19 +182,7 @@ impl ClusterHandle {
     }
 }
 
-static CURRENT: OnceLock<ClusterHandle> = OnceLock::new();
-
-/// Makes the daemon's cluster reachable from the API (one member per process).
-pub fn register(handle: ClusterHandle) {
-    let _ = CURRENT.set(handle);
-}
-
-/// The daemon's cluster, once started.
-pub fn current() -> Option<ClusterHandle> {
-    CURRENT.get().cloned()
-}
-
-/// What the HTTP API reads: `ClusterMembers`, the UI, `/metrics`.
+/// What the HTTP API reads: `ClusterMembers`, the UI, `/metrics`, `/api/members.json`.
 impl crate::api::Membership for ClusterHandle {
     fn members(&self) -> Vec<crate::api::Member> {
         use crate::api::MemberState;
@@ -215,6 +203,10 @@ impl crate::api::Membership for ClusterHandle {
 
     fn render_metrics(&self, out: &mut String) {
         self.render_prometheus(out);
+    }
+
+    fn table(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(ClusterHandle::members(self).as_ref()).ok()
     }
 }
 

@@ -131,13 +131,11 @@ pub async fn start(
         members_dirty: true,
     };
     tokio::spawn(driver.run(cfg, outbound, cmd_rx, stream_rx));
-    let handle = ClusterHandle {
+    Ok(ClusterHandle {
         members: members_rx,
         counters,
         commands: cmd_tx,
-    };
-    super::handle::register(handle.clone());
-    Ok(handle)
+    })
 }
 
 struct Driver {
