@@ -108,6 +108,20 @@ impl DaemonMetrics {
     }
 }
 
+/// Starts a metric family in the Prometheus text format: its `# HELP` and `# TYPE`
+/// lines (`kind`: `counter`, `gauge`, `histogram`).
+pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A family with one unlabelled sample.
+pub fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    use std::fmt::Write;
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 /// Escapes a label value.
 pub fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -118,6 +132,16 @@ pub fn label(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_single_sample_family_is_help_type_and_value() {
+        let mut out = String::new();
+        single(&mut out, "sidecar_x_total", "counter", "Things.", 3);
+        assert_eq!(
+            out,
+            "# HELP sidecar_x_total Things.\n# TYPE sidecar_x_total counter\nsidecar_x_total 3\n"
+        );
+    }
 
     #[test]
     fn histogram_renders_cumulative_buckets() {

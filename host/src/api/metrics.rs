@@ -2,7 +2,7 @@
 
 use super::ApiContext;
 use crate::catalog::Status;
-use crate::metrics::label;
+use crate::metrics::{family, label, single};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -28,8 +28,11 @@ pub fn render(ctx: &ApiContext) -> String {
     for m in &members {
         *by_state.entry(m.state.as_str()).or_default() += 1;
     }
-    out.push_str(
-        "# HELP sidecar_members Cluster members by state.\n# TYPE sidecar_members gauge\n",
+    family(
+        &mut out,
+        "sidecar_members",
+        "gauge",
+        "Cluster members by state.",
     );
     for st in ["alive", "suspect", "dead", "left"] {
         let _ = writeln!(
@@ -48,7 +51,12 @@ pub fn render(ctx: &ApiContext) -> String {
             local[s.status.code() as usize] += 1;
         }
     }
-    out.push_str("# HELP sidecar_services Catalog records by status (all hosts).\n# TYPE sidecar_services gauge\n");
+    family(
+        &mut out,
+        "sidecar_services",
+        "gauge",
+        "Catalog records by status (all hosts).",
+    );
     for st in Status::ALL {
         let _ = writeln!(
             out,
@@ -57,7 +65,12 @@ pub fn render(ctx: &ApiContext) -> String {
             by_status[st.code() as usize]
         );
     }
-    out.push_str("# HELP sidecar_local_services Records of this host by status.\n# TYPE sidecar_local_services gauge\n");
+    family(
+        &mut out,
+        "sidecar_local_services",
+        "gauge",
+        "Records of this host by status.",
+    );
     for st in Status::ALL {
         let _ = writeln!(
             out,
@@ -66,25 +79,36 @@ pub fn render(ctx: &ApiContext) -> String {
             local[st.code() as usize]
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP sidecar_catalog_generation Catalog snapshot generation.\n# TYPE sidecar_catalog_generation counter\nsidecar_catalog_generation {}",
-        snap.generation
+    single(
+        &mut out,
+        "sidecar_catalog_generation",
+        "counter",
+        "Catalog snapshot generation.",
+        snap.generation,
     );
     let c = &ctx.catalog.counters;
-    let _ = writeln!(
-        out,
-        "# HELP sidecar_change_events_total Change events fired.\n# TYPE sidecar_change_events_total counter\nsidecar_change_events_total {}",
-        c.change_events.load(Ordering::Relaxed)
+    single(
+        &mut out,
+        "sidecar_change_events_total",
+        "counter",
+        "Change events fired.",
+        c.change_events.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "# HELP sidecar_stale_records_dropped_total Incoming records older than the tombstone lifespan.\n# TYPE sidecar_stale_records_dropped_total counter\nsidecar_stale_records_dropped_total {}",
-        c.stale_dropped.load(Ordering::Relaxed)
+    single(
+        &mut out,
+        "sidecar_stale_records_dropped_total",
+        "counter",
+        "Incoming records older than the tombstone lifespan.",
+        c.stale_dropped.load(Ordering::Relaxed),
     );
 
     let m = &ctx.metrics;
-    out.push_str("# HELP sidecar_check_duration_seconds Health check latency by check type.\n# TYPE sidecar_check_duration_seconds histogram\n");
+    family(
+        &mut out,
+        "sidecar_check_duration_seconds",
+        "histogram",
+        "Health check latency by check type.",
+    );
     for (ty, h) in m.check_latency.lock().iter() {
         h.render(
             &mut out,
@@ -92,7 +116,12 @@ pub fn render(ctx: &ApiContext) -> String {
             &format!("type=\"{}\"", label(ty)),
         );
     }
-    out.push_str("# HELP sidecar_checks_total Health check results by check type and result.\n# TYPE sidecar_checks_total counter\n");
+    family(
+        &mut out,
+        "sidecar_checks_total",
+        "counter",
+        "Health check results by check type and result.",
+    );
     for ((ty, result), n) in m.check_results.lock().iter() {
         let _ = writeln!(
             out,
@@ -100,7 +129,12 @@ pub fn render(ctx: &ApiContext) -> String {
             label(ty)
         );
     }
-    out.push_str("# HELP sidecar_plugin_errors_total Failed plugin calls (traps, timeouts, unavailable) by plugin.\n# TYPE sidecar_plugin_errors_total counter\n");
+    family(
+        &mut out,
+        "sidecar_plugin_errors_total",
+        "counter",
+        "Failed plugin calls (traps, timeouts, unavailable) by plugin.",
+    );
     for (p, n) in m.plugin_errors.lock().iter() {
         let _ = writeln!(
             out,
@@ -108,25 +142,40 @@ pub fn render(ctx: &ApiContext) -> String {
             label(p)
         );
     }
+    family(
+        &mut out,
+        "sidecar_listener_posts_total",
+        "counter",
+        "Listener POSTs by outcome.",
+    );
     let _ = writeln!(
         out,
-        "# HELP sidecar_listener_posts_total Listener POSTs by outcome.\n# TYPE sidecar_listener_posts_total counter\nsidecar_listener_posts_total{{outcome=\"ok\"}} {}\nsidecar_listener_posts_total{{outcome=\"failed\"}} {}",
+        "sidecar_listener_posts_total{{outcome=\"ok\"}} {}\nsidecar_listener_posts_total{{outcome=\"failed\"}} {}",
         m.listener_posts_ok.load(Ordering::Relaxed),
         m.listener_posts_failed.load(Ordering::Relaxed)
     );
-    let _ = writeln!(
-        out,
-        "# HELP sidecar_listener_events_dropped_total Events dropped on full listener queues.\n# TYPE sidecar_listener_events_dropped_total counter\nsidecar_listener_events_dropped_total {}",
-        m.listener_events_dropped.load(Ordering::Relaxed)
+    single(
+        &mut out,
+        "sidecar_listener_events_dropped_total",
+        "counter",
+        "Events dropped on full listener queues.",
+        m.listener_events_dropped.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "# HELP sidecar_watchers Clients streaming /api/watch.\n# TYPE sidecar_watchers gauge\nsidecar_watchers {}",
-        m.watchers.load(Ordering::Relaxed)
+    single(
+        &mut out,
+        "sidecar_watchers",
+        "gauge",
+        "Clients streaming /api/watch.",
+        m.watchers.load(Ordering::Relaxed),
     );
 
     if let Some(view) = ctx.local.as_ref().and_then(|rx| rx.borrow().clone()) {
-        out.push_str("# HELP sidecar_discovery_source_healthy 1 when a discovery source's last attempt worked.\n# TYPE sidecar_discovery_source_healthy gauge\n");
+        family(
+            &mut out,
+            "sidecar_discovery_source_healthy",
+            "gauge",
+            "1 when a discovery source's last attempt worked.",
+        );
         for (name, err) in &view.sources {
             let _ = writeln!(
                 out,

@@ -146,16 +146,22 @@ impl HaproxyStatus {
                 &c.rollbacks,
             ),
         ] {
-            out.push_str(&format!(
-                "# HELP sidecar_haproxy_{name} {help}\n# TYPE sidecar_haproxy_{name} counter\nsidecar_haproxy_{name} {}\n",
-                v.load(Ordering::Relaxed)
-            ));
+            crate::metrics::single(
+                &mut out,
+                &format!("sidecar_haproxy_{name}"),
+                "counter",
+                help,
+                v.load(Ordering::Relaxed),
+            );
         }
         let ok = self.state.lock().last_error.is_none();
-        out.push_str(&format!(
-            "# HELP sidecar_haproxy_config_ok 1 when the last delivery succeeded\n# TYPE sidecar_haproxy_config_ok gauge\nsidecar_haproxy_config_ok {}\n",
-            u8::from(ok)
-        ));
+        crate::metrics::single(
+            &mut out,
+            "sidecar_haproxy_config_ok",
+            "gauge",
+            "1 when the last delivery succeeded",
+            u8::from(ok),
+        );
         out
     }
 }

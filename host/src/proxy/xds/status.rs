@@ -166,15 +166,21 @@ impl XdsStatus {
                 &c.phase_timeouts,
             ),
         ] {
-            out.push_str(&format!(
-                "# HELP sidecar_xds_{name} {help}\n# TYPE sidecar_xds_{name} counter\nsidecar_xds_{name} {}\n",
-                v.load(Ordering::Relaxed)
-            ));
+            crate::metrics::single(
+                &mut out,
+                &format!("sidecar_xds_{name}"),
+                "counter",
+                help,
+                v.load(Ordering::Relaxed),
+            );
         }
-        out.push_str(&format!(
-            "# HELP sidecar_xds_connected_streams Envoys connected now\n# TYPE sidecar_xds_connected_streams gauge\nsidecar_xds_connected_streams {}\n",
-            self.connected()
-        ));
+        crate::metrics::single(
+            &mut out,
+            "sidecar_xds_connected_streams",
+            "gauge",
+            "Envoys connected now",
+            self.connected(),
+        );
         out
     }
 }
