@@ -10,7 +10,7 @@ cargo build --release
 if [[ "$what" == sim || "$what" == all ]]; then
     echo "== simulator"
     # shellcheck disable=SC2086
-    cargo bench -p sidecar --bench cluster -- ${SIM_N:-100 1000 10000}
+    cargo bench -p sidecar-cluster --features sim --bench cluster -- ${SIM_N:-100 1000 10000}
 fi
 if [[ "$what" == real || "$what" == all ]]; then
     echo "== real processes"

@@ -5,9 +5,9 @@
 //! Run: `scripts/bench-plugins.sh` (or `cargo bench -p sidecar --bench plugins`).
 //! Everything talks to a keep-alive HTTP server on 127.0.0.1 inside this process.
 
-use sidecar::catalog::Service;
-use sidecar::config::{Env, PluginsConfig};
-use sidecar::plugins::{
+use sidecar_catalog::Service;
+use sidecar_plugin_host::{NamerVars, PluginsConfig};
+use sidecar_plugin_host::{
     AllocatorChoice, CacheSetting, CheckRequest, CheckStatus, HealthChecker, LoadOptions,
     LoadedPlugins, Runtime,
 };
@@ -102,7 +102,7 @@ async fn load(text: &str, dir: &Path, allocator: AllocatorChoice) -> LoadedPlugi
     std::fs::create_dir_all(dir).expect("bench dir");
     let file = dir.join("plugins.toml");
     std::fs::write(&file, text).expect("write plugins.toml");
-    let config = PluginsConfig::load(Some(&file), &Env::default()).expect("config");
+    let config = PluginsConfig::load(Some(&file), &NamerVars::default()).expect("config");
     let options = LoadOptions {
         cache: CacheSetting::Dir(dir.join("cache")),
         allocator,

@@ -9,8 +9,8 @@
 mod proxy_common;
 
 use proxy_common::*;
-use sidecar::catalog::Service;
-use sidecar::plugins::ProxyEmitter;
+use sidecar_catalog::Service;
+use sidecar_plugin_host::ProxyEmitter;
 use sidecar::proxy::feed::ready_now;
 use sidecar::proxy::haproxy::{self, HaproxyConfig, reload};
 use sidecar::proxy::xds::{self, EnvoyConfig};
@@ -28,13 +28,12 @@ fn wasm_emitter(
     name: &str,
     settings: Vec<(String, String)>,
 ) -> Arc<dyn ProxyEmitter> {
-    let env = sidecar::config::Env::default();
-    let mut cfg = sidecar::config::PluginsConfig::load(None, &env).expect("defaults");
+    let mut cfg = sidecar_plugin_host::PluginsConfig::load(None, &Default::default()).expect("defaults");
     cfg.require_emitter(name, settings);
     let loaded = rt
-        .block_on(sidecar::plugins::Runtime::load(
+        .block_on(sidecar_plugin_host::Runtime::load(
             &cfg,
-            &sidecar::plugins::LoadOptions::default(),
+            &sidecar_plugin_host::LoadOptions::default(),
         ))
         .expect("plugins");
     let e = loaded.emitters.get(name).cloned().expect("emitter");

@@ -2,15 +2,15 @@
 //!
 //! Wiring, in order: the catalog; the local side ([`start_local`]: discovery ->
 //! health -> announcer, with a readiness signal); listeners; the HTTP API. The cluster
-//! layer plugs in where `membership` and `outbound` are (it provides a [`Membership`]
-//! and consumes the records local operations stored); the proxy drivers take the
+//! layer plugs in where `membership` and `outbound` are (it publishes the membership
+//! view and consumes the records local operations stored); the proxy drivers take the
 //! catalog and [`LocalSide::ready`] and publish nothing before it turns true.
 
-use crate::api::{ApiContext, Membership};
-use crate::catalog::Catalog;
+use crate::api::ApiContext;
+use sidecar_catalog::Catalog;
 use crate::cli::AgentArgs;
 use crate::config::Env;
-use crate::config::PluginsConfig;
+use crate::config::PluginsSetup;
 use crate::config::agent::CoreConfig;
 use crate::discovery::docker::{self, DockerConfig};
 use crate::discovery::plugin_source::{self, PluginDiscovery};
@@ -19,7 +19,7 @@ use crate::health::scheduler::{Scheduler, Statuses};
 use crate::health::{CheckRegistry, HealthConfig};
 use crate::listeners::{self, ListenersConfig};
 use crate::metrics::DaemonMetrics;
-use crate::plugins::{LoadOptions, LoadedPlugins, Namer, Runtime};
+use sidecar_plugin_host::{LoadedPlugins, Namer, Runtime};
 use crate::shared_catalog::SharedCatalog;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -196,19 +196,19 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
     // One plugin load for everything: the local side's policy and the proxy drivers'
     // emitters (requested with the host's settings before the runtime compiles them).
     let proxy_cfg = crate::proxy::ProxyConfig::load(&env)?;
-    let mut plugins_cfg = PluginsConfig::load(core.plugins_file.as_deref(), &env)?;
+    let PluginsSetup {
+        config: mut plugins_cfg,
+        options: load_options,
+    } = PluginsSetup::load(
+        &env,
+        core.plugins_file.as_deref(),
+        Some(core.advertise_ip.to_string()),
+        core.node_name.clone(),
+    )?;
     for (name, settings) in proxy_cfg.emitters()? {
         plugins_cfg.require_emitter(&name, settings);
     }
-    let loaded = Runtime::load(
-        &plugins_cfg,
-        &LoadOptions {
-            advertise_ip: Some(core.advertise_ip.to_string()),
-            hostname: Some(core.node_name.clone()),
-            ..LoadOptions::default()
-        },
-    )
-    .await?;
+    let loaded = Runtime::load(&plugins_cfg, &load_options).await?;
     let problems = loaded.problems();
     for (plugin, reason) in &problems {
         tracing::warn!(%plugin, "plugin disabled: {reason}");
@@ -236,15 +236,13 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
     );
 
     let (catalog, outbound) = SharedCatalog::new(Catalog::new(&core.node_name, &core.cluster_name));
-    let cluster_cfg = crate::cluster::ClusterConfig::load(&env, &args, &core)?;
-    let cluster = crate::cluster::start(cluster_cfg, catalog.clone(), outbound).await?;
+    let cluster_cfg = crate::gossip::ClusterConfig::load(&env, &args, &core)?;
+    let cluster = crate::gossip::start(cluster_cfg, catalog.clone(), outbound).await?;
     let metrics = Arc::new(DaemonMetrics::default());
     let mut tasks = JoinSet::new();
     tasks.spawn(catalog.clone().run_publisher());
     tasks.spawn(run_expiry(catalog.clone()));
 
-    // The cluster provides the membership and consumes `outbound`.
-    let membership: Arc<dyn Membership> = Arc::new(cluster.clone());
 
     let listeners = listeners::start(
         &listeners_cfg,
@@ -272,7 +270,12 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
     )
     .await?;
 
-    let ctx = ApiContext::new(catalog.clone(), membership)
+    // The cluster publishes the membership view and consumes `outbound`.
+    let mut ctx = ApiContext::new(catalog.clone(), cluster.watch());
+    let gossip = cluster.clone();
+    ctx.extra_metrics
+        .push(Arc::new(move |out: &mut String| gossip.render_prometheus(out)));
+    let ctx = ctx
         .with_metrics(metrics.clone())
         .with_local_view(local.view.clone())
         .with_proxy(proxy);

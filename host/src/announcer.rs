@@ -4,7 +4,7 @@
 //! discovery, health and the catalog all stand still the sync is skipped (at most
 //! every 30 s it runs anyway), which keeps an idle daemon with thousands of services idle.
 
-use crate::catalog::Status;
+use sidecar_catalog::Status;
 use crate::discovery::LocalView;
 use crate::health::scheduler::Statuses;
 use crate::listeners::Registry;
@@ -79,7 +79,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Service;
+    use sidecar_catalog::Service;
     use crate::discovery::LocalService;
     use std::collections::HashMap;
 

@@ -1,22 +1,25 @@
 //! `sidecar`: a peer-to-peer service-discovery daemon whose policy runs as WebAssembly
 //! plugins.
 //!
-//! Data flows one way: discovery -> catalog -> gossip / API / proxy drivers. The
-//! [`catalog`] is pure data and rules; [`shared_catalog`] is the daemon's one instance of
-//! it; everything else either writes local records into it or reads snapshots of it.
+//! Data flows one way: discovery -> catalog -> gossip / API / proxy drivers, and the
+//! crate graph enforces it: `sidecar-catalog` (the LWW model and rules, no I/O) is
+//! below `sidecar-cluster` (the sans-IO SWIM core and wire) and `sidecar-plugin-host`
+//! (the wasmtime runtime); this crate wires them to sockets, Docker, HAProxy and Envoy.
+//! [`config`] alone reads the environment, the command line and plugins.toml;
+//! [`shared_catalog`] is the daemon's one instance of the catalog; everything else
+//! either writes local records into it or reads snapshots of it. See
+//! `docs/architecture.md`.
 
 pub mod agent;
 pub mod announcer;
 pub mod api;
-pub mod catalog;
 pub mod cli;
-pub mod cluster;
 pub mod config;
 pub mod discovery;
+pub mod gossip;
 pub mod health;
 pub mod listeners;
 pub mod memory;
 pub mod metrics;
-pub mod plugins;
 pub mod proxy;
 pub mod shared_catalog;

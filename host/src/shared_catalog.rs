@@ -6,7 +6,7 @@
 //! stored to the cluster for dissemination, and a fresh immutable [`Snapshot`] to
 //! readers. Readers never take the lock: they hold an `Arc<Snapshot>`.
 
-use crate::catalog::{
+use sidecar_catalog::{
     Applied, Catalog, ChangeEvent, DrainError, Lifespans, Mono, Now, Record, Service,
     ServicesState, Timestamp,
 };
@@ -221,7 +221,7 @@ impl SharedCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Status;
+    use sidecar_catalog::Status;
     use std::time::Duration;
 
     fn local(id: &str) -> Service {

@@ -3,9 +3,9 @@
 //! and the `proxy-haproxy` output passes `haproxy -c`.
 
 use prost::Message;
-use sidecar::catalog::{Port, PortKind, Service, Status};
-use sidecar::config::{Env, PluginsConfig};
-use sidecar::plugins::{EmitRequest, Emitted, LoadOptions, ProxyEmitter, Runtime};
+use sidecar_catalog::{Port, PortKind, Service, Status};
+use sidecar_plugin_host::{NamerVars, PluginsConfig};
+use sidecar_plugin_host::{EmitRequest, Emitted, LoadOptions, ProxyEmitter, Runtime};
 use sidecar::proxy::xds::tcp_proxy::TcpProxy;
 use std::sync::Arc;
 use xds_api::pb::envoy::config::cluster::v3::Cluster;
@@ -44,7 +44,7 @@ fn request() -> EmitRequest {
 }
 
 async fn emitter(name: &str, settings: Vec<(&str, &str)>) -> Arc<dyn ProxyEmitter> {
-    let env = Env::default();
+    let env = NamerVars::default();
     let mut cfg = PluginsConfig::load(None, &env).expect("defaults");
     cfg.require_emitter(
         name,

@@ -5,8 +5,8 @@
 mod proxy_common;
 
 use proxy_common::*;
-use sidecar::catalog::{Service, Status};
-use sidecar::plugins::{ProxyEmitter, XdsResource};
+use sidecar_catalog::{Service, Status};
+use sidecar_plugin_host::{ProxyEmitter, XdsResource};
 use sidecar::proxy::feed::ready_now;
 use sidecar::proxy::xds::{self, EnvoyConfig};
 use sidecar::shared_catalog::SharedCatalog;

@@ -5,8 +5,8 @@ mod proxy_common;
 
 use async_trait::async_trait;
 use proxy_common::*;
-use sidecar::catalog::{Service, Status};
-use sidecar::plugins::{EmitRequest, Emitted, PluginError, ProxyEmitter};
+use sidecar_catalog::{Service, Status};
+use sidecar_plugin_host::{EmitRequest, Emitted, PluginError, ProxyEmitter};
 use sidecar::proxy::feed::ready_now;
 use sidecar::proxy::haproxy::{self, HaproxyConfig, HaproxyStatus, reload};
 use sidecar::shared_catalog::SharedCatalog;

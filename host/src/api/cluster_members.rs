@@ -4,7 +4,6 @@
 use super::ApiContext;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 
@@ -13,8 +12,6 @@ pub fn routes() -> Router<ApiContext> {
 }
 
 async fn members_json(State(ctx): State<ApiContext>) -> Response {
-    match ctx.membership.table() {
-        Some(table) => Json(table).into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "cluster not started").into_response(),
-    }
+    let members = ctx.membership.borrow().clone();
+    Json(members).into_response()
 }

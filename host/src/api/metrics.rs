@@ -1,7 +1,7 @@
 //! `/metrics` in the Prometheus text format.
 
 use super::ApiContext;
-use crate::catalog::Status;
+use sidecar_catalog::Status;
 use crate::metrics::{family, label, single};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -23,9 +23,9 @@ pub fn render(ctx: &ApiContext) -> String {
     let mut out = String::with_capacity(4096);
     let snap = ctx.catalog.snapshot();
 
-    let members = ctx.membership.members();
+    let members = ctx.membership.borrow().clone();
     let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
-    for m in &members {
+    for m in &members.members {
         *by_state.entry(m.state.as_str()).or_default() += 1;
     }
     family(
@@ -185,7 +185,9 @@ pub fn render(ctx: &ApiContext) -> String {
             );
         }
     }
-    ctx.membership.render_metrics(&mut out);
+    for extra in &ctx.extra_metrics {
+        extra(&mut out);
+    }
     out.push_str(&ctx.proxy.metrics());
     out
 }

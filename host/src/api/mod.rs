@@ -2,7 +2,6 @@
 //! (SSE watch, `/metrics`, the UI, an OpenAPI document). See `docs/api.md`.
 
 mod cluster_members;
-pub mod members;
 pub mod metrics;
 pub mod openapi;
 pub mod proxy;
@@ -11,11 +10,11 @@ pub mod routes;
 pub mod ui;
 pub mod watch;
 
-pub use members::{JustMe, Member, MemberState, MembersFn, Membership};
 
 use crate::discovery::LocalView;
 use crate::metrics::DaemonMetrics;
 use crate::shared_catalog::SharedCatalog;
+use sidecar_cluster::MemberList;
 use axum::Router;
 use axum::routing::{get, post};
 use std::future::Future;
@@ -27,7 +26,10 @@ use tokio::sync::watch as tokio_watch;
 #[derive(Clone)]
 pub struct ApiContext {
     pub catalog: Arc<SharedCatalog>,
-    pub membership: Arc<dyn Membership>,
+    /// The cluster's membership view (`ClusterMembers`, the UI, `/api/members.json`).
+    pub membership: tokio_watch::Receiver<Arc<MemberList>>,
+    /// Metric lines of parts the API does not own (the gossip transport).
+    pub extra_metrics: Vec<Arc<dyn Fn(&mut String) + Send + Sync>>,
     pub metrics: Arc<DaemonMetrics>,
     /// Discovery's view, for source errors in `/metrics`; `None` in tests.
     pub local: Option<tokio_watch::Receiver<Option<Arc<LocalView>>>>,
@@ -37,10 +39,14 @@ pub struct ApiContext {
 }
 
 impl ApiContext {
-    pub fn new(catalog: Arc<SharedCatalog>, membership: Arc<dyn Membership>) -> Self {
+    pub fn new(
+        catalog: Arc<SharedCatalog>,
+        membership: tokio_watch::Receiver<Arc<MemberList>>,
+    ) -> Self {
         ApiContext {
             catalog,
             membership,
+            extra_metrics: Vec::new(),
             metrics: Arc::default(),
             local: None,
             proxy: Arc::default(),

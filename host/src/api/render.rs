@@ -1,8 +1,8 @@
 //! Documents rendered once per catalog generation and served as shared `Bytes`: a 10,000
 //! service catalog is several MB of JSON, too much to encode per request or per watcher.
 
-use super::members::{Member, MemberState};
-use crate::catalog::{Service, ServicesState, Timestamp};
+use sidecar_cluster::MemberList;
+use sidecar_catalog::{Service, ServicesState, Timestamp};
 use crate::shared_catalog::Snapshot;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -92,10 +92,9 @@ impl Rendered {
     }
 
     /// `/api/services.json` with the members that are not dead.
-    pub fn services(&self, members: &[Member]) -> Bytes {
+    pub fn services(&self, members: &MemberList) -> Bytes {
         let mut names: Vec<String> = members
-            .iter()
-            .filter(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect))
+            .live()
             .map(|m| m.name.clone())
             .collect();
         names.sort();
@@ -163,7 +162,7 @@ pub fn one_service(state: &ServicesState, name: &str) -> Option<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Port, PortKind, Server, Status};
+    use sidecar_catalog::{Port, PortKind, Server, Status};
 
     fn ts(s: &str) -> Timestamp {
         Timestamp::parse_rfc3339(s).expect("timestamp")

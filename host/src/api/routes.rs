@@ -2,7 +2,7 @@
 
 use super::ApiContext;
 use super::render::{one_service as render_one, pretty};
-use crate::catalog::DrainError;
+use sidecar_catalog::DrainError;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -97,7 +97,7 @@ async fn file_route(ctx: &ApiContext, file: &str) -> Response {
             if ext != "json" {
                 return bad_extension();
             }
-            let members = ctx.membership.members();
+            let members = ctx.membership.borrow().clone();
             let rendered = ctx.rendered();
             let body = rendered.services(&members);
             cors(json(StatusCode::OK, body))

@@ -13,7 +13,7 @@ pub async fn redirect() -> Response {
 }
 
 pub async fn page(State(ctx): State<ApiContext>) -> Response {
-    let members = ctx.membership.members();
+    let members = ctx.membership.borrow().clone();
     let doc = ctx.rendered().services(&members);
     // JSON inside <script>: only `</` can end the element early.
     let initial = String::from_utf8_lossy(&doc).replace("</", "<\\/");

@@ -6,6 +6,7 @@ mod envoy_bootstrap;
 mod members;
 mod plugins;
 
+pub use crate::config::AgentArgs;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,40 +56,6 @@ pub struct EnvoyBootstrapArgs {
     pub admin: Option<String>,
 }
 
-/// Flags of the daemon. Each overrides its environment variable when given.
-#[derive(Debug, Clone, Default, Args)]
-pub struct AgentArgs {
-    /// Seed to join (repeatable; replaces SIDECAR_SEEDS). `host` or `host:port`.
-    #[arg(short = 'c', long = "cluster-ip")]
-    pub cluster_ip: Vec<String>,
-    /// Cluster name (SIDECAR_CLUSTER_NAME, default `default`).
-    #[arg(short = 'n', long = "cluster-name")]
-    pub cluster_name: Option<String>,
-    /// IP advertised to peers and put on discovered ports (SIDECAR_ADVERTISE_IP).
-    #[arg(short = 'a', long = "advertise-ip")]
-    pub advertise_ip: Option<String>,
-    /// Discovery method (repeatable; replaces SIDECAR_DISCOVERY): docker, static.
-    #[arg(short = 'd', long = "discover")]
-    pub discover: Vec<String>,
-    /// Log level: debug, info, warn, error (SIDECAR_LOGGING_LEVEL).
-    #[arg(short = 'l', long = "logging-level")]
-    pub logging_level: Option<String>,
-    /// Member name (SIDECAR_NODE_NAME, default: the host name).
-    #[arg(long = "node-name")]
-    pub node_name: Option<String>,
-    /// Address the gossip sockets bind to (SIDECAR_BIND_IP, default 0.0.0.0).
-    #[arg(long = "bind-ip")]
-    pub bind_ip: Option<String>,
-    /// Address of the HTTP API (SIDECAR_HTTP_ADDR, default 0.0.0.0:7777).
-    #[arg(long = "http-addr")]
-    pub http_addr: Option<String>,
-    /// plugins.toml (SIDECAR_PLUGINS_FILE); without one the embedded defaults apply.
-    #[arg(long = "plugins")]
-    pub plugins: Option<PathBuf>,
-    #[command(flatten)]
-    pub cluster: crate::cluster::ClusterArgs,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
     /// List the configured plugins: name, kind, WIT version, source, grants.
@@ -103,7 +70,7 @@ pub enum PluginsCommand {
         #[arg(default_value = "")]
         args: String,
         /// Deadline for the check.
-        #[arg(long, default_value = "3s", value_parser = crate::config::env::parse_go_duration)]
+        #[arg(long, default_value = "3s", value_parser = sidecar_catalog::parse_go_duration)]
         timeout: std::time::Duration,
     },
     /// Run the configured namer on a container description.

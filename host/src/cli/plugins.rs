@@ -4,9 +4,9 @@
 //! error. Errors go to stderr.
 
 use super::{PluginsCommand, PluginsFileArg};
-use crate::catalog::Service;
-use crate::config::{Env, PluginsConfig};
-use crate::plugins::{
+use sidecar_catalog::Service;
+use crate::config::PluginsSetup;
+use sidecar_plugin_host::{
     CheckRequest, CheckStatus, ContainerInfo, LoadOptions, LoadedPlugins, PluginInfo, PluginSource,
     PluginStatus, Runtime,
 };
@@ -54,30 +54,14 @@ fn init_logging() {
         .try_init();
 }
 
-/// The options the daemon would use, from the environment.
-fn load_options(env: &Env) -> LoadOptions {
-    LoadOptions {
-        advertise_ip: env.non_empty("SIDECAR_ADVERTISE_IP", None),
-        hostname: Some(
-            env.non_empty("SIDECAR_NODE_NAME", None)
-                .unwrap_or_else(crate::config::agent::system_hostname),
-        ),
-        ..LoadOptions::default()
-    }
-}
-
 async fn load(
     file: &PluginsFileArg,
     load_unused: bool,
 ) -> anyhow::Result<(LoadedPlugins, Duration)> {
-    let env = Env::from_process();
-    let config = PluginsConfig::load(file.plugins.as_deref(), &env)?;
-    let options = LoadOptions {
-        load_unused,
-        ..load_options(&env)
-    };
+    let mut setup = PluginsSetup::from_process(file.plugins.as_deref())?;
+    setup.options.load_unused = load_unused;
     let started = Instant::now();
-    let loaded = Runtime::load(&config, &options).await?;
+    let loaded = Runtime::load(&setup.config, &setup.options).await?;
     Ok((loaded, started.elapsed()))
 }
 
@@ -158,7 +142,8 @@ async fn check(
     timeout: Duration,
 ) -> anyhow::Result<ExitCode> {
     let (loaded, _) = load(file, false).await?;
-    let host_ip = load_options(&Env::from_process())
+    let host_ip = PluginsSetup::from_process(file.plugins.as_deref())?
+        .options
         .advertise_ip
         .unwrap_or_else(|| "127.0.0.1".to_string());
     let service = Service {

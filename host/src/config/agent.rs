@@ -4,7 +4,7 @@
 //! this is the common core. Flags override the environment, as in Sidecar.
 
 use super::env::{Env, EnvError};
-use crate::cli::AgentArgs;
+use crate::config::AgentArgs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 

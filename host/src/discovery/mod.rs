@@ -14,8 +14,8 @@ pub mod static_file;
 
 pub use config::{DiscoveryConfig, Method};
 
-use crate::catalog::Service;
-use crate::plugins::{CheckSpec, Discovered};
+use sidecar_catalog::Service;
+use sidecar_plugin_host::{CheckSpec, Discovered};
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -300,7 +300,7 @@ mod tests {
         let d = Discovered {
             service: Service {
                 id: "p1".into(),
-                ports: vec![crate::catalog::Port {
+                ports: vec![sidecar_catalog::Port {
                     port: 8080,
                     ..Default::default()
                 }],

@@ -2,9 +2,9 @@
 //! interval and what it returns is announced. An error keeps the previous result.
 
 use super::{LocalService, SourceHandle};
-use crate::catalog::Timestamp;
+use sidecar_catalog::Timestamp;
 use crate::metrics::DaemonMetrics;
-use crate::plugins::{DiscoverySource, PluginError};
+use sidecar_plugin_host::{DiscoverySource, PluginError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,9 +61,9 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Service;
+    use sidecar_catalog::Service;
     use crate::discovery::combine;
-    use crate::plugins::Discovered;
+    use sidecar_plugin_host::Discovered;
     use async_trait::async_trait;
     use parking_lot::Mutex;
 

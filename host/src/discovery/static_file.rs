@@ -14,8 +14,8 @@
 //! `ProxyMode` means `http`; `Created` is when this process first saw the target.
 
 use super::{LocalService, SourceHandle, listener_url};
-use crate::catalog::{Service, Timestamp};
-use crate::plugins::CheckSpec;
+use sidecar_catalog::{Service, Timestamp};
+use sidecar_plugin_host::CheckSpec;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -283,7 +283,7 @@ async fn load(path: &Path) -> Result<Vec<Target>, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::PortKind;
+    use sidecar_catalog::PortKind;
 
     const SIDECAR_EXAMPLE: &str = r#"[
       {

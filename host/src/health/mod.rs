@@ -7,9 +7,9 @@ pub mod scheduler;
 pub mod state;
 pub mod template;
 
-use crate::catalog::{PortKind, Service};
+use sidecar_catalog::{PortKind, Service};
 use crate::config::{Env, EnvError};
-use crate::plugins::{CheckSpec, HealthChecker};
+use sidecar_plugin_host::{CheckSpec, HealthChecker};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -181,7 +181,7 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Port;
+    use sidecar_catalog::Port;
 
     #[test]
     fn default_check_is_httpget_on_the_first_tcp_port() {
@@ -238,10 +238,10 @@ mod tests {
     impl HealthChecker for Healthy {
         async fn check(
             &self,
-            _req: crate::plugins::CheckRequest,
-        ) -> Result<crate::plugins::CheckOutcome, crate::plugins::PluginError> {
-            Ok(crate::plugins::CheckOutcome {
-                status: crate::plugins::CheckStatus::Healthy,
+            _req: sidecar_plugin_host::CheckRequest,
+        ) -> Result<sidecar_plugin_host::CheckOutcome, sidecar_plugin_host::PluginError> {
+            Ok(sidecar_plugin_host::CheckOutcome {
+                status: sidecar_plugin_host::CheckStatus::Healthy,
                 message: String::new(),
             })
         }

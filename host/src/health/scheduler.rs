@@ -8,10 +8,10 @@
 
 use super::state::CheckState;
 use super::{CheckRegistry, HealthConfig, ResolvedCheck, resolve};
-use crate::catalog::Status;
+use sidecar_catalog::Status;
 use crate::discovery::{LocalView, ServiceKey};
 use crate::metrics::DaemonMetrics;
-use crate::plugins::{CheckRequest, CheckStatus, HealthChecker, PluginError};
+use sidecar_plugin_host::{CheckRequest, CheckStatus, HealthChecker, PluginError};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -201,7 +201,7 @@ impl Scheduler {
         &self,
         key: ServiceKey,
         e: &Entry,
-        service: crate::catalog::Service,
+        service: sidecar_catalog::Service,
         permit: OwnedSemaphorePermit,
         done: mpsc::UnboundedSender<Done>,
     ) {
@@ -272,9 +272,9 @@ fn publish(entries: &HashMap<ServiceKey, Entry>, out: &watch::Sender<Statuses>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Service;
+    use sidecar_catalog::Service;
     use crate::discovery::LocalService;
-    use crate::plugins::{CheckOutcome, CheckSpec};
+    use sidecar_plugin_host::{CheckOutcome, CheckSpec};
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicBool, Ordering};
 

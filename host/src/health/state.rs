@@ -2,7 +2,7 @@
 //! UNHEALTHY, one pass = ALIVE. `rise`/`fall` (default 1/1) optionally demand several
 //! consecutive results before a flip; the first result always counts at once.
 
-use crate::catalog::Status;
+use sidecar_catalog::Status;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckState {

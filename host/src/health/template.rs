@@ -4,7 +4,7 @@
 //! service fields (`{{ .Name }}`, `{{ .ID }}`, ...). Anything that would not parse or
 //! execute in Go leaves the arguments as they were, as in Sidecar.
 
-use crate::catalog::{PortKind, Service};
+use sidecar_catalog::{PortKind, Service};
 
 /// Renders `args`; on any error returns them unchanged.
 pub fn render(args: &str, svc: &Service, host_ip: &str) -> String {
@@ -74,7 +74,7 @@ fn eval(action: &str, svc: &Service, host_ip: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Port;
+    use sidecar_catalog::Port;
 
     fn svc() -> Service {
         Service {

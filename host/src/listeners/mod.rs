@@ -9,7 +9,7 @@
 
 pub mod url_listener;
 
-use crate::catalog::ChangeEvent;
+use sidecar_catalog::ChangeEvent;
 use crate::config::Env;
 use crate::discovery::LocalView;
 use crate::metrics::DaemonMetrics;
@@ -160,7 +160,7 @@ async fn dispatch(registry: Arc<Registry>, mut events: broadcast::Receiver<Arc<C
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Service, Status};
+    use sidecar_catalog::{Service, Status};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 

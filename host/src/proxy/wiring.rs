@@ -6,7 +6,7 @@ use super::haproxy::{self, HaproxyConfig};
 use super::status::ProxyStatus;
 use super::xds::{self, EnvoyConfig};
 use crate::config::Env;
-use crate::plugins::ProxyEmitter;
+use sidecar_plugin_host::ProxyEmitter;
 use crate::shared_catalog::SharedCatalog;
 use std::collections::BTreeMap;
 use std::sync::Arc;

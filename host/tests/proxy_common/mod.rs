@@ -6,8 +6,8 @@
 #![allow(dead_code, unused_imports)]
 
 use async_trait::async_trait;
-use sidecar::catalog::{Port, PortKind, Service, Status};
-use sidecar::plugins::{EmitRequest, Emitted, PluginError, ProxyEmitter, XdsResource};
+use sidecar_catalog::{Port, PortKind, Service, Status};
+use sidecar_plugin_host::{EmitRequest, Emitted, PluginError, ProxyEmitter, XdsResource};
 pub use sidecar_e2e::envoy::{self, admin_get, envoy_stat};
 pub use sidecar_e2e::net::{Backend, http_get, seen, tcp_line};
 pub use sidecar_e2e::{KillOnDrop, free_port, wait_for};

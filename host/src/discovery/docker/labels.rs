@@ -3,9 +3,9 @@
 //! `SidecarDiscover=false`, `SidecarListener=<ServicePort>`. The name comes from the
 //! namer plugin.
 
-use crate::catalog::{Port, PortKind, Service, Timestamp};
+use sidecar_catalog::{Port, PortKind, Service, Timestamp};
 use crate::discovery::{LocalService, listener_url};
-use crate::plugins::{CheckSpec, ContainerInfo};
+use sidecar_plugin_host::{CheckSpec, ContainerInfo};
 
 /// A label problem on one container. Discovery of the container (and of every other)
 /// goes on; the affected setting is left out.
@@ -117,7 +117,7 @@ pub fn to_service(
         ports,
         updated: Timestamp::GO_ZERO,
         proxy_mode,
-        status: crate::catalog::Status::Unknown,
+        status: sidecar_catalog::Status::Unknown,
     };
     (
         LocalService {
@@ -132,7 +132,7 @@ pub fn to_service(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::ContainerPort;
+    use sidecar_plugin_host::ContainerPort;
 
     fn container(labels: &[(&str, &str)]) -> ContainerInfo {
         ContainerInfo {

@@ -11,9 +11,9 @@ pub mod labels;
 
 use super::config::DockerEndpoint;
 use super::{LocalService, SourceHandle};
-use crate::catalog::PortKind;
+use sidecar_catalog::PortKind;
 use crate::config::Env;
-use crate::plugins::{ContainerInfo, ContainerPort, Namer};
+use sidecar_plugin_host::{ContainerInfo, ContainerPort, Namer};
 use bollard::Docker;
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use futures::StreamExt;

@@ -20,7 +20,7 @@ pub mod write;
 pub use config::HaproxyConfig;
 pub use status::HaproxyStatus;
 
-use crate::plugins::{Emitted, ProxyEmitter};
+use sidecar_plugin_host::{Emitted, ProxyEmitter};
 use crate::proxy::feed::{self, Debounce, Readiness};
 use crate::shared_catalog::{SharedCatalog, Snapshot};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! What the HAProxy driver reports: the last good config, the last error, counters.
 //! Shared with the HTTP API (`/api/proxy.json`) and `/metrics`.
 
-use crate::catalog::Timestamp;
+use sidecar_catalog::Timestamp;
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};

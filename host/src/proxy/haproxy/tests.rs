@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::Env;
-use crate::plugins::{EmitRequest, PluginError};
+use sidecar_plugin_host::{EmitRequest, PluginError};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 

@@ -17,7 +17,7 @@ pub mod tcp_proxy;
 pub use config::EnvoyConfig;
 pub use status::XdsStatus;
 
-use crate::plugins::{Emitted, ProxyEmitter};
+use sidecar_plugin_host::{Emitted, ProxyEmitter};
 use crate::proxy::feed::{self, Debounce, Readiness};
 use crate::shared_catalog::{SharedCatalog, Snapshot};
 use resources::XdsSnapshot;

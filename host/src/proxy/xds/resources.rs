@@ -7,7 +7,7 @@
 //! reported, while the rest is served.
 
 use super::tcp_proxy::TcpProxy;
-use crate::plugins::XdsResource;
+use sidecar_plugin_host::XdsResource;
 use prost::Message;
 use std::collections::BTreeMap;
 use std::net::IpAddr;

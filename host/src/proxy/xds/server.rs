@@ -4,7 +4,7 @@
 use super::resources::XdsSnapshot;
 use super::status::{StreamInfo, XdsStatus};
 use super::stream::{Request as XdsRequest, Response as XdsResponse, Stream};
-use crate::catalog::Timestamp;
+use sidecar_catalog::Timestamp;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;

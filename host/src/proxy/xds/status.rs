@@ -2,7 +2,7 @@
 
 use super::resources::Quarantined;
 use super::stream::TypeReport;
-use crate::catalog::Timestamp;
+use sidecar_catalog::Timestamp;
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::{Value, json};

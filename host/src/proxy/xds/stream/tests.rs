@@ -1,5 +1,5 @@
 use super::*;
-use crate::plugins::XdsResource;
+use sidecar_plugin_host::XdsResource;
 use crate::proxy::xds::resources::{CLUSTER, LISTENER};
 use prost::Message;
 use xds_api::pb::envoy::config::cluster::v3::Cluster;

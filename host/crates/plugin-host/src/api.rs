@@ -1,0 +1,151 @@
+//! The plugin kinds as plain Rust traits.
+//!
+//! Discovery, health and the proxy drivers call policy through these traits and never
+//! see wasmtime. The WebAssembly runtime implements them for components; tests may use a
+//! native implementation where that is what they are about.
+
+use sidecar_catalog::{PortKind, Service};
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// A failed plugin call. Every variant names the plugin, so a log line or an API error
+/// always says which plugin misbehaved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginError {
+    /// The plugin returned `err(..)`: it ran, and reports a failure of its own.
+    #[error("plugin {plugin}: {message}")]
+    Failed { plugin: String, message: String },
+    /// The plugin trapped (panic, out of memory, bad memory access). Its instance was
+    /// discarded; the next call gets a fresh one.
+    #[error("plugin {plugin} crashed: {detail}")]
+    Trap { plugin: String, detail: String },
+    /// The call ran past its deadline and was interrupted.
+    #[error("plugin {plugin} timed out after {after:?}")]
+    Timeout { plugin: String, after: Duration },
+    /// The plugin cannot be used (failed to load, rejected its settings, or was disabled
+    /// after crashing repeatedly).
+    #[error("plugin {plugin} is unavailable: {reason}")]
+    Unavailable { plugin: String, reason: String },
+}
+
+impl PluginError {
+    pub fn plugin(&self) -> &str {
+        match self {
+            PluginError::Failed { plugin, .. }
+            | PluginError::Trap { plugin, .. }
+            | PluginError::Timeout { plugin, .. }
+            | PluginError::Unavailable { plugin, .. } => plugin,
+        }
+    }
+}
+
+/// A published port of a container, as Docker reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPort {
+    pub kind: PortKind,
+    pub private_port: u16,
+    /// 0 when exposed but not published.
+    pub public_port: u16,
+    pub ip: String,
+}
+
+/// What a namer sees of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerInfo {
+    /// Full container ID.
+    pub id: String,
+    /// First name, with Docker's leading slash.
+    pub name: String,
+    pub image: String,
+    pub labels: Vec<(String, String)>,
+    pub ports: Vec<ContainerPort>,
+}
+
+/// Turns a container into a service name.
+#[async_trait]
+pub trait Namer: Send + Sync {
+    async fn name(&self, container: &ContainerInfo) -> Result<String, PluginError>;
+}
+
+/// One health-check invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRequest {
+    pub service: Service,
+    /// Arguments after templating (`{{ host }}` etc. already rendered by the host).
+    pub args: String,
+    pub timeout: Duration,
+    /// This host's advertised IP.
+    pub host_ip: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStatus {
+    Healthy,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckOutcome {
+    pub status: CheckStatus,
+    pub message: String,
+}
+
+/// A health-check type (`HttpGet`, `External`, `AlwaysSuccessful`, custom names).
+#[async_trait]
+pub trait HealthChecker: Send + Sync {
+    async fn check(&self, req: CheckRequest) -> Result<CheckOutcome, PluginError>;
+}
+
+/// Check type and arguments as discovery found them (labels, static file, plugin).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckSpec {
+    pub check_type: String,
+    pub args: String,
+}
+
+/// One service a discovery source reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    /// Empty hostname = this host; the host stamps times and sets the status.
+    pub service: Service,
+    /// None = Sidecar's default check.
+    pub check: Option<CheckSpec>,
+    /// A local port that wants change events POSTed to it.
+    pub listen_port: Option<u16>,
+}
+
+/// A discovery-source plugin: returns the complete current set of local services.
+#[async_trait]
+pub trait DiscoverySource: Send + Sync {
+    async fn discover(&self) -> Result<Vec<Discovered>, PluginError>;
+}
+
+/// Input of a proxy config emitter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmitRequest {
+    /// Every record, any status, sorted by `Updated` ascending.
+    pub services: Vec<Service>,
+    pub hostname: String,
+    pub cluster_name: String,
+}
+
+/// One xDS resource, protobuf-encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdsResource {
+    pub type_url: String,
+    pub name: String,
+    pub value: Vec<u8>,
+}
+
+/// What an emitter produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Emitted {
+    ConfigFile(String),
+    Xds(Vec<XdsResource>),
+}
+
+/// A proxy config emitter (`proxy-haproxy`, `proxy-envoy`, or a user's own).
+#[async_trait]
+pub trait ProxyEmitter: Send + Sync {
+    async fn emit(&self, req: EmitRequest) -> Result<Emitted, PluginError>;
+}

@@ -1,0 +1,210 @@
+//! The cluster's settings: Sidecar's variables (`SIDECAR_SEEDS`, `SIDECAR_BIND_PORT`,
+//! `SIDECAR_PUSH_PULL_INTERVAL`, `SIDECAR_GOSSIP_MESSAGES`, `SIDECAR_GOSSIP_INTERVAL`,
+//! `SIDECAR_HANDOFF_QUEUE_DEPTH`) plus ours (`SIDECAR_BIND_IP`, encryption keys).
+
+use sidecar_cluster::crypto::{KeyError, Keyring};
+use sidecar_cluster::swim::SwimConfig;
+use crate::config::AgentArgs;
+use crate::config::agent::{ConfigError, CoreConfig};
+use crate::config::env::{Env, split_list};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags of the cluster group that Sidecar did not have.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClusterArgs {
+    /// Gossip port, UDP and TCP, also advertised (SIDECAR_BIND_PORT, default 7946).
+    #[arg(long = "bind-port")]
+    pub bind_port: Option<u16>,
+    /// File of base64 AES-256 keys, one per line, primary first
+    /// (SIDECAR_ENCRYPTION_KEYS_FILE; or the keys inline in SIDECAR_ENCRYPTION_KEYS).
+    #[arg(long = "encryption-keys-file")]
+    pub encryption_keys_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub node_name: String,
+    pub cluster_name: String,
+    /// Where the UDP and TCP gossip sockets listen.
+    pub bind: SocketAddr,
+    /// What peers are told to reach us on.
+    pub advertise: SocketAddr,
+    /// `host` or `host:port` (port defaults to the bind port).
+    pub seeds: Vec<String>,
+    pub keyring: Option<Keyring>,
+    pub swim: SwimConfig,
+    /// Inbound datagrams buffered before the core reads them.
+    pub handoff_queue_depth: usize,
+}
+
+pub const DEFAULT_PORT: u16 = 7946;
+
+impl ClusterConfig {
+    pub fn load(env: &Env, args: &AgentArgs, core: &CoreConfig) -> Result<Self, ConfigError> {
+        let seeds = if args.cluster_ip.is_empty() {
+            env.list("SIDECAR_SEEDS", Some("SEEDS")).unwrap_or_default()
+        } else {
+            args.cluster_ip.iter().flat_map(|s| split_list(s)).collect()
+        };
+        let port = match args.cluster.bind_port {
+            Some(p) => p,
+            None => env
+                .int::<u16>("SIDECAR_BIND_PORT", Some("BIND_PORT"))?
+                .unwrap_or(DEFAULT_PORT),
+        };
+        let bind_ip_s = args
+            .bind_ip
+            .clone()
+            .or_else(|| env.non_empty("SIDECAR_BIND_IP", None))
+            .unwrap_or_else(|| "0.0.0.0".into());
+        let bind_ip: IpAddr = bind_ip_s.parse().map_err(|_| {
+            ConfigError::Invalid(format!("bind IP {bind_ip_s:?} is not an IP address"))
+        })?;
+        let mut swim = SwimConfig::default();
+        if let Some(d) = env.duration("SIDECAR_PUSH_PULL_INTERVAL", Some("PUSH_PULL_INTERVAL"))? {
+            // Sidecar: 0 means ALIVE_LIFESPAN - 1 s.
+            swim.push_pull_interval = if d.is_zero() {
+                Duration::from_secs(79)
+            } else {
+                d
+            };
+        }
+        if let Some(m) = env.int::<usize>("SIDECAR_GOSSIP_MESSAGES", Some("GOSSIP_MESSAGES"))? {
+            swim.gossip_messages = if m == 0 { 3 } else { m };
+        }
+        if let Some(d) = env.duration("SIDECAR_GOSSIP_INTERVAL", Some("GOSSIP_INTERVAL"))? {
+            if d.is_zero() {
+                return Err(ConfigError::Invalid(
+                    "SIDECAR_GOSSIP_INTERVAL must be positive".into(),
+                ));
+            }
+            swim.gossip_interval = d;
+        }
+        let handoff_queue_depth = env
+            .int::<usize>("SIDECAR_HANDOFF_QUEUE_DEPTH", Some("HANDOFF_QUEUE_DEPTH"))?
+            .unwrap_or(1024)
+            .max(16);
+        let keys_file = args.cluster.encryption_keys_file.clone().or_else(|| {
+            env.non_empty("SIDECAR_ENCRYPTION_KEYS_FILE", None)
+                .map(PathBuf::from)
+        });
+        let keys: Vec<String> = match keys_file {
+            Some(path) => std::fs::read_to_string(&path)
+                .map_err(|e| {
+                    ConfigError::Invalid(format!("encryption keys file {}: {e}", path.display()))
+                })?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from)
+                .collect(),
+            None => env
+                .list("SIDECAR_ENCRYPTION_KEYS", None)
+                .unwrap_or_default(),
+        };
+        let keyring = if keys.is_empty() {
+            None
+        } else {
+            Some(Keyring::from_base64(&keys).map_err(|e: KeyError| {
+                ConfigError::Invalid(format!("SIDECAR_ENCRYPTION_KEYS: {e}"))
+            })?)
+        };
+        Ok(ClusterConfig {
+            node_name: core.node_name.clone(),
+            cluster_name: core.cluster_name.clone(),
+            bind: SocketAddr::new(bind_ip, port),
+            advertise: SocketAddr::new(core.advertise_ip, port),
+            seeds,
+            keyring,
+            swim,
+            handoff_queue_depth,
+        })
+    }
+
+    /// Seeds as `host:port` strings, the bind port filled in where missing.
+    pub fn seed_targets(&self) -> Vec<String> {
+        let port = self.bind.port();
+        self.seeds
+            .iter()
+            .map(|s| {
+                if s.parse::<SocketAddr>().is_ok() {
+                    s.clone()
+                } else if let Ok(ip) = s.parse::<IpAddr>() {
+                    SocketAddr::new(ip, port).to_string()
+                } else if s
+                    .rsplit_once(':')
+                    .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+                {
+                    s.clone()
+                } else {
+                    format!("{s}:{port}")
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn core() -> CoreConfig {
+        let env = Env::from_pairs([
+            ("SIDECAR_ADVERTISE_IP", "127.0.0.3"),
+            ("SIDECAR_NODE_NAME", "n3"),
+        ]);
+        CoreConfig::load(&env, &AgentArgs::default()).expect("core")
+    }
+
+    #[test]
+    fn sidecar_variables_and_defaults() {
+        let env = Env::from_pairs([
+            ("SIDECAR_SEEDS", "10.0.0.1, seed.example:8000,[::1]:9,::2"),
+            ("SIDECAR_PUSH_PULL_INTERVAL", "0"),
+            ("GOSSIP_MESSAGES", "0"),
+        ]);
+        let c = ClusterConfig::load(&env, &AgentArgs::default(), &core()).expect("valid");
+        assert_eq!(c.bind.to_string(), "0.0.0.0:7946");
+        assert_eq!(c.advertise.to_string(), "127.0.0.3:7946");
+        assert_eq!(c.swim.push_pull_interval, Duration::from_secs(79));
+        assert_eq!(c.swim.gossip_messages, 3);
+        assert_eq!(
+            c.seed_targets(),
+            vec![
+                "10.0.0.1:7946",
+                "seed.example:8000",
+                "[::1]:9",
+                "[::2]:7946"
+            ]
+        );
+        assert!(c.keyring.is_none());
+    }
+
+    #[test]
+    fn flags_override_and_keys_are_validated() {
+        let env = Env::from_pairs([
+            ("SIDECAR_SEEDS", "10.0.0.1"),
+            ("SIDECAR_BIND_PORT", "9000"),
+            (
+                "SIDECAR_ENCRYPTION_KEYS",
+                "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=,AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=",
+            ),
+        ]);
+        let mut args = AgentArgs {
+            cluster_ip: vec!["127.0.0.1".into(), "127.0.0.2:7000".into()],
+            bind_ip: Some("127.0.0.3".into()),
+            ..AgentArgs::default()
+        };
+        args.cluster.bind_port = Some(7001);
+        let c = ClusterConfig::load(&env, &args, &core()).expect("valid");
+        assert_eq!(c.seed_targets(), vec!["127.0.0.1:7001", "127.0.0.2:7000"]);
+        assert_eq!(c.bind.to_string(), "127.0.0.3:7001");
+        assert_eq!(c.keyring.map(|k| k.len()), Some(2));
+        let bad = Env::from_pairs([("SIDECAR_ENCRYPTION_KEYS", "c2hvcnQ=")]);
+        assert!(ClusterConfig::load(&bad, &AgentArgs::default(), &core()).is_err());
+        let bad = Env::from_pairs([("SIDECAR_BIND_PORT", "x")]);
+        assert!(ClusterConfig::load(&bad, &AgentArgs::default(), &core()).is_err());
+    }
+}
