@@ -6,11 +6,11 @@
 //! Everything talks to a keep-alive HTTP server on 127.0.0.1 inside this process.
 
 use sidecar_catalog::Service;
-use sidecar_plugin_host::{NamerVars, PluginsConfig};
 use sidecar_plugin_host::{
     AllocatorChoice, CacheSetting, CheckRequest, CheckStatus, HealthChecker, LoadOptions,
     LoadedPlugins, Runtime,
 };
+use sidecar_plugin_host::{NamerVars, PluginsConfig};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

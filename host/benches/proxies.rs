@@ -9,12 +9,12 @@
 mod proxy_common;
 
 use proxy_common::*;
-use sidecar_catalog::Service;
-use sidecar_plugin_host::ProxyEmitter;
 use sidecar::proxy::feed::ready_now;
 use sidecar::proxy::haproxy::{self, HaproxyConfig, reload};
 use sidecar::proxy::xds::{self, EnvoyConfig};
 use sidecar::shared_catalog::SharedCatalog;
+use sidecar_catalog::Service;
+use sidecar_plugin_host::ProxyEmitter;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,7 +28,8 @@ fn wasm_emitter(
     name: &str,
     settings: Vec<(String, String)>,
 ) -> Arc<dyn ProxyEmitter> {
-    let mut cfg = sidecar_plugin_host::PluginsConfig::load(None, &Default::default()).expect("defaults");
+    let mut cfg =
+        sidecar_plugin_host::PluginsConfig::load(None, &Default::default()).expect("defaults");
     cfg.require_emitter(name, settings);
     let loaded = rt
         .block_on(sidecar_plugin_host::Runtime::load(

@@ -7,20 +7,17 @@
 //! catalog and [`LocalSide::ready`] and publish nothing before it turns true.
 
 use crate::api::ApiContext;
-use sidecar_catalog::Catalog;
-use crate::cli::AgentArgs;
-use crate::config::Env;
-use crate::config::PluginsSetup;
-use crate::config::agent::CoreConfig;
+use crate::config::AgentConfig;
 use crate::discovery::docker::{self, DockerConfig};
 use crate::discovery::plugin_source::{self, PluginDiscovery};
 use crate::discovery::{self, DiscoveryConfig, LocalView, Method, SourceHandle};
 use crate::health::scheduler::{Scheduler, Statuses};
 use crate::health::{CheckRegistry, HealthConfig};
-use crate::listeners::{self, ListenersConfig};
+use crate::listeners;
 use crate::metrics::DaemonMetrics;
-use sidecar_plugin_host::{LoadedPlugins, Namer, Runtime};
 use crate::shared_catalog::SharedCatalog;
+use sidecar_catalog::Catalog;
+use sidecar_plugin_host::{LoadedPlugins, Namer, Runtime};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -74,14 +71,14 @@ pub struct LocalConfig {
 }
 
 impl LocalConfig {
-    pub fn load(core: &CoreConfig, env: &Env, args: &AgentArgs) -> anyhow::Result<Self> {
-        Ok(LocalConfig {
-            node_name: core.node_name.clone(),
-            advertise_ip: core.advertise_ip.to_string(),
-            discovery: DiscoveryConfig::load(env, &args.discover),
-            docker: DockerConfig::load(env),
-            health: HealthConfig::load(env)?,
-        })
+    pub fn from_agent(cfg: &AgentConfig) -> Self {
+        LocalConfig {
+            node_name: cfg.core.node_name.clone(),
+            advertise_ip: cfg.core.advertise_ip.to_string(),
+            discovery: cfg.discovery.clone(),
+            docker: cfg.docker.clone(),
+            health: cfg.health.clone(),
+        }
     }
 }
 
@@ -180,8 +177,9 @@ pub fn start_local(
 }
 
 /// Runs the agent until SIGINT/SIGTERM.
-pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<()> {
+pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     let started = Instant::now();
+    let core = &cfg.core;
     crate::memory::tune_allocator();
     tracing::info!(
         node = %core.node_name,
@@ -191,24 +189,11 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
         "starting sidecar {}",
         env!("CARGO_PKG_VERSION")
     );
-    let local_cfg = LocalConfig::load(&core, &env, &args)?;
-    let listeners_cfg = ListenersConfig::load(&env);
+    let local_cfg = LocalConfig::from_agent(&cfg);
     // One plugin load for everything: the local side's policy and the proxy drivers'
-    // emitters (requested with the host's settings before the runtime compiles them).
-    let proxy_cfg = crate::proxy::ProxyConfig::load(&env)?;
-    let PluginsSetup {
-        config: mut plugins_cfg,
-        options: load_options,
-    } = PluginsSetup::load(
-        &env,
-        core.plugins_file.as_deref(),
-        Some(core.advertise_ip.to_string()),
-        core.node_name.clone(),
-    )?;
-    for (name, settings) in proxy_cfg.emitters()? {
-        plugins_cfg.require_emitter(&name, settings);
-    }
-    let loaded = Runtime::load(&plugins_cfg, &load_options).await?;
+    // emitters (the configuration requested those with the host's settings).
+    let plugins_cfg = &cfg.plugins.config;
+    let loaded = Runtime::load(plugins_cfg, &cfg.plugins.options).await?;
     let problems = loaded.problems();
     for (plugin, reason) in &problems {
         tracing::warn!(%plugin, "plugin disabled: {reason}");
@@ -236,16 +221,14 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
     );
 
     let (catalog, outbound) = SharedCatalog::new(Catalog::new(&core.node_name, &core.cluster_name));
-    let cluster_cfg = crate::gossip::ClusterConfig::load(&env, &args, &core)?;
-    let cluster = crate::gossip::start(cluster_cfg, catalog.clone(), outbound).await?;
+    let cluster = crate::gossip::start(cfg.cluster.clone(), catalog.clone(), outbound).await?;
     let metrics = Arc::new(DaemonMetrics::default());
     let mut tasks = JoinSet::new();
     tasks.spawn(catalog.clone().run_publisher());
     tasks.spawn(run_expiry(catalog.clone()));
 
-
     let listeners = listeners::start(
-        &listeners_cfg,
+        &cfg.listeners,
         catalog.clone(),
         core.node_name.clone(),
         metrics.clone(),
@@ -262,7 +245,7 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
     // Proxy drivers (HAProxy, Envoy xDS): they publish nothing before the first
     // complete local discovery.
     let proxy = crate::proxy::start(
-        &proxy_cfg,
+        &cfg.proxy,
         catalog.clone(),
         local.ready.clone(),
         &loaded.emitters,
@@ -273,8 +256,9 @@ pub async fn run(core: CoreConfig, env: Env, args: AgentArgs) -> anyhow::Result<
     // The cluster publishes the membership view and consumes `outbound`.
     let mut ctx = ApiContext::new(catalog.clone(), cluster.watch());
     let gossip = cluster.clone();
-    ctx.extra_metrics
-        .push(Arc::new(move |out: &mut String| gossip.render_prometheus(out)));
+    ctx.extra_metrics.push(Arc::new(move |out: &mut String| {
+        gossip.render_prometheus(out)
+    }));
     let ctx = ctx
         .with_metrics(metrics.clone())
         .with_local_view(local.view.clone())

@@ -4,11 +4,11 @@
 //! discovery, health and the catalog all stand still the sync is skipped (at most
 //! every 30 s it runs anyway), which keeps an idle daemon with thousands of services idle.
 
-use sidecar_catalog::Status;
 use crate::discovery::LocalView;
 use crate::health::scheduler::Statuses;
 use crate::listeners::Registry;
 use crate::shared_catalog::SharedCatalog;
+use sidecar_catalog::Status;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -79,8 +79,8 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sidecar_catalog::Service;
     use crate::discovery::LocalService;
+    use sidecar_catalog::Service;
     use std::collections::HashMap;
 
     #[tokio::test]

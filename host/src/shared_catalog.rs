@@ -6,12 +6,12 @@
 //! stored to the cluster for dissemination, and a fresh immutable [`Snapshot`] to
 //! readers. Readers never take the lock: they hold an `Arc<Snapshot>`.
 
+use bytes::Bytes;
+use parking_lot::Mutex;
 use sidecar_catalog::{
     Applied, Catalog, ChangeEvent, DrainError, Lifespans, Mono, Now, Record, Service,
     ServicesState, Timestamp,
 };
-use bytes::Bytes;
-use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;

@@ -5,11 +5,11 @@
 mod proxy_common;
 
 use proxy_common::*;
-use sidecar_catalog::{Service, Status};
-use sidecar_plugin_host::{ProxyEmitter, XdsResource};
 use sidecar::proxy::feed::ready_now;
 use sidecar::proxy::xds::{self, EnvoyConfig};
 use sidecar::shared_catalog::SharedCatalog;
+use sidecar_catalog::{Service, Status};
+use sidecar_plugin_host::{ProxyEmitter, XdsResource};
 use std::sync::Arc;
 use std::time::Duration;
 

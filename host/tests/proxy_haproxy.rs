@@ -5,11 +5,11 @@ mod proxy_common;
 
 use async_trait::async_trait;
 use proxy_common::*;
-use sidecar_catalog::{Service, Status};
-use sidecar_plugin_host::{EmitRequest, Emitted, PluginError, ProxyEmitter};
 use sidecar::proxy::feed::ready_now;
 use sidecar::proxy::haproxy::{self, HaproxyConfig, HaproxyStatus, reload};
 use sidecar::shared_catalog::SharedCatalog;
+use sidecar_catalog::{Service, Status};
+use sidecar_plugin_host::{EmitRequest, Emitted, PluginError, ProxyEmitter};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

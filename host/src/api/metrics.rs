@@ -1,11 +1,11 @@
 //! `/metrics` in the Prometheus text format.
 
 use super::ApiContext;
-use sidecar_catalog::Status;
 use crate::metrics::{family, label, single};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use sidecar_catalog::Status;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;

@@ -10,13 +10,12 @@ pub mod routes;
 pub mod ui;
 pub mod watch;
 
-
 use crate::discovery::LocalView;
 use crate::metrics::DaemonMetrics;
 use crate::shared_catalog::SharedCatalog;
-use sidecar_cluster::MemberList;
 use axum::Router;
 use axum::routing::{get, post};
+use sidecar_cluster::MemberList;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

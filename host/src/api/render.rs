@@ -1,12 +1,12 @@
 //! Documents rendered once per catalog generation and served as shared `Bytes`: a 10,000
 //! service catalog is several MB of JSON, too much to encode per request or per watcher.
 
-use sidecar_cluster::MemberList;
-use sidecar_catalog::{Service, ServicesState, Timestamp};
 use crate::shared_catalog::Snapshot;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::Serialize;
+use sidecar_catalog::{Service, ServicesState, Timestamp};
+use sidecar_cluster::MemberList;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
@@ -93,10 +93,7 @@ impl Rendered {
 
     /// `/api/services.json` with the members that are not dead.
     pub fn services(&self, members: &MemberList) -> Bytes {
-        let mut names: Vec<String> = members
-            .live()
-            .map(|m| m.name.clone())
-            .collect();
+        let mut names: Vec<String> = members.live().map(|m| m.name.clone()).collect();
         names.sort();
         names.dedup();
         let mut cache = self.services.lock();

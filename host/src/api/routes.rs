@@ -2,13 +2,13 @@
 
 use super::ApiContext;
 use super::render::{one_service as render_one, pretty};
-use sidecar_catalog::DrainError;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
+use sidecar_catalog::DrainError;
 
 const JSON: &str = "application/json";
 

@@ -2,15 +2,12 @@
 //! host's xDS server.
 
 use super::EnvoyBootstrapArgs;
-use crate::config::Env;
-use crate::proxy::xds::EnvoyConfig;
 use crate::proxy::xds::bootstrap::{BootstrapOptions, bootstrap_yaml};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 pub fn run(args: EnvoyBootstrapArgs) -> anyhow::Result<ExitCode> {
-    let env = Env::from_process();
-    let cfg = EnvoyConfig::load(&env)?;
+    let (cfg, node_name) = crate::config::proxy::envoy_from_process()?;
     let mut ads = cfg.grpc_addr();
     if ads.ip().is_unspecified() {
         ads.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
@@ -27,11 +24,7 @@ pub fn run(args: EnvoyBootstrapArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|_| anyhow::anyhow!("--admin {a:?} is not ip:port"))?,
         ),
     };
-    let node_id = args
-        .node_id
-        .clone()
-        .or_else(|| env.non_empty("SIDECAR_NODE_NAME", None))
-        .unwrap_or_else(crate::config::agent::system_hostname);
+    let node_id = args.node_id.clone().unwrap_or(node_name);
     print!(
         "{}",
         bootstrap_yaml(&BootstrapOptions {

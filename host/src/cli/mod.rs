@@ -111,10 +111,3 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::EnvoyBootstrap(args)) => envoy_bootstrap::run(args),
     }
 }
-
-/// Colours in log lines only for a person at a terminal: a daemon's stderr usually goes
-/// to journald or a file, where escape codes are noise. `NO_COLOR` turns them off too.
-fn log_colours() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-}

@@ -4,10 +4,10 @@
 //! error. Errors go to stderr.
 
 use super::{PluginsCommand, PluginsFileArg};
-use sidecar_catalog::Service;
 use crate::config::PluginsSetup;
+use sidecar_catalog::Service;
 use sidecar_plugin_host::{
-    CheckRequest, CheckStatus, ContainerInfo, LoadOptions, LoadedPlugins, PluginInfo, PluginSource,
+    CheckRequest, CheckStatus, ContainerInfo, LoadedPlugins, PluginInfo, PluginSource,
     PluginStatus, Runtime,
 };
 use std::process::ExitCode;
@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 const ERROR: u8 = 2;
 
 pub fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
-    init_logging();
+    // Warnings (denied grants, crashes, guest stderr) on stderr; `RUST_LOG` overrides.
+    super::agent::init_logging(&crate::config::LogSettings::for_tools());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -41,17 +42,6 @@ pub fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
         eprintln!("sidecar: {e:#}");
         ExitCode::from(ERROR)
     }))
-}
-
-/// Warnings (denied grants, crashes, guest stderr) on stderr; `RUST_LOG` overrides.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(super::log_colours())
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 async fn load(

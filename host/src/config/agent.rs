@@ -1,12 +1,11 @@
 //! Settings every part of the agent shares: who we are, where we listen, how we log.
 //!
-//! Each subsystem parses its own group of variables (`cluster`, `discovery`, `proxy`);
-//! this is the common core. Flags override the environment, as in Sidecar.
+//! The other modules of `config` parse each subsystem's group of variables; this is
+//! the common core. Flags override the environment, as in Sidecar.
 
 use super::env::{Env, EnvError};
 use crate::config::AgentArgs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreConfig {
@@ -16,10 +15,6 @@ pub struct CoreConfig {
     /// The IP peers and proxies reach us on (Sidecar's "published IP").
     pub advertise_ip: IpAddr,
     pub http_addr: SocketAddr,
-    pub logging_level: String,
-    pub logging_json: bool,
-    /// plugins.toml; `None` runs the embedded defaults.
-    pub plugins_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,26 +67,11 @@ impl CoreConfig {
         let http_addr = http_addr_str.parse().map_err(|_| {
             ConfigError::Invalid(format!("HTTP address {http_addr_str:?} is not ip:port"))
         })?;
-        let logging_level = args
-            .logging_level
-            .clone()
-            .or_else(|| env.non_empty("SIDECAR_LOGGING_LEVEL", Some("LOGGING_LEVEL")))
-            .unwrap_or_else(|| "info".to_string());
-        let logging_json = env
-            .string("SIDECAR_LOGGING_FORMAT", Some("LOGGING_FORMAT"))
-            .is_some_and(|f| f.eq_ignore_ascii_case("json"));
-        let plugins_file = args.plugins.clone().or_else(|| {
-            env.non_empty("SIDECAR_PLUGINS_FILE", None)
-                .map(PathBuf::from)
-        });
         Ok(CoreConfig {
             node_name,
             cluster_name,
             advertise_ip,
             http_addr,
-            logging_level,
-            logging_json,
-            plugins_file,
         })
     }
 }

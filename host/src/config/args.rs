@@ -37,4 +37,3 @@ pub struct AgentArgs {
     #[command(flatten)]
     pub cluster: super::ClusterArgs,
 }
-

@@ -2,11 +2,11 @@
 //! `SIDECAR_PUSH_PULL_INTERVAL`, `SIDECAR_GOSSIP_MESSAGES`, `SIDECAR_GOSSIP_INTERVAL`,
 //! `SIDECAR_HANDOFF_QUEUE_DEPTH`) plus ours (`SIDECAR_BIND_IP`, encryption keys).
 
-use sidecar_cluster::crypto::{KeyError, Keyring};
-use sidecar_cluster::swim::SwimConfig;
 use crate::config::AgentArgs;
 use crate::config::agent::{ConfigError, CoreConfig};
 use crate::config::env::{Env, split_list};
+use sidecar_cluster::crypto::{KeyError, Keyring};
+use sidecar_cluster::swim::SwimConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;

@@ -6,8 +6,8 @@
 //! fallbacks such as `USER` for `HAPROXY_USER` silently pick up the shell's login name.
 //! A variable set to the empty string counts as set, as in Sidecar.
 
-use std::collections::HashMap;
 use sidecar_catalog::parse_go_duration;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// A snapshot of the environment (tests build one from pairs).
@@ -144,7 +144,6 @@ mod tests {
         );
         assert_eq!(env.non_empty("HAPROXY_CONFIG_FILE", None), None);
     }
-
 
     #[test]
     fn go_bools_and_errors_name_the_variable() {

@@ -4,11 +4,72 @@
 pub mod agent;
 pub mod args;
 pub mod cluster;
+pub mod discovery;
 pub mod env;
+pub mod health;
+pub mod listeners;
+pub mod log;
 pub mod plugins;
+pub mod proxy;
 
 pub use args::AgentArgs;
 pub use cluster::{ClusterArgs, ClusterConfig};
 pub use env::{Env, EnvError};
+pub use log::LogSettings;
 pub use plugins::PluginsSetup;
 pub use sidecar_plugin_host::{NamerVars, PluginsConfig, PluginsConfigError};
+
+use crate::discovery::DiscoveryConfig;
+use crate::discovery::docker::DockerConfig;
+use crate::health::HealthConfig;
+use crate::listeners::ListenersConfig;
+use crate::proxy::ProxyConfig;
+use agent::CoreConfig;
+
+/// Everything `sidecar agent` runs with, read once at start (and on reload) from the
+/// environment, the flags and plugins.toml, then handed down typed.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub core: CoreConfig,
+    pub log: LogSettings,
+    pub discovery: DiscoveryConfig,
+    pub docker: DockerConfig,
+    pub health: HealthConfig,
+    pub listeners: ListenersConfig,
+    pub proxy: ProxyConfig,
+    pub cluster: ClusterConfig,
+    pub plugins: PluginsSetup,
+}
+
+impl AgentConfig {
+    /// From the process environment and `args`.
+    pub fn from_process(args: &AgentArgs) -> anyhow::Result<Self> {
+        AgentConfig::load(&Env::from_process(), args)
+    }
+
+    pub fn load(env: &Env, args: &AgentArgs) -> anyhow::Result<Self> {
+        let core = CoreConfig::load(env, args)?;
+        let proxy = ProxyConfig::load(env)?;
+        let mut plugins = PluginsSetup::load(
+            env,
+            args.plugins.as_deref(),
+            Some(core.advertise_ip.to_string()),
+            core.node_name.clone(),
+        )?;
+        // The proxy drivers' emitters are plugins too: one load serves both.
+        for (name, settings) in proxy.emitters()? {
+            plugins.config.require_emitter(&name, settings);
+        }
+        Ok(AgentConfig {
+            log: LogSettings::load(env, args.logging_level.as_deref(), "info"),
+            discovery: DiscoveryConfig::load(env, &args.discover),
+            docker: DockerConfig::load(env),
+            health: HealthConfig::load(env)?,
+            listeners: ListenersConfig::load(env),
+            cluster: ClusterConfig::load(env, args, &core)?,
+            proxy,
+            plugins,
+            core,
+        })
+    }
+}

@@ -2,7 +2,9 @@
 //! namer variables, the compiled-plugin cache directory and the grant placeholders.
 
 use super::env::Env;
-use sidecar_plugin_host::{CacheSetting, LoadOptions, NamerVars, PluginsConfig, PluginsConfigError};
+use sidecar_plugin_host::{
+    CacheSetting, LoadOptions, NamerVars, PluginsConfig, PluginsConfigError,
+};
 use std::path::{Path, PathBuf};
 
 /// plugins.toml (or the embedded defaults) and the options to load it with.
@@ -21,9 +23,10 @@ impl PluginsSetup {
         advertise_ip: Option<String>,
         hostname: String,
     ) -> Result<Self, PluginsConfigError> {
-        let file = file
-            .map(Path::to_path_buf)
-            .or_else(|| env.non_empty("SIDECAR_PLUGINS_FILE", None).map(PathBuf::from));
+        let file = file.map(Path::to_path_buf).or_else(|| {
+            env.non_empty("SIDECAR_PLUGINS_FILE", None)
+                .map(PathBuf::from)
+        });
         let config = PluginsConfig::load(file.as_deref(), &namer_vars(env))?;
         Ok(PluginsSetup {
             config,

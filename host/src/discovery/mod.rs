@@ -12,7 +12,7 @@ pub mod docker;
 pub mod plugin_source;
 pub mod static_file;
 
-pub use config::{DiscoveryConfig, Method};
+pub use config::{DiscoveryConfig, DockerEndpoint, Method};
 
 use sidecar_catalog::Service;
 use sidecar_plugin_host::{CheckSpec, Discovered};

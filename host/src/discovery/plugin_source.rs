@@ -2,8 +2,8 @@
 //! interval and what it returns is announced. An error keeps the previous result.
 
 use super::{LocalService, SourceHandle};
-use sidecar_catalog::Timestamp;
 use crate::metrics::DaemonMetrics;
+use sidecar_catalog::Timestamp;
 use sidecar_plugin_host::{DiscoverySource, PluginError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,11 +61,11 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sidecar_catalog::Service;
     use crate::discovery::combine;
-    use sidecar_plugin_host::Discovered;
     use async_trait::async_trait;
     use parking_lot::Mutex;
+    use sidecar_catalog::Service;
+    use sidecar_plugin_host::Discovered;
 
     struct Scripted(Mutex<Vec<Result<Vec<Discovered>, PluginError>>>);
 

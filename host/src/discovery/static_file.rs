@@ -14,10 +14,10 @@
 //! `ProxyMode` means `http`; `Created` is when this process first saw the target.
 
 use super::{LocalService, SourceHandle, listener_url};
-use sidecar_catalog::{Service, Timestamp};
-use sidecar_plugin_host::CheckSpec;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use sidecar_catalog::{Service, Timestamp};
+use sidecar_plugin_host::CheckSpec;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

@@ -5,12 +5,12 @@
 
 use super::handle::{ClusterCounters, ClusterHandle, Command};
 use crate::config::ClusterConfig;
+use crate::shared_catalog::SharedCatalog;
+use sidecar_catalog::{Fingerprint, Record, Service, Timestamp};
 use sidecar_cluster::swim::{CatalogPort, Micros, Output, Swim};
 use sidecar_cluster::wire::frame::{Channel, Framer, Refusal};
 use sidecar_cluster::wire::{MAX_STREAM, State};
 use sidecar_cluster::{MemberInfo, MemberList};
-use sidecar_catalog::{Fingerprint, Record, Service, Timestamp};
-use crate::shared_catalog::SharedCatalog;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

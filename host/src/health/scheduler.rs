@@ -8,9 +8,9 @@
 
 use super::state::CheckState;
 use super::{CheckRegistry, HealthConfig, ResolvedCheck, resolve};
-use sidecar_catalog::Status;
 use crate::discovery::{LocalView, ServiceKey};
 use crate::metrics::DaemonMetrics;
+use sidecar_catalog::Status;
 use sidecar_plugin_host::{CheckRequest, CheckStatus, HealthChecker, PluginError};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -272,10 +272,10 @@ fn publish(entries: &HashMap<ServiceKey, Entry>, out: &watch::Sender<Statuses>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sidecar_catalog::Service;
     use crate::discovery::LocalService;
-    use sidecar_plugin_host::{CheckOutcome, CheckSpec};
     use async_trait::async_trait;
+    use sidecar_catalog::Service;
+    use sidecar_plugin_host::{CheckOutcome, CheckSpec};
     use std::sync::atomic::{AtomicBool, Ordering};
 
     struct Switch(Arc<AtomicBool>);

@@ -9,12 +9,11 @@
 
 pub mod url_listener;
 
-use sidecar_catalog::ChangeEvent;
-use crate::config::Env;
 use crate::discovery::LocalView;
 use crate::metrics::DaemonMetrics;
 use crate::shared_catalog::SharedCatalog;
 use parking_lot::Mutex;
+use sidecar_catalog::ChangeEvent;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,14 +27,6 @@ pub const QUEUE: usize = 20;
 pub struct ListenersConfig {
     /// `LISTENERS_URLS`, comma-separated.
     pub urls: Vec<String>,
-}
-
-impl ListenersConfig {
-    pub fn load(env: &Env) -> Self {
-        ListenersConfig {
-            urls: env.list("LISTENERS_URLS", None).unwrap_or_default(),
-        }
-    }
 }
 
 struct Running {

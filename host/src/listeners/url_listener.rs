@@ -3,10 +3,10 @@
 //! load balancers with affinity) and retry schedule (6 attempts, sleeping 0, 0, 100,
 //! 200, 300, 400 ms). Unlike Sidecar, retries resend the full body.
 
-use sidecar_catalog::{ChangeEvent, Timestamp};
 use crate::metrics::DaemonMetrics;
 use crate::shared_catalog::{SharedCatalog, Snapshot};
 use bytes::Bytes;
+use sidecar_catalog::{ChangeEvent, Timestamp};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -5,8 +5,8 @@
 //! period (`quiet` without a new snapshot), and at the latest `max` after the first
 //! unhandled change, so a steady stream of changes cannot postpone delivery forever.
 
-use sidecar_plugin_host::EmitRequest;
 use crate::shared_catalog::Snapshot;
+use sidecar_plugin_host::EmitRequest;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;

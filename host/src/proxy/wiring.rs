@@ -5,9 +5,8 @@ use super::feed::Readiness;
 use super::haproxy::{self, HaproxyConfig};
 use super::status::ProxyStatus;
 use super::xds::{self, EnvoyConfig};
-use crate::config::Env;
-use sidecar_plugin_host::ProxyEmitter;
 use crate::shared_catalog::SharedCatalog;
+use sidecar_plugin_host::ProxyEmitter;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::task::JoinSet;
@@ -26,19 +25,6 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
-    pub fn load(env: &Env) -> anyhow::Result<Self> {
-        Ok(ProxyConfig {
-            haproxy: HaproxyConfig::load(env)?,
-            envoy: EnvoyConfig::load(env)?,
-            haproxy_emitter: env
-                .non_empty("HAPROXY_EMITTER", None)
-                .unwrap_or_else(|| "proxy-haproxy".into()),
-            envoy_emitter: env
-                .non_empty("ENVOY_EMITTER", None)
-                .unwrap_or_else(|| "proxy-envoy".into()),
-        })
-    }
-
     /// The emitter plugins the enabled drivers need, with the settings the host adds
     /// to each (they override same-named keys from plugins.toml). Reading
     /// `HAPROXY_TEMPLATE_FILE` happens here, so a missing template fails startup.

@@ -7,10 +7,10 @@
 
 use async_trait::async_trait;
 use sidecar_catalog::{Port, PortKind, Service, Status};
-use sidecar_plugin_host::{EmitRequest, Emitted, PluginError, ProxyEmitter, XdsResource};
 pub use sidecar_e2e::envoy::{self, admin_get, envoy_stat};
 pub use sidecar_e2e::net::{Backend, http_get, seen, tcp_line};
 pub use sidecar_e2e::{KillOnDrop, free_port, wait_for};
+use sidecar_plugin_host::{EmitRequest, Emitted, PluginError, ProxyEmitter, XdsResource};
 use std::sync::Arc;
 
 fn status_name(s: Status) -> &'static str {

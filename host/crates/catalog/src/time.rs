@@ -4,13 +4,20 @@
 //! broadcast rounds differ by 50 ns, so precision must survive every encode/decode.
 //! Go marshals RFC 3339 with up to nine fractional digits, trailing zeros removed
 //! (`2024-05-01T10:00:05.5Z`); we emit exactly that, always in UTC, and accept any
-//! RFC 3339 offset and fractional precision on input.
+//! RFC 3339 offset and fractional precision on input. Parsing and formatting are the
+//! `time` crate's; the nanosecond `i128` and Go's conventions around it are ours.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 const NANOS_PER_SEC: i128 = 1_000_000_000;
+/// `0000-01-01T00:00:00Z` and `9999-12-31T23:59:59.999999999Z`: what RFC 3339 (and Go's
+/// JSON encoding of `time.Time`) can write.
+const MIN_NANOS: i128 = -62_167_219_200 * NANOS_PER_SEC;
+const MAX_NANOS: i128 = 253_402_300_800 * NANOS_PER_SEC - 1;
 
 /// An instant on the UTC timeline, as nanoseconds since the Unix epoch.
 ///
@@ -90,37 +97,14 @@ impl Timestamp {
     }
 
     /// RFC 3339 with nanoseconds, trailing zeros trimmed, `Z` (Go's `RFC3339Nano`).
+    /// Go cannot marshal years outside 0000-9999 either; such instants are written as
+    /// the nearest one inside that range.
     pub fn to_rfc3339(self) -> String {
-        let mut s = String::with_capacity(30);
-        self.write_rfc3339(&mut s);
-        s
-    }
-
-    fn write_rfc3339(self, out: &mut String) {
-        use std::fmt::Write;
-        let (secs, nanos) = self.to_parts();
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        let _ = write!(
-            out,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            y,
-            m,
-            d,
-            sod / 3600,
-            (sod % 3600) / 60,
-            sod % 60
-        );
-        if nanos != 0 {
-            let mut frac = format!("{nanos:09}");
-            while frac.ends_with('0') {
-                frac.pop();
-            }
-            out.push('.');
-            out.push_str(&frac);
-        }
-        out.push('Z');
+        let nanos = self.0.clamp(MIN_NANOS, MAX_NANOS);
+        OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_else(|| "0000-01-01T00:00:00Z".to_string())
     }
 
     /// Go's `time.Time.String()` for UTC times (`2024-05-01 10:00:05.5 +0000 UTC`), used
@@ -131,82 +115,12 @@ impl Timestamp {
         format!("{body} +0000 UTC")
     }
 
-    /// Parses RFC 3339 (any offset, 0-9 fractional digits; `t`/`z` accepted in lower case).
+    /// Parses RFC 3339 (any offset, any fractional precision, truncated to nanoseconds
+    /// as Go does; `t`/`z` accepted in lower case).
     pub fn parse_rfc3339(s: &str) -> Result<Self, TimeParseError> {
-        let err = || TimeParseError(s.to_string());
-        let b = s.as_bytes();
-        if b.len() < 20 {
-            return Err(err());
-        }
-        let num = |r: std::ops::Range<usize>| -> Result<i64, TimeParseError> {
-            let part = s.get(r).ok_or_else(err)?;
-            if part.bytes().all(|c| c.is_ascii_digit()) {
-                part.parse::<i64>().map_err(|_| err())
-            } else {
-                Err(err())
-            }
-        };
-        let year = num(0..4)?;
-        let month = num(5..7)?;
-        let day = num(8..10)?;
-        if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-            return Err(err());
-        }
-        let hour = num(11..13)?;
-        let minute = num(14..16)?;
-        let second = num(17..19)?;
-        if b[13] != b':' || b[16] != b':' {
-            return Err(err());
-        }
-        if !(1..=12).contains(&month)
-            || day < 1
-            || day > days_in_month(year, month)
-            || hour > 23
-            || minute > 59
-            || second > 60
-        {
-            return Err(err());
-        }
-        let mut i = 19;
-        let mut nanos: i128 = 0;
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            let start = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            let digits = &s[start..i];
-            if digits.is_empty() {
-                return Err(err());
-            }
-            // Beyond nanoseconds, extra digits are truncated (as Go does).
-            let mut frac: i128 = 0;
-            for (n, c) in digits.bytes().enumerate() {
-                if n < 9 {
-                    frac = frac * 10 + (c - b'0') as i128;
-                }
-            }
-            for _ in digits.len()..9 {
-                frac *= 10;
-            }
-            nanos = frac;
-        }
-        let offset_secs: i64 = match b.get(i) {
-            Some(b'Z') | Some(b'z') if i + 1 == b.len() => 0,
-            Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
-                let oh = num(i + 1..i + 3)?;
-                let om = num(i + 4..i + 6)?;
-                if oh > 23 || om > 59 {
-                    return Err(err());
-                }
-                let off = oh * 3600 + om * 60;
-                if *sign == b'-' { -off } else { off }
-            }
-            _ => return Err(err()),
-        };
-        let days = days_from_civil(year, month as u32, day as u32);
-        let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
-        Ok(Timestamp(secs as i128 * NANOS_PER_SEC + nanos))
+        OffsetDateTime::parse(s, &Rfc3339)
+            .map(|t| Timestamp(t.unix_timestamp_nanos()))
+            .map_err(|_| TimeParseError(s.to_string()))
     }
 }
 
@@ -237,43 +151,6 @@ impl<'de> Deserialize<'de> for Timestamp {
         let s = std::borrow::Cow::<str>::deserialize(d)?;
         Timestamp::parse_rfc3339(&s).map_err(serde::de::Error::custom)
     }
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(y) => 29,
-        _ => 28,
-    }
-}
-
-// Howard Hinnant's civil-date algorithms (proleptic Gregorian calendar).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]
@@ -346,6 +223,18 @@ mod tests {
         ] {
             assert_eq!(ts(s).to_rfc3339(), s);
         }
+    }
+
+    #[test]
+    fn instants_go_cannot_write_are_clamped_not_panicked_on() {
+        assert_eq!(
+            Timestamp::from_unix_nanos(i128::MAX).to_rfc3339(),
+            "9999-12-31T23:59:59.999999999Z"
+        );
+        assert_eq!(
+            Timestamp::from_unix_nanos(i128::MIN).to_rfc3339(),
+            "0000-01-01T00:00:00Z"
+        );
     }
 
     #[test]

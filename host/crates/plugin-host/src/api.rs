@@ -4,8 +4,8 @@
 //! see wasmtime. The WebAssembly runtime implements them for components; tests may use a
 //! native implementation where that is what they are about.
 
-use sidecar_catalog::{PortKind, Service};
 use async_trait::async_trait;
+use sidecar_catalog::{PortKind, Service};
 use std::time::Duration;
 
 /// A failed plugin call. Every variant names the plugin, so a log line or an API error

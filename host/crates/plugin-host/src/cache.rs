@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn wasmtime_version_matches_the_lockfile() {
-        let lock = include_str!("../../../Cargo.lock");
+        let lock = include_str!("../../../../Cargo.lock");
         let found = lock
             .split("[[package]]")
             .find(|p| p.contains("\nname = \"wasmtime\"\n"));

@@ -44,7 +44,6 @@ mod registry;
 mod state;
 mod world;
 
-pub use plugins_toml::{NamerVars, PluginSource, PluginsConfig, PluginsConfigError};
 pub use api::*;
 pub use breaker::BreakerPolicy;
 pub use cache::{CacheOutcome, CacheSetting};
@@ -52,6 +51,7 @@ pub use embedded::built_wasm_dir;
 pub use engine::{Allocator, AllocatorChoice};
 pub use inspect::HOST_WIT_VERSION;
 pub use kind::Kind;
+pub use plugins_toml::{NamerVars, PluginSource, PluginsConfig, PluginsConfigError};
 pub use pool::PoolStats;
 pub use registry::{
     LoadOptions, LoadedDiscovery, LoadedPlugins, PluginInfo, PluginStatus, Runtime,

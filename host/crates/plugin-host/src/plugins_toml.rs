@@ -25,11 +25,11 @@
 //! unknown key, unknown plugin, bad kind, missing `.wasm` — names the file and line.
 //! The full reference is docs/plugins.md.
 
-use sidecar_catalog::parse_go_duration;
 use crate::grants::HostPattern;
 use crate::limits::{MAX_INSTANCES, MAX_MEMORY_MB};
 use crate::{Kind, embedded};
 use serde::Deserialize;
+use sidecar_catalog::parse_go_duration;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
@@ -173,7 +173,11 @@ impl PluginsConfig {
     }
 
     /// Parses plugins.toml text; `path` names it in errors and anchors relative paths.
-    pub fn parse(text: &str, path: &Path, env: &NamerVars) -> Result<PluginsConfig, PluginsConfigError> {
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: &NamerVars,
+    ) -> Result<PluginsConfig, PluginsConfigError> {
         let file = Parser { path, text };
         let raw: RawFile =
             toml::from_str(text).map_err(|e| file.error(e.span(), e.message().to_string()))?;
@@ -610,7 +614,7 @@ mod tests {
             services_namer: Some("fancy".into()),
             ..NamerVars::default()
         })
-            .expect_err("unknown");
+        .expect_err("unknown");
         assert!(e.to_string().contains("SERVICES_NAMER=\"fancy\""), "{e}");
 
         // The file's choice wins over the environment.
@@ -656,8 +660,12 @@ grants.exec = true
 [plugins.proxy-x]
 wasm = "x.wasm"
 "#;
-        let c = PluginsConfig::parse(text, &dir.path().join("plugins.toml"), &NamerVars::default())
-            .expect("valid");
+        let c = PluginsConfig::parse(
+            text,
+            &dir.path().join("plugins.toml"),
+            &NamerVars::default(),
+        )
+        .expect("valid");
         assert_eq!(c.namer.plugin, "namer-regex");
         assert_eq!(c.namer.at.as_ref().map(|a| a.line), Some(2));
         assert_eq!(c.checks["HttpGet"].plugin, "json-status");

@@ -38,7 +38,7 @@ macro_rules! plugin_world {
         mod bindings {
             wasmtime::component::bindgen!({
                 world: $world,
-                path: "../wit",
+                path: "../../../wit",
                 exports: { default: async },
                 with: {
                     "sidecar:plugin/types": crate::host_imports::bindings::sidecar::plugin::types,

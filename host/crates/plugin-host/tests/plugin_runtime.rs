@@ -2,11 +2,11 @@
 //! and `check-v010` guests included): isolation, limits, grants, versioning.
 
 use sidecar_catalog::Service;
-use sidecar_plugin_host::{NamerVars, PluginsConfig};
 use sidecar_plugin_host::{
     AllocatorChoice, BreakerPolicy, CacheSetting, CheckRequest, CheckStatus, LoadOptions,
     LoadedPlugins, PluginError, PluginInfo, PluginStatus, Runtime, built_wasm_dir,
 };
+use sidecar_plugin_host::{NamerVars, PluginsConfig};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -372,7 +372,10 @@ async fn on_demand_allocator_works_too() {
     )
     .await
     .expect("load");
-    assert_eq!(l.plugins.allocator(), sidecar_plugin_host::Allocator::OnDemand);
+    assert_eq!(
+        l.plugins.allocator(),
+        sidecar_plugin_host::Allocator::OnDemand
+    );
     assert_ok_after(&l.plugins, "loading").await;
     assert!(matches!(
         check(&l.plugins, "Chaos", "oom", Duration::from_secs(3)).await,

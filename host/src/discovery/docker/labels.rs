@@ -3,8 +3,8 @@
 //! `SidecarDiscover=false`, `SidecarListener=<ServicePort>`. The name comes from the
 //! namer plugin.
 
-use sidecar_catalog::{Port, PortKind, Service, Timestamp};
 use crate::discovery::{LocalService, listener_url};
+use sidecar_catalog::{Port, PortKind, Service, Timestamp};
 use sidecar_plugin_host::{CheckSpec, ContainerInfo};
 
 /// A label problem on one container. Discovery of the container (and of every other)

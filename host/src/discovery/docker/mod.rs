@@ -11,12 +11,11 @@ pub mod labels;
 
 use super::config::DockerEndpoint;
 use super::{LocalService, SourceHandle};
-use sidecar_catalog::PortKind;
-use crate::config::Env;
-use sidecar_plugin_host::{ContainerInfo, ContainerPort, Namer};
 use bollard::Docker;
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use futures::StreamExt;
+use sidecar_catalog::PortKind;
+use sidecar_plugin_host::{ContainerInfo, ContainerPort, Namer};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,19 +24,6 @@ use std::time::Duration;
 pub struct DockerConfig {
     /// `SIDECAR_DOCKER_RESYNC` (default 5s): full listing interval.
     pub resync: Duration,
-}
-
-impl DockerConfig {
-    pub fn load(env: &Env) -> Self {
-        DockerConfig {
-            resync: env
-                .duration("SIDECAR_DOCKER_RESYNC", None)
-                .ok()
-                .flatten()
-                .filter(|d| !d.is_zero())
-                .unwrap_or(Duration::from_secs(5)),
-        }
-    }
 }
 
 const API_TIMEOUT_SECS: u64 = 30;

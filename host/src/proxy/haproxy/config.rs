@@ -1,7 +1,5 @@
 //! HAProxy settings: Sidecar's `HAPROXY_*` variables plus a few of ours.
 
-use crate::config::Env;
-use crate::config::env::EnvError;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -52,52 +50,6 @@ pub struct HaproxyConfig {
 }
 
 impl HaproxyConfig {
-    pub fn load(env: &Env) -> Result<Self, EnvError> {
-        let s =
-            |name: &str, default: &str| env.string(name, None).unwrap_or_else(|| default.into());
-        Ok(HaproxyConfig {
-            disabled: env.bool("HAPROXY_DISABLE", None)?.unwrap_or(false),
-            config_file: PathBuf::from(
-                env.non_empty("HAPROXY_CONFIG_FILE", None)
-                    .unwrap_or_else(|| "/etc/haproxy.cfg".into()),
-            ),
-            pid_file: PathBuf::from(
-                env.non_empty("HAPROXY_PID_FILE", None)
-                    .unwrap_or_else(|| "/var/run/haproxy.pid".into()),
-            ),
-            reload_command: env.non_empty("HAPROXY_RELOAD_COMMAND", None),
-            verify_command: env.non_empty("HAPROXY_VERIFY_COMMAND", None),
-            bind_ip: env
-                .string("HAPROXY_BIND_IP", Some("BIND_IP"))
-                .unwrap_or_else(|| "192.168.168.168".into()),
-            template_file: env
-                .non_empty("HAPROXY_TEMPLATE_FILE", None)
-                .map(PathBuf::from),
-            user: s("HAPROXY_USER", "haproxy"),
-            group: s("HAPROXY_GROUP", ""),
-            use_hostnames: env.bool("HAPROXY_USE_HOSTNAMES", None)?.unwrap_or(false),
-            binary: env
-                .non_empty("HAPROXY_BINARY", None)
-                .unwrap_or_else(|| "haproxy".into()),
-            stats_socket: PathBuf::from(
-                env.non_empty("HAPROXY_STATS_SOCKET", None)
-                    .unwrap_or_else(|| "/var/run/haproxy_stats.sock".into()),
-            ),
-            master_socket: PathBuf::from(
-                env.non_empty("HAPROXY_MASTER_SOCKET", None)
-                    .unwrap_or_else(|| "/var/run/haproxy-master.sock".into()),
-            ),
-            stats_port: env.int("HAPROXY_STATS_PORT", None)?.unwrap_or(3212),
-            stats_internal_port: env
-                .int("HAPROXY_STATS_INTERNAL_PORT", None)?
-                .unwrap_or(32012),
-            min_reload_interval: env
-                .duration("HAPROXY_MIN_RELOAD_INTERVAL", None)?
-                .unwrap_or(Duration::from_secs(2)),
-            runtime_api: env.bool("HAPROXY_RUNTIME_API", None)?.unwrap_or(true),
-        })
-    }
-
     /// The settings the host passes to the emitter plugin (the `proxy-haproxy` keys;
     /// plugins.toml settings for the plugin come first and these override them).
     /// `template` carries the template file's contents.
@@ -127,59 +79,5 @@ impl HaproxyConfig {
             out.push(("template".to_string(), text));
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_follow_sidecar_without_the_user_fallback() {
-        let env = Env::from_pairs([("USER", "root"), ("BIND_IP", "10.1.1.1")]);
-        let c = HaproxyConfig::load(&env).expect("valid");
-        assert_eq!(c.user, "haproxy");
-        assert_eq!(c.bind_ip, "10.1.1.1");
-        assert_eq!(c.config_file, PathBuf::from("/etc/haproxy.cfg"));
-        assert_eq!(c.pid_file, PathBuf::from("/var/run/haproxy.pid"));
-        assert!(!c.disabled);
-        assert_eq!(c.reload_command, None);
-    }
-
-    #[test]
-    fn overrides_and_errors() {
-        let env = Env::from_pairs([
-            ("HAPROXY_DISABLE", "true"),
-            ("HAPROXY_USER", ""),
-            ("HAPROXY_RELOAD_COMMAND", "systemctl reload haproxy"),
-        ]);
-        let c = HaproxyConfig::load(&env).expect("valid");
-        assert!(c.disabled);
-        assert_eq!(c.user, "");
-        assert_eq!(
-            c.reload_command.as_deref(),
-            Some("systemctl reload haproxy")
-        );
-        assert!(HaproxyConfig::load(&Env::from_pairs([("HAPROXY_DISABLE", "yes")])).is_err());
-    }
-
-    #[test]
-    fn template_file_is_passed_as_contents() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("t.j2");
-        std::fs::write(&path, "{{ bind_ip }}").expect("write");
-        let env = Env::from_pairs([("HAPROXY_TEMPLATE_FILE", path.display().to_string())]);
-        let s = HaproxyConfig::load(&env)
-            .expect("valid")
-            .plugin_settings()
-            .expect("readable");
-        assert!(s.contains(&("template".into(), "{{ bind_ip }}".into())));
-        let env = Env::from_pairs([("HAPROXY_TEMPLATE_FILE", "/nonexistent/t.j2")]);
-        assert!(
-            HaproxyConfig::load(&env)
-                .expect("valid")
-                .plugin_settings()
-                .is_err()
-        );
     }
 }

@@ -20,9 +20,9 @@ pub mod write;
 pub use config::HaproxyConfig;
 pub use status::HaproxyStatus;
 
-use sidecar_plugin_host::{Emitted, ProxyEmitter};
 use crate::proxy::feed::{self, Debounce, Readiness};
 use crate::shared_catalog::{SharedCatalog, Snapshot};
+use sidecar_plugin_host::{Emitted, ProxyEmitter};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -1,9 +1,9 @@
 //! What the HAProxy driver reports: the last good config, the last error, counters.
 //! Shared with the HTTP API (`/api/proxy.json`) and `/metrics`.
 
-use sidecar_catalog::Timestamp;
 use parking_lot::Mutex;
 use serde::Serialize;
+use sidecar_catalog::Timestamp;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

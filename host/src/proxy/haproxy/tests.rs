@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::config::Env;
-use sidecar_plugin_host::{EmitRequest, PluginError};
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use sidecar_plugin_host::{EmitRequest, PluginError};
 
 /// Returns whatever text it holds, or an error when empty.
 struct FakeEmitter(Mutex<String>);

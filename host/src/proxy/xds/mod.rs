@@ -17,10 +17,10 @@ pub mod tcp_proxy;
 pub use config::EnvoyConfig;
 pub use status::XdsStatus;
 
-use sidecar_plugin_host::{Emitted, ProxyEmitter};
 use crate::proxy::feed::{self, Debounce, Readiness};
 use crate::shared_catalog::{SharedCatalog, Snapshot};
 use resources::XdsSnapshot;
+use sidecar_plugin_host::{Emitted, ProxyEmitter};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

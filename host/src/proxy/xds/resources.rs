@@ -7,8 +7,8 @@
 //! reported, while the rest is served.
 
 use super::tcp_proxy::TcpProxy;
-use sidecar_plugin_host::XdsResource;
 use prost::Message;
+use sidecar_plugin_host::XdsResource;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;

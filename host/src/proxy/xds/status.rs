@@ -2,10 +2,10 @@
 
 use super::resources::Quarantined;
 use super::stream::TypeReport;
-use sidecar_catalog::Timestamp;
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::{Value, json};
+use sidecar_catalog::Timestamp;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -121,8 +121,7 @@ pub fn converged(sim: &Sim) -> Result<(), String> {
             match (&other.core, other.left) {
                 (Some(oc), false) => {
                     let ok = view.is_some_and(|m| {
-                        m.state == crate::wire::State::Alive
-                            && m.generation == oc.generation()
+                        m.state == crate::wire::State::Alive && m.generation == oc.generation()
                     });
                     if !ok {
                         return Err(format!(

@@ -7,11 +7,11 @@ pub mod check;
 pub mod network;
 pub mod scenario;
 
-use sidecar_catalog::{Catalog, Fingerprint, Mono, Now, Record, Service, Timestamp};
 use crate::swim::rng::Rng;
 use crate::swim::{CatalogPort, Member, Micros, Output, Swim, SwimConfig};
 use crate::wire::{NodeKey, State};
 use network::Network;
+use sidecar_catalog::{Catalog, Fingerprint, Mono, Now, Record, Service, Timestamp};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;

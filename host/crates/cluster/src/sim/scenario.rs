@@ -1,9 +1,9 @@
 //! Scenarios: the randomized fault campaign run by CI, and services for workloads.
 
 use super::{Sim, SimConfig, check, node_name};
-use sidecar_catalog::{Port, PortKind, Service, Status, Timestamp};
 use crate::swim::Micros;
 use crate::swim::rng::Rng;
+use sidecar_catalog::{Port, PortKind, Service, Status, Timestamp};
 use std::time::Duration;
 
 const S: Micros = 1_000_000;

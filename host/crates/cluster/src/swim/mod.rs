@@ -22,7 +22,6 @@ mod suspicion;
 pub use config::SwimConfig;
 pub use members::{Member, MemberTable};
 
-use sidecar_catalog::{Fingerprint, Record, Service};
 use crate::antientropy;
 use crate::dissemination::{self, Subject, TransmitQueue};
 use crate::wire::{
@@ -32,6 +31,7 @@ use crate::wire::{
 use awareness::Awareness;
 use members::{member_hash, supersedes};
 use rng::Rng;
+use sidecar_catalog::{Fingerprint, Record, Service};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;

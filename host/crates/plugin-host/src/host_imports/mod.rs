@@ -15,7 +15,7 @@ use wasmtime::component::{HasSelf, Linker};
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         world: "plugin-host",
-        path: "../wit",
+        path: "../../../wit",
         imports: {
             "sidecar:plugin/http.get": async,
             "sidecar:plugin/process.run": async,

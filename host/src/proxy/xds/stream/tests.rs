@@ -1,7 +1,7 @@
 use super::*;
-use sidecar_plugin_host::XdsResource;
 use crate::proxy::xds::resources::{CLUSTER, LISTENER};
 use prost::Message;
+use sidecar_plugin_host::XdsResource;
 use xds_api::pb::envoy::config::cluster::v3::Cluster;
 use xds_api::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
 use xds_api::pb::envoy::config::endpoint::v3::{
