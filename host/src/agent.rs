@@ -8,16 +8,15 @@
 
 use crate::api::ApiContext;
 use crate::config::AgentConfig;
-use crate::discovery::docker::{self, DockerConfig};
-use crate::discovery::plugin_source::{self, PluginDiscovery};
-use crate::discovery::{self, DiscoveryConfig, LocalView, Method, SourceHandle};
+use crate::discovery::docker::DockerConfig;
+use crate::discovery::{self, DiscoveryConfig, LocalView, Method, Origin};
 use crate::health::scheduler::{Scheduler, Statuses};
 use crate::health::{CheckRegistry, HealthConfig};
 use crate::listeners;
 use crate::metrics::DaemonMetrics;
 use crate::shared_catalog::SharedCatalog;
 use sidecar_catalog::Catalog;
-use sidecar_plugin_host::{LoadedPlugins, Namer, Runtime};
+use sidecar_plugin_host::{LoadedDiscovery, LoadedPlugins, Namer, Runtime};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -32,7 +31,7 @@ const EXPIRY_INTERVAL: Duration = Duration::from_secs(2);
 pub struct Policy {
     pub namer: Arc<dyn Namer>,
     pub checks: CheckRegistry,
-    pub discovery: Vec<PluginDiscovery>,
+    pub discovery: Vec<LoadedDiscovery>,
 }
 
 impl Policy {
@@ -47,15 +46,7 @@ impl Policy {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ),
-            discovery: loaded
-                .discovery
-                .iter()
-                .map(|d| PluginDiscovery {
-                    name: d.name.clone(),
-                    source: d.source.clone(),
-                    interval: d.interval,
-                })
-                .collect(),
+            discovery: loaded.discovery.clone(),
         }
     }
 }
@@ -93,7 +84,7 @@ pub struct LocalSide {
 }
 
 /// Starts discovery, the health scheduler and the announcer on `tasks`. Discovered
-/// listeners are reconciled with `listeners` before each announcement.
+/// listeners are reconciled with `listeners` before the announcer sees a view.
 pub fn start_local(
     cfg: &LocalConfig,
     policy: &Policy,
@@ -102,55 +93,23 @@ pub fn start_local(
     listeners: Option<Arc<listeners::Registry>>,
     tasks: &mut JoinSet<()>,
 ) -> LocalSide {
-    for unknown in &cfg.discovery.unknown {
-        tracing::warn!(
-            "SIDECAR_DISCOVERY: unknown discovery method {unknown:?} ignored (known: docker, static; plugins come from plugins.toml)"
-        );
+    let origin = Origin {
+        node: cfg.node_name.clone(),
+        advertise_ip: cfg.advertise_ip.clone(),
+    };
+    let sources = discovery::Sources {
+        config: &cfg.discovery,
+        docker: &cfg.docker,
+        namer: policy.namer.clone(),
+        plugins: &policy.discovery,
+        metrics: metrics.clone(),
+    };
+    let mut view = discovery::start(sources, &origin, tasks);
+    if let Some(registry) = listeners {
+        let (staged, stage) = listeners::stage(registry, view);
+        tasks.spawn(stage);
+        view = staged;
     }
-    let mut sources = Vec::new();
-    for m in &cfg.discovery.methods {
-        match m {
-            Method::Static => {
-                let (handle, rx) = SourceHandle::new("static");
-                sources.push(("static".to_string(), rx));
-                tasks.spawn(discovery::static_file::run(
-                    cfg.discovery.static_file.clone(),
-                    cfg.node_name.clone(),
-                    cfg.advertise_ip.clone(),
-                    handle,
-                ));
-            }
-            Method::Docker => {
-                let (handle, rx) = SourceHandle::new("docker");
-                sources.push(("docker".to_string(), rx));
-                tasks.spawn(docker::run(
-                    cfg.docker.clone(),
-                    cfg.discovery.docker.clone(),
-                    policy.namer.clone(),
-                    cfg.node_name.clone(),
-                    cfg.advertise_ip.clone(),
-                    handle,
-                ));
-            }
-        }
-    }
-    for p in &policy.discovery {
-        let name = format!("plugin:{}", p.name);
-        let (handle, rx) = SourceHandle::new(name.clone());
-        sources.push((name, rx));
-        tasks.spawn(plugin_source::run(
-            p.clone(),
-            cfg.node_name.clone(),
-            cfg.advertise_ip.clone(),
-            handle,
-            metrics.clone(),
-        ));
-    }
-    if sources.is_empty() {
-        tracing::warn!("no discovery method configured: running passive (announcing nothing)");
-    }
-    let (view, combiner) = discovery::combine(sources);
-    tasks.spawn(combiner);
 
     let (health_tx, health) = watch::channel(Statuses::default());
     let scheduler = Scheduler {
@@ -167,7 +126,6 @@ pub fn start_local(
         view.clone(),
         health.clone(),
         ready_tx,
-        listeners,
     ));
     LocalSide {
         view,

@@ -6,7 +6,6 @@
 
 use crate::discovery::LocalView;
 use crate::health::scheduler::Statuses;
-use crate::listeners::Registry;
 use crate::shared_catalog::SharedCatalog;
 use sidecar_catalog::Status;
 use std::sync::Arc;
@@ -24,7 +23,6 @@ pub async fn run(
     mut view: watch::Receiver<Option<Arc<LocalView>>>,
     mut health: watch::Receiver<Statuses>,
     ready: watch::Sender<bool>,
-    listeners: Option<Arc<Registry>>,
 ) {
     let mut tick = tokio::time::interval(SYNC_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -40,9 +38,6 @@ pub async fn run(
         let Some(current) = view.borrow_and_update().clone() else {
             continue;
         };
-        if let Some(l) = &listeners {
-            l.reconcile(&current);
-        }
         let statuses = health.borrow_and_update().clone();
         let generation = catalog.snapshot().generation;
         if let Some((v, h, g, at)) = &last
@@ -89,7 +84,7 @@ mod tests {
         let (view_tx, view_rx) = watch::channel(None);
         let (health_tx, health_rx) = watch::channel(Statuses::default());
         let (ready_tx, mut ready_rx) = watch::channel(false);
-        tokio::spawn(run(catalog.clone(), view_rx, health_rx, ready_tx, None));
+        tokio::spawn(run(catalog.clone(), view_rx, health_rx, ready_tx));
         let local = LocalService {
             service: Service {
                 id: "a".into(),

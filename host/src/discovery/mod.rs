@@ -14,11 +14,87 @@ pub mod static_file;
 
 pub use config::{DiscoveryConfig, DockerEndpoint, Method};
 
+use crate::metrics::DaemonMetrics;
+use docker::DockerConfig;
 use sidecar_catalog::Service;
-use sidecar_plugin_host::{CheckSpec, Discovered};
+use sidecar_plugin_host::{CheckSpec, Discovered, LoadedDiscovery, Namer};
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Whose services a source reports: this node's name (their `Hostname`) and the IP
+/// put on their ports.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub node: String,
+    pub advertise_ip: String,
+}
+
+/// What the sources run with: the built-in methods' settings and the policy plugins.
+pub struct Sources<'a> {
+    pub config: &'a DiscoveryConfig,
+    pub docker: &'a DockerConfig,
+    pub namer: Arc<dyn Namer>,
+    pub plugins: &'a [LoadedDiscovery],
+    pub metrics: Arc<DaemonMetrics>,
+}
+
+/// Starts every configured source and the combiner on `tasks`; returns the combined
+/// view (`None` until every source has reported once).
+pub fn start(
+    sources: Sources<'_>,
+    origin: &Origin,
+    tasks: &mut JoinSet<()>,
+) -> watch::Receiver<Option<Arc<LocalView>>> {
+    for unknown in &sources.config.unknown {
+        tracing::warn!(
+            "SIDECAR_DISCOVERY: unknown discovery method {unknown:?} ignored (known: docker, static; plugins come from plugins.toml)"
+        );
+    }
+    let mut channels = Vec::new();
+    let mut spawn = |name: String, run: Box<dyn FnOnce(SourceHandle) -> BoxedRun>| {
+        let (handle, rx) = SourceHandle::new(name.clone());
+        channels.push((name, rx));
+        tasks.spawn(run(handle));
+    };
+    for m in &sources.config.methods {
+        let origin = origin.clone();
+        match m {
+            Method::Static => {
+                let path = sources.config.static_file.clone();
+                spawn(
+                    "static".into(),
+                    Box::new(move |h| Box::pin(static_file::run(path, origin, h))),
+                );
+            }
+            Method::Docker => {
+                let (cfg, endpoint) = (sources.docker.clone(), sources.config.docker.clone());
+                let namer = sources.namer.clone();
+                spawn(
+                    "docker".into(),
+                    Box::new(move |h| Box::pin(docker::run(cfg, endpoint, namer, origin, h))),
+                );
+            }
+        }
+    }
+    for p in sources.plugins {
+        let (plugin, origin, metrics) = (p.clone(), origin.clone(), sources.metrics.clone());
+        spawn(
+            format!("plugin:{}", p.name),
+            Box::new(move |h| Box::pin(plugin_source::run(plugin, origin, h, metrics))),
+        );
+    }
+    if channels.is_empty() {
+        tracing::warn!("no discovery method configured: running passive (announcing nothing)");
+    }
+    let (view, combiner) = combine(channels);
+    tasks.spawn(combiner);
+    view
+}
+
+type BoxedRun = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// One local service as discovery reports it, before health checks set its status.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,30 +1,25 @@
 //! Discovery-source plugins: each one configured in plugins.toml is polled on its
 //! interval and what it returns is announced. An error keeps the previous result.
 
-use super::{LocalService, SourceHandle};
+use super::{LocalService, Origin, SourceHandle};
 use crate::metrics::DaemonMetrics;
 use sidecar_catalog::Timestamp;
-use sidecar_plugin_host::{DiscoverySource, PluginError};
+use sidecar_plugin_host::{LoadedDiscovery, PluginError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// One configured discovery plugin.
-#[derive(Clone)]
-pub struct PluginDiscovery {
-    pub name: String,
-    pub source: Arc<dyn DiscoverySource>,
-    pub interval: Duration,
-}
-
 /// Polls `plugin` forever, publishing each complete answer.
 pub async fn run(
-    plugin: PluginDiscovery,
-    me: String,
-    advertise_ip: String,
+    plugin: LoadedDiscovery,
+    origin: Origin,
     handle: SourceHandle,
     metrics: Arc<DaemonMetrics>,
 ) {
+    let Origin {
+        node: me,
+        advertise_ip,
+    } = origin;
     // `created` left zero by the plugin: when this process first saw the service.
     let mut first_seen: HashMap<String, Timestamp> = HashMap::new();
     let mut tick = tokio::time::interval(plugin.interval.max(Duration::from_millis(100)));
@@ -66,6 +61,7 @@ mod tests {
     use parking_lot::Mutex;
     use sidecar_catalog::Service;
     use sidecar_plugin_host::Discovered;
+    use sidecar_plugin_host::DiscoverySource;
 
     struct Scripted(Mutex<Vec<Result<Vec<Discovered>, PluginError>>>);
 
@@ -107,13 +103,15 @@ mod tests {
         tokio::spawn(task);
         let metrics = Arc::new(DaemonMetrics::default());
         tokio::spawn(run(
-            PluginDiscovery {
+            LoadedDiscovery {
                 name: "p".into(),
                 source: Arc::new(src),
                 interval: Duration::from_millis(100),
             },
-            "me".into(),
-            "10.0.0.1".into(),
+            Origin {
+                node: "me".into(),
+                advertise_ip: "10.0.0.1".into(),
+            },
             handle,
             metrics.clone(),
         ));

@@ -13,7 +13,7 @@
 //! so a restart looked like remove + add); an `ID` given in the file is used; an empty
 //! `ProxyMode` means `http`; `Created` is when this process first saw the target.
 
-use super::{LocalService, SourceHandle, listener_url};
+use super::{LocalService, Origin, SourceHandle, listener_url};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sidecar_catalog::{Service, Timestamp};
@@ -217,7 +217,11 @@ pub fn to_local(
 }
 
 /// Watches the file and publishes its services; runs forever.
-pub async fn run(path: PathBuf, me: String, advertise_ip: String, handle: SourceHandle) {
+pub async fn run(path: PathBuf, origin: Origin, handle: SourceHandle) {
+    let Origin {
+        node: me,
+        advertise_ip,
+    } = origin;
     let mut seen: Option<(Option<SystemTime>, u64)> = None;
     let mut last_error_meta = None;
     let mut tick = tokio::time::interval(POLL_INTERVAL);

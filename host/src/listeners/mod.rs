@@ -1,9 +1,10 @@
 //! Listeners: HTTP endpoints that get every change event POSTed to them.
 //!
 //! Sources: `LISTENERS_URLS` (never removed) and discovery (`SidecarListener` label,
-//! static `ListenPort`; added and removed with their service). The announcer reconciles
-//! the discovered ones *before* it announces, so a new service's listener already gets
-//! the service's own first events. One dispatcher fans the catalog's change events out
+//! static `ListenPort`; added and removed with their service). [`stage`] sits between
+//! discovery and the announcer and reconciles the discovered ones *before* the view
+//! reaches the announcer, so a new service's listener already gets the service's own
+//! first events. One dispatcher fans the catalog's change events out
 //! to a bounded queue per listener (20 events, overflow dropped), so a slow listener
 //! never blocks the catalog or the other listeners.
 
@@ -17,7 +18,7 @@ use sidecar_catalog::ChangeEvent;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
 /// Sidecar's `LISTENER_EVENT_BUFFER_SIZE`.
@@ -104,8 +105,34 @@ impl Registry {
     }
 }
 
-/// Starts the `LISTENERS_URLS` listeners and the dispatcher; returns the registry the
-/// announcer reconciles discovered listeners with.
+/// Reconciles the discovered listeners with each new discovery view, then passes the
+/// view on. The announcer reads the forwarded view, so a new service's listener runs
+/// before the service's own first events are published.
+pub fn stage(
+    registry: Arc<Registry>,
+    mut view: watch::Receiver<Option<Arc<LocalView>>>,
+) -> (
+    watch::Receiver<Option<Arc<LocalView>>>,
+    impl std::future::Future<Output = ()>,
+) {
+    let (tx, rx) = watch::channel(None);
+    let task = async move {
+        loop {
+            let current = view.borrow_and_update().clone();
+            if let Some(v) = &current {
+                registry.reconcile(v);
+            }
+            tx.send_replace(current);
+            if view.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    (rx, task)
+}
+
+/// Starts the `LISTENERS_URLS` listeners and the dispatcher; returns the registry
+/// [`stage`] reconciles discovered listeners with.
 pub fn start(
     cfg: &ListenersConfig,
     catalog: Arc<SharedCatalog>,

@@ -14,15 +14,15 @@
 use super::api::{DiscoverySource, HealthChecker, Namer, PluginError, ProxyEmitter};
 use super::breaker::BreakerPolicy;
 use super::cache::{CacheOutcome, CacheSetting, CompileCache, sha256_hex};
-use super::check::{CheckPool, WasmChecker};
-use super::discovery::{DiscoveryPool, WasmDiscovery};
+use super::check::WasmChecker;
+use super::discovery::WasmDiscovery;
 use super::embedded;
-use super::emitter::{EmitterPool, WasmEmitter};
+use super::emitter::WasmEmitter;
 use super::engine::{self, Allocator, AllocatorChoice, EngineSizing};
 use super::grants::{Grants, HostPattern, Placeholders};
 use super::inspect::{self, Inspection};
 use super::limits::{DEFAULT_CHECK_INSTANCES, DEFAULT_MEMORY_MB, Limits};
-use super::namer::{NamerPool, WasmNamer};
+use super::namer::WasmNamer;
 use super::pool::{Pool, PoolControl, PoolStats};
 use super::state::{HostState, PluginContext};
 use super::world::World;
@@ -287,35 +287,21 @@ impl Runtime {
             };
             let used = !w.uses.is_empty();
             let policy = options.breaker;
+            // One pool per plugin, filed under its kind and warmed up below if used.
+            let build = Builder {
+                engine: &engine,
+                linker: &linker,
+                component: &component,
+                ctx,
+                policy,
+                wanted: &w,
+                used,
+            };
             let pool: Arc<dyn PoolControl> = match kind {
-                Kind::Namer => {
-                    let pool: Arc<NamerPool> =
-                        Arc::new(pool(&engine, &linker, &component, ctx, policy, &w)?);
-                    namers.insert(w.name.clone(), pool.clone());
-                    warmups.push(Box::pin(warm(used, pool.clone())) as BoxFuture<'static, ()>);
-                    pool
-                }
-                Kind::HealthCheck => {
-                    let pool: Arc<CheckPool> =
-                        Arc::new(pool(&engine, &linker, &component, ctx, policy, &w)?);
-                    checkers.insert(w.name.clone(), pool.clone());
-                    warmups.push(Box::pin(warm(used, pool.clone())) as BoxFuture<'static, ()>);
-                    pool
-                }
-                Kind::DiscoverySource => {
-                    let pool: Arc<DiscoveryPool> =
-                        Arc::new(pool(&engine, &linker, &component, ctx, policy, &w)?);
-                    sources.insert(w.name.clone(), pool.clone());
-                    warmups.push(Box::pin(warm(used, pool.clone())) as BoxFuture<'static, ()>);
-                    pool
-                }
-                Kind::ProxyEmitter => {
-                    let pool: Arc<EmitterPool> =
-                        Arc::new(pool(&engine, &linker, &component, ctx, policy, &w)?);
-                    emitters.insert(w.name.clone(), pool.clone());
-                    warmups.push(Box::pin(warm(used, pool.clone())) as BoxFuture<'static, ()>);
-                    pool
-                }
+                Kind::Namer => build.file(&mut namers, &mut warmups)?,
+                Kind::HealthCheck => build.file(&mut checkers, &mut warmups)?,
+                Kind::DiscoverySource => build.file(&mut sources, &mut warmups)?,
+                Kind::ProxyEmitter => build.file(&mut emitters, &mut warmups)?,
             };
             entries.push(Entry {
                 info,
@@ -391,6 +377,38 @@ async fn warm<W: World>(used: bool, pool: Arc<Pool<W>>) {
             PluginError::Unavailable { .. } => {} // logged by the pool; reported by problems()
             other => tracing::warn!(plugin = pool.name(), "first instance failed: {other}"),
         }
+    }
+}
+
+/// What building one plugin's pool takes.
+struct Builder<'a> {
+    engine: &'a Engine,
+    linker: &'a Linker<HostState>,
+    component: &'a Component,
+    ctx: Arc<PluginContext>,
+    policy: BreakerPolicy,
+    wanted: &'a Wanted,
+    used: bool,
+}
+
+impl Builder<'_> {
+    /// Builds the pool, files it in `pools` by plugin name and queues its warm-up.
+    fn file<W: World>(
+        self,
+        pools: &mut BTreeMap<String, Arc<Pool<W>>>,
+        warmups: &mut Vec<BoxFuture<'static, ()>>,
+    ) -> anyhow::Result<Arc<dyn PoolControl>> {
+        let pool = Arc::new(pool::<W>(
+            self.engine,
+            self.linker,
+            self.component,
+            self.ctx,
+            self.policy,
+            self.wanted,
+        )?);
+        pools.insert(self.wanted.name.clone(), pool.clone());
+        warmups.push(Box::pin(warm(self.used, pool.clone())));
+        Ok(pool)
     }
 }
 

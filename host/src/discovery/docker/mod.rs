@@ -10,7 +10,7 @@
 pub mod labels;
 
 use super::config::DockerEndpoint;
-use super::{LocalService, SourceHandle};
+use super::{LocalService, Origin, SourceHandle};
 use bollard::Docker;
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use futures::StreamExt;
@@ -150,10 +150,13 @@ pub async fn run(
     cfg: DockerConfig,
     endpoint: DockerEndpoint,
     namer: Arc<dyn Namer>,
-    hostname: String,
-    advertise_ip: String,
+    origin: Origin,
     handle: SourceHandle,
 ) {
+    let Origin {
+        node: hostname,
+        advertise_ip,
+    } = origin;
     let mut d = Discoverer {
         namer,
         hostname,
