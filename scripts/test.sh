@@ -13,6 +13,9 @@ section() { printf '\n==> %s (%ss)\n' "$1" "$SECONDS"; }
 section "format"
 cargo fmt --all -- --check
 
+section "layering (crate graph, one reader of the environment)"
+scripts/check-layering.sh
+
 section "build (daemon, default plugins, test plugins)"
 cargo build --release --locked --workspace --all-targets
 

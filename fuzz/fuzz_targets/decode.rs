@@ -4,11 +4,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sidecar_fuzz::catalog::{Catalog, Fingerprint, Mono, Now, Record, Service, Timestamp};
-use sidecar_fuzz::cluster::crypto::Keyring;
-use sidecar_fuzz::cluster::swim::{CatalogPort, Swim, SwimConfig};
-use sidecar_fuzz::cluster::wire::frame::{Channel, Framer};
-use sidecar_fuzz::cluster::wire::{self, Stream};
+use sidecar_catalog::{Catalog, Fingerprint, Mono, Now, Record, Service, Timestamp};
+use sidecar_cluster::crypto::Keyring;
+use sidecar_cluster::swim::{CatalogPort, Swim, SwimConfig};
+use sidecar_cluster::wire::frame::{Channel, Framer};
+use sidecar_cluster::wire::{self, Stream};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
