@@ -55,6 +55,12 @@ impl Snapshot {
 pub struct CatalogCounters {
     pub stale_dropped: AtomicU64,
     pub change_events: AtomicU64,
+    /// Peers' records refused: stamped too far in the future, or about a member sent by
+    /// another announcer.
+    pub refused_future: AtomicU64,
+    pub refused_foreign: AtomicU64,
+    /// Copies of our records we did not write, answered by re-announcing ours.
+    pub refuted: AtomicU64,
 }
 
 pub struct SharedCatalog {
@@ -65,6 +71,8 @@ pub struct SharedCatalog {
     snapshots: watch::Sender<Arc<Snapshot>>,
     events: broadcast::Sender<Arc<ChangeEvent>>,
     outbound: mpsc::UnboundedSender<Vec<Record>>,
+    /// Our member name: the announcer of our records.
+    me: Arc<str>,
     pub counters: CatalogCounters,
 }
 
@@ -80,7 +88,9 @@ impl SharedCatalog {
         let (snapshots, _) = watch::channel(first);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (outbound, rx) = mpsc::unbounded_channel();
+        let me = Arc::from(catalog.hostname());
         let shared = Arc::new(SharedCatalog {
+            me,
             catalog: Mutex::new(catalog),
             started: Instant::now(),
             generation: AtomicU64::new(0),
@@ -132,7 +142,33 @@ impl SharedCatalog {
     /// Merges records received from a peer. The caller (the cluster) disseminates what
     /// was stored; nothing is queued on the outbound stream.
     pub fn merge_remote(&self, announcer: &str, records: Vec<Service>) -> Applied {
-        self.apply(false, |c, now| c.merge_all(announcer, records, now))
+        let applied = self.apply(false, |c, now| c.merge_all(announcer, records, now));
+        let count = |c: &AtomicU64, n: usize| c.fetch_add(n as u64, Ordering::Relaxed);
+        if applied.refused_future > 0 {
+            count(&self.counters.refused_future, applied.refused_future);
+            tracing::warn!(
+                %announcer,
+                count = applied.refused_future,
+                "refused records stamped more than the allowed clock skew in the future"
+            );
+        }
+        if applied.refused_foreign > 0 {
+            count(&self.counters.refused_foreign, applied.refused_foreign);
+            tracing::warn!(
+                %announcer,
+                count = applied.refused_foreign,
+                "refused records about another member (only a member writes its own records)"
+            );
+        }
+        if applied.refuted > 0 {
+            count(&self.counters.refuted, applied.refuted);
+            tracing::warn!(
+                %announcer,
+                count = applied.refuted,
+                "received copies of our records that we did not write: re-announced ours"
+            );
+        }
+        applied
     }
 
     /// Reconciles our own records with discovery's complete current view.
@@ -196,8 +232,19 @@ impl SharedCatalog {
             // No subscribers is fine: nobody is listening yet.
             let _ = self.events.send(Arc::new(event.clone()));
         }
-        if local && !applied.stored.is_empty() {
-            let _ = self.outbound.send(applied.stored.clone());
+        // Our records go out: local changes, and refutations of copies we did not write.
+        let ours: Vec<Record> = if local {
+            applied.stored.clone()
+        } else {
+            applied
+                .stored
+                .iter()
+                .filter(|r| *r.announcer == *self.me)
+                .cloned()
+                .collect()
+        };
+        if !ours.is_empty() {
+            let _ = self.outbound.send(ours);
         }
         applied
     }
@@ -265,6 +312,21 @@ mod tests {
         let applied = shared.merge_remote("peer", vec![svc]);
         assert_eq!(applied.stored.len(), 1);
         assert!(outbound.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_forged_copy_of_our_record_sends_ours_out_again() {
+        let (shared, mut outbound) = SharedCatalog::with_defaults("me", "default");
+        shared.sync_local(vec![local("a")]);
+        let first = outbound.try_recv().expect("announced");
+        let mut forged = first[0].service.clone();
+        forged.status = Status::Draining;
+        forged.updated = forged.updated.add_nanos(1_000_000);
+        shared.merge_remote("evil", vec![forged.clone()]);
+        let again = outbound.try_recv().expect("refuted");
+        assert_eq!(again[0].service.status, Status::Alive);
+        assert!(again[0].service.updated > forged.updated);
+        assert_eq!(shared.counters.refuted.load(Ordering::Relaxed), 1);
     }
 
     #[test]

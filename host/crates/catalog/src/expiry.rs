@@ -9,8 +9,9 @@ impl Catalog {
     /// Sidecar's `TombstoneOthersServices`, measured on our own monotonic clock:
     ///
     /// * a tombstone is deleted once we have held it for the tombstone lifespan (3 h), or
-    ///   once its `Updated` is that old by our wall clock (so a late copy that reaches us
-    ///   is not kept for three more hours);
+    ///   once its `Updated` is that old by its announcer's clock as we estimate it (so a
+    ///   late copy that reaches us is not kept for three more hours; no wall clocks are
+    ///   compared, so skew between hosts changes nothing);
     /// * an ALIVE/UNHEALTHY/UNKNOWN record whose announcer we have not heard from, and
     ///   that we have not received a newer version of, for 80 s (DRAINING: 10 min) becomes
     ///   a tombstone stamped `Updated + 1 s`, so that a newer record held elsewhere still
@@ -20,7 +21,6 @@ impl Catalog {
     pub fn expire(&mut self, now: Now) -> Applied {
         let mut purge = Vec::new();
         let mut expire = Vec::new();
-        let tombstone_wall_limit = now.wall.saturating_sub(self.lifespans.tombstone);
         for (host, server) in &self.state.servers {
             let metas = self.meta.get(host);
             for (id, svc) in &server.services {
@@ -36,10 +36,15 @@ impl Catalog {
                     })
                     .unwrap_or_default();
                 let age = now.mono.since(heard);
+                let origin_now = match meta {
+                    Some(m) if m.announcer == self.me => Some(now.wall),
+                    Some(m) => self.origin_now(&m.announcer, now),
+                    None => None,
+                };
+                let issued_long_ago = origin_now
+                    .is_some_and(|o| svc.updated < o.saturating_sub(self.lifespans.tombstone));
                 match svc.status {
-                    Status::Tombstone
-                        if age > self.lifespans.tombstone || svc.updated < tombstone_wall_limit =>
-                    {
+                    Status::Tombstone if age > self.lifespans.tombstone || issued_long_ago => {
                         purge.push((host.clone(), id.clone()));
                     }
                     Status::Draining if age > self.lifespans.draining => {
@@ -221,13 +226,21 @@ mod tests {
     #[test]
     fn late_copies_of_old_tombstones_are_not_kept_for_another_three_hours() {
         let mut c = Catalog::new("me", "default");
-        // Arrives 2h59m after it was issued; our wall clock says it is nearly expired.
+        // `a`'s clock says 12:59 (a fresh record), and a copy of a tombstone it issued at
+        // 10:00 arrives late: by `a`'s clock it is nearly expired. Our wall clock is an
+        // hour behind `a`'s, which changes nothing.
+        c.merge(
+            "a",
+            svc("a", "fresh", Status::Alive, "2024-05-01T12:59:00Z"),
+            at("2024-05-01T11:59:00Z", 0),
+        );
         c.merge(
             "a",
             svc("a", "x", Status::Tombstone, "2024-05-01T10:00:00Z"),
-            at("2024-05-01T12:59:00Z", 0),
+            at("2024-05-01T11:59:00Z", 0),
         );
-        assert_eq!(c.expire(at("2024-05-01T13:00:01Z", 61)).removed, 1);
+        assert_eq!(c.expire(at("2024-05-01T11:59:59Z", 59)).removed, 0);
+        assert_eq!(c.expire(at("2024-05-01T12:00:01Z", 61)).removed, 1);
     }
 
     #[test]

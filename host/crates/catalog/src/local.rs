@@ -22,8 +22,9 @@ impl Catalog {
     /// (Sidecar's `TrackNewServices` + `TombstoneServices`):
     ///
     /// * a service that is new, or whose content or status differs from its record, is
-    ///   stored with a fresh stamp from the origin clock (a DRAINING record stays
-    ///   DRAINING while discovery reports it ALIVE);
+    ///   stored with a fresh stamp from the origin clock (a record drained through
+    ///   [`drain`](Catalog::drain) stays DRAINING while discovery reports it ALIVE; any
+    ///   other status ends the drain);
     /// * a record not re-stamped for `restamp` (1 h) gets a fresh stamp;
     /// * a live record we announce that is no longer discovered becomes a tombstone.
     ///
@@ -38,11 +39,16 @@ impl Catalog {
             if d.hostname.is_empty() {
                 d.hostname = me.to_string();
             }
-            wanted.insert((d.hostname.clone(), d.id.clone()));
-            if let Some(stored) = self.state.get(&d.hostname, &d.id) {
-                if stored.status == Status::Draining && d.status == Status::Alive {
+            let key = (d.hostname.clone(), d.id.clone());
+            if self.drained.contains(&key) {
+                if d.status == Status::Alive {
                     d.status = Status::Draining;
+                } else {
+                    self.drained.remove(&key);
                 }
+            }
+            wanted.insert(key);
+            if let Some(stored) = self.state.get(&d.hostname, &d.id) {
                 let fresh = now.wall.duration_since(stored.updated) < self.lifespans.restamp;
                 if fresh && stored.same_content(&d) {
                     continue;
@@ -69,6 +75,8 @@ impl Catalog {
             let stamp = self.clock.stamp(now.wall);
             self.tombstone(&host, &id, stamp, now.mono, &mut out);
         }
+        self.drained.retain(|key| wanted.contains(key));
+        self.local_synced = true;
         self.refresh_announcer(&me.clone(), now.mono);
         out
     }
@@ -95,6 +103,7 @@ impl Catalog {
         };
         svc.status = Status::Draining;
         svc.updated = self.clock.stamp(now.wall);
+        self.drained.insert((svc.hostname.clone(), svc.id.clone()));
         let mut out = Applied::default();
         self.merge_into(&me, svc, now, &mut out);
         Ok(out)
@@ -310,5 +319,24 @@ mod tests {
         assert_eq!(c.announcer_of("legacy-db", "db").map(|a| &**a), Some("me"));
         let out = c.sync_local(vec![], at("2024-05-01T10:00:02Z", 2));
         assert_eq!(out.events.len(), 1, "and tombstoned by us when it goes");
+    }
+
+    #[test]
+    fn draining_comes_only_from_our_own_drain() {
+        let mut c = Catalog::new("me", "default");
+        // Before discovery reported, a DRAINING copy of our record arrives (a previous
+        // life's, or a forgery): kept for discovery to confirm, but not its status.
+        c.merge(
+            "evil",
+            svc("me", "a", Status::Draining, "2024-05-01T10:00:00Z"),
+            at("2024-05-01T10:00:00Z", 0),
+        );
+        c.sync_local(
+            vec![local("a", Status::Alive)],
+            at("2024-05-01T10:00:01Z", 1),
+        );
+        let rec = c.state().get("me", "a").expect("ours");
+        assert_eq!(rec.status, Status::Alive);
+        assert!(rec.updated > ts("2024-05-01T10:00:00Z"));
     }
 }

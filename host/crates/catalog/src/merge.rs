@@ -7,18 +7,26 @@ use super::store::{Applied, Catalog, Meta, Record};
 use super::time::Timestamp;
 
 impl Catalog {
-    /// Merges one record announced by `announcer`:
+    /// Merges one record a peer relayed, announced by `announcer`:
     ///
-    /// 1. older than `tombstone + stale_fudge` (3 h 1 min): dropped, and any stored copy
-    ///    deleted (Sidecar PR #71/#73);
-    /// 2. unknown (hostname, ID): stored as is, whatever its status; event with previous
+    /// 1. stamped more than `max_future` (2 h) ahead of our wall clock: refused;
+    /// 2. a record of ours (announced by us, or naming our hostname): never stored from
+    ///    outside. A copy we did not write is answered by re-announcing ours with a newer
+    ///    stamp (or a tombstone, for a record we do not have), so a forged copy lives
+    ///    one gossip round at most;
+    /// 3. about a host that is itself an announcer, from another announcer: refused
+    ///    (only H writes H's records; third-party hosts of static files are not members);
+    /// 4. older than `tombstone + stale_fudge` (3 h 1 min) by the announcer's own clock
+    ///    (as we estimate it: its newest stamp plus our monotonic time since): dropped,
+    ///    and any stored copy deleted (Sidecar PR #71/#73, without comparing clocks);
+    /// 5. unknown (hostname, ID): stored as is, whatever its status; event with previous
     ///    status UNKNOWN;
-    /// 3. strictly newer `Updated`: replaces the stored record, except that DRAINING is
+    /// 6. strictly newer `Updated`: replaces the stored record, except that DRAINING is
     ///    not overwritten by ALIVE (the record stays DRAINING); event if the status changed;
-    /// 4. equal or older: ignored.
+    /// 7. equal or older: ignored.
     pub fn merge(&mut self, announcer: &str, incoming: Service, now: Now) -> Applied {
         let mut out = Applied::default();
-        self.merge_into(announcer, incoming, now, &mut out);
+        self.merge_remote(announcer, incoming, now, &mut out);
         out
     }
 
@@ -31,11 +39,76 @@ impl Catalog {
     ) -> Applied {
         let mut out = Applied::default();
         for svc in incoming {
-            self.merge_into(announcer, svc, now, &mut out);
+            self.merge_remote(announcer, svc, now, &mut out);
         }
         out
     }
 
+    fn merge_remote(&mut self, announcer: &str, n: Service, now: Now, out: &mut Applied) {
+        if n.updated > now.wall.saturating_add(self.lifespans.max_future) {
+            out.refused_future += 1;
+            return;
+        }
+        if announcer == &*self.me || n.hostname == *self.me {
+            self.answer_own_copy(n, now, out);
+            return;
+        }
+        if n.hostname != announcer && self.announcer_heard.contains_key(n.hostname.as_str()) {
+            out.refused_foreign += 1;
+            return;
+        }
+        let window = self.lifespans.tombstone + self.lifespans.stale_fudge;
+        if let Some(origin_now) = self.origin_now(announcer, now)
+            && n.updated < origin_now.saturating_sub(window)
+        {
+            out.stale += 1;
+            if self.remove(&n.hostname, &n.id) {
+                out.removed += 1;
+            }
+            return;
+        }
+        self.merge_into(announcer, n, now, out);
+    }
+
+    /// A peer's copy of one of our records. Ours is the only version that stands.
+    fn answer_own_copy(&mut self, n: Service, now: Now, out: &mut Applied) {
+        // Whatever the copy is, our next stamp must beat it.
+        self.clock.observe(n.updated);
+        let me = self.me.clone();
+        let ours = self
+            .state
+            .get(&n.hostname, &n.id)
+            .filter(|_| self.announcer_of(&n.hostname, &n.id) == Some(&me))
+            .cloned();
+        match ours {
+            Some(mine) => {
+                if n.updated < mine.updated || (n.updated == mine.updated && mine.same_content(&n))
+                {
+                    return; // our own version, or an older one that loses anyway
+                }
+                let mut again = mine;
+                again.updated = self.clock.stamp(now.wall);
+                self.merge_into(&me, again, now, out);
+                out.refuted += 1;
+            }
+            // Before local discovery has reported, this may be our previous life's record:
+            // keep it for `sync_local` to confirm (re-stamped, with our content and status)
+            // or tombstone, so a restart does not flap the services that still run.
+            None if !self.local_synced && n.hostname == *self.me => {
+                self.merge_into(&me, n, now, out);
+            }
+            None if n.is_tombstone() => {}
+            None => {
+                let mut tomb = n;
+                tomb.status = Status::Tombstone;
+                tomb.updated = self.clock.stamp(now.wall);
+                self.merge_into(&me, tomb, now, out);
+                out.refuted += 1;
+            }
+        }
+    }
+
+    /// Stores `n` if it is new or newer (the checks on who may write it are done).
     pub(super) fn merge_into(
         &mut self,
         announcer: &str,
@@ -43,19 +116,8 @@ impl Catalog {
         now: Now,
         out: &mut Applied,
     ) {
-        let stale_before = now
-            .wall
-            .saturating_sub(self.lifespans.tombstone + self.lifespans.stale_fudge);
-        if n.updated < stale_before {
-            out.stale += 1;
-            if self.remove(&n.hostname, &n.id) {
-                out.removed += 1;
-            }
-            return;
-        }
-        if announcer == &*self.me || n.hostname == *self.me {
-            // A stamp for one of our own records (from our previous life, or a peer's
-            // tombstone): our next stamp must beat it.
+        let ours = announcer == &*self.me;
+        if ours {
             self.clock.observe(n.updated);
         }
         let announcer = self.intern(announcer);
@@ -71,7 +133,8 @@ impl Catalog {
             Some(_) => return,
         };
         server.last_updated = server.last_updated.max(n.updated);
-        if previous == Some(Status::Draining) && n.status == Status::Alive {
+        // Sidecar's rule for peers' records; ours carry the status we chose.
+        if !ours && previous == Some(Status::Draining) && n.status == Status::Alive {
             n.status = Status::Draining;
         }
         let changed_from = match previous {
@@ -87,6 +150,9 @@ impl Catalog {
                 heard: now.mono,
             },
         );
+        if !ours {
+            self.note_stamp(&announcer, n.updated, now);
+        }
         if let Some(prev) = changed_from {
             out.events.push(self.record_change(&n, prev));
         }
@@ -356,26 +422,33 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn records_older_than_three_hours_and_a_minute_are_dropped_and_purged() {
+    fn records_older_than_three_hours_and_a_minute_by_their_announcers_clock_are_dropped() {
         let mut c = Catalog::new("me", "default");
+        // Our wall clock (09:00) does not decide: chaucer's newest stamp says 10:01.
+        let wall = now("2024-05-01T09:00:00Z");
         c.merge(
             "chaucer",
             svc("chaucer", "x", Status::Alive, "2024-05-01T07:00:00Z"),
-            now("2024-05-01T09:00:00Z"),
+            wall,
+        );
+        c.merge(
+            "chaucer",
+            svc("chaucer", "new", Status::Alive, "2024-05-01T10:01:00Z"),
+            wall,
         );
         assert!(c.state().get("chaucer", "x").is_some());
-        // At 10:01:00 a record stamped 07:00:00 is exactly 3h1m old: still accepted...
+        // A record stamped 07:00:00 is exactly 3h1m older than 10:01:00: still accepted...
         let at_limit = c.merge(
             "chaucer",
             svc("chaucer", "y", Status::Alive, "2024-05-01T07:00:00Z"),
-            now("2024-05-01T10:01:00Z"),
+            wall,
         );
         assert_eq!(at_limit.stale, 0);
-        // ...one nanosecond later it is stale, and the stored copy is deleted.
+        // ...one nanosecond older it is stale, and the stored copy is deleted.
         let out = c.merge(
             "chaucer",
-            svc("chaucer", "x", Status::Alive, "2024-05-01T07:00:00Z"),
-            now("2024-05-01T10:01:00.000000001Z"),
+            svc("chaucer", "x", Status::Alive, "2024-05-01T06:59:59.999999999Z"),
+            wall,
         );
         assert_eq!(out.stale, 1);
         assert_eq!(out.removed, 1);
@@ -384,19 +457,137 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn stale_drop_of_last_record_removes_the_server() {
+    fn an_announcers_clock_advances_with_ours_between_its_records() {
         let mut c = Catalog::new("me", "default");
         c.merge(
             "h",
             svc("h", "x", Status::Alive, "2024-05-01T07:00:00Z"),
-            now("2024-05-01T07:00:00Z"),
+            Now::new(ts("2024-05-01T07:00:00Z"), Mono(Duration::ZERO)),
         );
-        c.merge(
+        // 3 h 2 min later on our monotonic clock, h's clock is about 10:02.
+        let later = Now::new(
+            ts("2024-05-01T07:00:00Z"),
+            Mono(Duration::from_secs(3 * 3600 + 120)),
+        );
+        let out = c.merge(
             "h",
             svc("h", "x", Status::Alive, "2024-05-01T06:00:00Z"),
+            later,
+        );
+        assert_eq!(out.stale, 1);
+        assert!(!c.state().servers.contains_key("h"), "the empty server goes too");
+    }
+
+    #[test]
+    fn skew_of_an_hour_either_way_changes_nothing() {
+        for skew in [-3600i64, 3600] {
+            let mut c = Catalog::new("me", "default");
+            let ours = ts("2024-05-01T10:00:00Z");
+            let theirs = Timestamp::from_unix_secs(ours.to_parts().0 + skew);
+            let out = c.merge(
+                "peer",
+                Service {
+                    updated: theirs,
+                    ..svc("peer", "x", Status::Alive, "2024-05-01T10:00:00Z")
+                },
+                Now::new(ours, Mono(Duration::ZERO)),
+            );
+            assert_eq!(out.stored.len(), 1, "skew {skew}s");
+            assert_eq!(out.refused_future + out.stale, 0);
+            let expired = c.expire(Now::new(ours, Mono(Duration::from_secs(30))));
+            assert!(expired.is_empty(), "skew {skew}s");
+        }
+    }
+
+    #[test]
+    fn stamps_far_in_the_future_are_refused() {
+        let mut c = Catalog::new("me", "default");
+        let out = c.merge(
+            "peer",
+            svc("peer", "x", Status::Alive, "2024-05-01T12:00:01Z"),
             now("2024-05-01T10:00:00Z"),
         );
-        assert!(!c.state().servers.contains_key("h"));
+        assert_eq!(out.refused_future, 1);
+        assert!(c.state().get("peer", "x").is_none());
+        let out = c.merge(
+            "peer",
+            Service {
+                updated: Timestamp::from_unix_nanos(i128::MAX),
+                ..svc("peer", "x", Status::Alive, "2024-05-01T10:00:00Z")
+            },
+            now("2024-05-01T10:00:00Z"),
+        );
+        assert_eq!(out.refused_future, 1);
+        assert_eq!(c.origin_clock().last(), None, "our clock did not jump");
+        let ok = c.merge(
+            "peer",
+            svc("peer", "x", Status::Alive, "2024-05-01T11:59:59Z"),
+            now("2024-05-01T10:00:00Z"),
+        );
+        assert_eq!(ok.stored.len(), 1, "within the bound");
+    }
+
+    #[test]
+    fn a_forged_copy_of_our_record_is_answered_with_ours_restamped() {
+        let mut c = Catalog::new("me", "default");
+        c.sync_local(
+            vec![Service {
+                hostname: String::new(),
+                ..svc("", "a", Status::Alive, T0)
+            }],
+            now(T0),
+        );
+        let mine = c.state().get("me", "a").cloned().expect("ours");
+        let mut forged = mine.clone();
+        forged.status = Status::Draining;
+        forged.ports[0].ip = "10.9.9.9".into();
+        forged.updated = ts("2024-05-01T11:00:00Z");
+        let out = c.merge("evil", forged, now("2024-05-01T10:00:06Z"));
+        assert_eq!(out.refuted, 1);
+        let now_stored = c.state().get("me", "a").expect("still ours");
+        assert_eq!(now_stored.status, Status::Alive);
+        assert_eq!(now_stored.ports, mine.ports);
+        assert!(now_stored.updated > ts("2024-05-01T11:00:00Z"), "beats the forgery");
+        assert_eq!(&*out.stored[0].announcer, "me", "re-announced by us");
+        // Our own copy echoed back by a peer is not an attack.
+        let echo = c.state().get("me", "a").cloned().expect("ours");
+        let out = c.merge("me", echo, now("2024-05-01T10:00:07Z"));
+        assert!(out.is_empty() && out.refuted == 0);
+    }
+
+    #[test]
+    fn a_record_of_ours_we_never_wrote_is_tombstoned_once_discovery_has_reported() {
+        let mut c = Catalog::new("me", "default");
+        c.sync_local(vec![], now(T0));
+        let out = c.merge(
+            "me",
+            svc("me", "fake", Status::Alive, "2024-05-01T10:00:06Z"),
+            now("2024-05-01T10:00:06Z"),
+        );
+        assert_eq!(out.refuted, 1);
+        let rec = c.state().get("me", "fake").expect("a tombstone");
+        assert_eq!(rec.status, Status::Tombstone);
+        assert!(rec.updated > ts("2024-05-01T10:00:06Z"));
+    }
+
+    #[test]
+    fn a_member_is_the_only_writer_of_its_records() {
+        let mut c = Catalog::new("me", "default");
+        c.refresh_announcer("victim", Mono(Duration::ZERO));
+        let out = c.merge(
+            "evil",
+            svc("victim", "x", Status::Alive, T0),
+            now(T0),
+        );
+        assert_eq!(out.refused_foreign, 1);
+        assert!(c.state().get("victim", "x").is_none());
+        // A third-party host (not a member) may be announced by whoever runs its file.
+        let out = c.merge(
+            "peer",
+            svc("legacy-db", "db", Status::Alive, T0),
+            now(T0),
+        );
+        assert_eq!(out.stored.len(), 1);
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! operation is handed a [`Now`], so a simulator and the unit tests drive it exactly as
 //! the daemon does.
 
-use super::clock::{Mono, OriginClock};
+use super::clock::{Mono, Now, OriginClock};
 use super::events::ChangeEvent;
 use super::model::{Service, ServicesState};
-use std::collections::HashMap;
+use super::time::Timestamp;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,9 @@ pub struct Lifespans {
     /// Our own records are re-stamped at least this often, so that peers never see them
     /// as older than `tombstone` (records carry their last change time, not a heartbeat).
     pub restamp: Duration,
+    /// Incoming records stamped further than this ahead of our wall clock are refused:
+    /// a stamp from the far future would win every merge until then.
+    pub max_future: Duration,
 }
 
 impl Default for Lifespans {
@@ -36,6 +40,7 @@ impl Default for Lifespans {
             tombstone: Duration::from_secs(3 * 3600),
             stale_fudge: Duration::from_secs(60),
             restamp: Duration::from_secs(3600),
+            max_future: Duration::from_secs(2 * 3600),
         }
     }
 }
@@ -61,6 +66,12 @@ pub struct Applied {
     pub removed: usize,
     /// Incoming records dropped for being older than the tombstone lifespan.
     pub stale: usize,
+    /// Incoming records refused: stamped too far in the future, or about a host that
+    /// announces its own records, sent by another announcer.
+    pub refused_future: usize,
+    pub refused_foreign: usize,
+    /// Copies of our own records that we did not write, answered by re-announcing ours.
+    pub refuted: usize,
 }
 
 impl Applied {
@@ -73,6 +84,9 @@ impl Applied {
         self.events.extend(other.events);
         self.removed += other.removed;
         self.stale += other.stale;
+        self.refused_future += other.refused_future;
+        self.refused_foreign += other.refused_foreign;
+        self.refuted += other.refuted;
     }
 }
 
@@ -91,6 +105,14 @@ pub struct Catalog {
     pub(super) meta: HashMap<String, HashMap<String, Meta>>,
     /// announcer -> last time we had evidence it is alive and still asserts its records.
     pub(super) announcer_heard: HashMap<Arc<str>, Mono>,
+    /// announcer -> the newest stamp we stored from it and when (our clock): an estimate
+    /// of its clock, so that staleness never compares its stamps with our wall clock.
+    pub(super) announcer_clock: HashMap<Arc<str>, (Timestamp, Mono)>,
+    /// Our records drained through the API (DRAINING is ours to set, nobody else's).
+    pub(super) drained: HashSet<(String, String)>,
+    /// Whether local discovery has reported once (before that, copies of our records
+    /// from a previous life are kept for it to confirm or tombstone).
+    pub(super) local_synced: bool,
     pub(super) lifespans: Lifespans,
     pub(super) clock: OriginClock,
     pub(super) me: Arc<str>,
@@ -107,6 +129,9 @@ impl Catalog {
             state: ServicesState::new(hostname, cluster_name),
             meta: HashMap::new(),
             announcer_heard: HashMap::new(),
+            announcer_clock: HashMap::new(),
+            drained: HashSet::new(),
+            local_synced: false,
             lifespans,
             clock: OriginClock::new(),
             me: Arc::from(hostname),
@@ -154,6 +179,23 @@ impl Catalog {
             None => {
                 self.announcer_heard.insert(Arc::from(announcer), at);
             }
+        }
+    }
+
+    /// Our estimate of `announcer`'s clock now: its newest stamp we stored, plus the time
+    /// since on our own monotonic clock. `None` for an announcer we never stored from.
+    pub(super) fn origin_now(&self, announcer: &str, now: Now) -> Option<Timestamp> {
+        self.announcer_clock
+            .get(announcer)
+            .map(|(stamp, at)| stamp.saturating_add(now.mono.since(*at)))
+    }
+
+    /// Notes that a record stamped `stamp` from `announcer` was stored at `now`.
+    pub(super) fn note_stamp(&mut self, announcer: &Arc<str>, stamp: Timestamp, now: Now) {
+        let estimate = self.origin_now(announcer, now);
+        if estimate.is_none_or(|e| stamp > e) {
+            self.announcer_clock
+                .insert(announcer.clone(), (stamp, now.mono));
         }
     }
 
