@@ -33,6 +33,8 @@ mod relay;
 pub mod rng;
 mod suspicion;
 mod sync;
+#[cfg(test)]
+mod tests;
 
 pub use config::SwimConfig;
 pub use members::{Member, MemberTable};
