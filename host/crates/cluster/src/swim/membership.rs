@@ -52,12 +52,14 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
 
     /// Suspects whose timer ran out are declared dead.
     pub(super) fn expire_suspicions(&mut self, now: Micros) {
-        let expired: Vec<K> = self
+        let mut expired: Vec<K> = self
             .suspicions
             .iter()
             .filter(|(_, s)| s.deadline <= now)
             .map(|(k, _)| k.clone())
             .collect();
+        // In key order, not the map's (random per process): one seed, one run.
+        expired.sort();
         for k in expired {
             self.declare_dead(k, now);
         }

@@ -110,7 +110,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
     /// Retries unanswered pings every probe timeout (the first retry also goes through
     /// relays) and fails probes whose window is over.
     pub(super) fn run_probes(&mut self, now: Micros) {
-        let due: Vec<u32> = self
+        let mut due: Vec<u32> = self
             .probes
             .iter()
             .filter(|(_, p)| {
@@ -118,6 +118,8 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             })
             .map(|(s, _)| *s)
             .collect();
+        // In sequence order, not the map's (random per process): one seed, one run.
+        due.sort_unstable();
         for seq in due {
             let Some(p) = self.probes.get(&seq) else {
                 continue;

@@ -74,14 +74,16 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
     /// later ack is no longer forwarded).
     pub(super) fn run_relays(&mut self, now: Micros) {
         let mut nacks = Vec::new();
-        self.relays.retain(|_, r| {
+        self.relays.retain(|&ours, r| {
             if !r.nacked && r.nack_at <= now {
                 r.nacked = true;
-                nacks.push((r.requester.clone(), r.seq));
+                nacks.push((ours, r.requester.clone(), r.seq));
             }
             r.expires > now
         });
-        for (to, seq) in nacks {
+        // In our sequence order, not the map's: one seed, one run.
+        nacks.sort_unstable_by_key(|n| n.0);
+        for (_, to, seq) in nacks {
             self.send_msg(to, Msg::Nack { seq });
         }
     }

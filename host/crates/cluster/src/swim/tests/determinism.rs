@@ -33,9 +33,6 @@ fn retries_of_four_probes() -> Vec<(u32, Vec<u8>)> {
 }
 
 #[test]
-#[ignore = "bug: probes, relays and suspicions live in std HashMaps (random order per \
-            process) and the order in which a tick visits them decides the order of sends \
-            and of rng draws, so two runs of one seed differ; fixed in the next commit"]
 fn the_same_seed_and_inputs_give_the_same_outputs() {
     for _ in 0..8 {
         assert_eq!(retries_of_four_probes(), retries_of_four_probes());
