@@ -447,7 +447,12 @@ pub(super) mod tests {
         // ...one nanosecond older it is stale, and the stored copy is deleted.
         let out = c.merge(
             "chaucer",
-            svc("chaucer", "x", Status::Alive, "2024-05-01T06:59:59.999999999Z"),
+            svc(
+                "chaucer",
+                "x",
+                Status::Alive,
+                "2024-05-01T06:59:59.999999999Z",
+            ),
             wall,
         );
         assert_eq!(out.stale, 1);
@@ -475,7 +480,10 @@ pub(super) mod tests {
             later,
         );
         assert_eq!(out.stale, 1);
-        assert!(!c.state().servers.contains_key("h"), "the empty server goes too");
+        assert!(
+            !c.state().servers.contains_key("h"),
+            "the empty server goes too"
+        );
     }
 
     #[test]
@@ -547,7 +555,10 @@ pub(super) mod tests {
         let now_stored = c.state().get("me", "a").expect("still ours");
         assert_eq!(now_stored.status, Status::Alive);
         assert_eq!(now_stored.ports, mine.ports);
-        assert!(now_stored.updated > ts("2024-05-01T11:00:00Z"), "beats the forgery");
+        assert!(
+            now_stored.updated > ts("2024-05-01T11:00:00Z"),
+            "beats the forgery"
+        );
         assert_eq!(&*out.stored[0].announcer, "me", "re-announced by us");
         // Our own copy echoed back by a peer is not an attack.
         let echo = c.state().get("me", "a").cloned().expect("ours");
@@ -574,19 +585,11 @@ pub(super) mod tests {
     fn a_member_is_the_only_writer_of_its_records() {
         let mut c = Catalog::new("me", "default");
         c.refresh_announcer("victim", Mono(Duration::ZERO));
-        let out = c.merge(
-            "evil",
-            svc("victim", "x", Status::Alive, T0),
-            now(T0),
-        );
+        let out = c.merge("evil", svc("victim", "x", Status::Alive, T0), now(T0));
         assert_eq!(out.refused_foreign, 1);
         assert!(c.state().get("victim", "x").is_none());
         // A third-party host (not a member) may be announced by whoever runs its file.
-        let out = c.merge(
-            "peer",
-            svc("legacy-db", "db", Status::Alive, T0),
-            now(T0),
-        );
+        let out = c.merge("peer", svc("legacy-db", "db", Status::Alive, T0), now(T0));
         assert_eq!(out.stored.len(), 1);
     }
 
