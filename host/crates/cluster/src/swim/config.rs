@@ -46,6 +46,10 @@ pub struct SwimConfig {
     pub max_payload: usize,
     /// Most queued broadcasts; beyond it the most-sent are dropped (anti-entropy repairs).
     pub queue_limit: usize,
+    /// Generations are start times in milliseconds: a claim whose generation is further
+    /// than this ahead of ours (plus the time we have run) is refused, so one forged
+    /// datagram cannot declare a life that outlives every real restart.
+    pub max_generation_ahead: Duration,
 }
 
 impl Default for SwimConfig {
@@ -75,6 +79,7 @@ impl Default for SwimConfig {
             // 1,400-byte datagrams minus the largest envelope (32 B budgeted, 29 used).
             max_payload: 1400 - 32,
             queue_limit: 4096,
+            max_generation_ahead: Duration::from_secs(2 * 3600),
         }
     }
 }

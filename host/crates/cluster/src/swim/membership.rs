@@ -97,6 +97,17 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             .retain(|_, t| now.saturating_sub(*t) < 60_000_000);
     }
 
+    /// The newest generation a real member can have now (see `SwimConfig`).
+    fn generation_ceiling(&self, now: Micros) -> u64 {
+        let (start_gen, start_at) = self.start;
+        let ran_ms = now.saturating_sub(start_at) / 1_000;
+        let ahead_ms = self.cfg.max_generation_ahead.as_millis() as u64;
+        start_gen
+            .max(self.generation)
+            .saturating_add(ran_ms)
+            .saturating_add(ahead_ms)
+    }
+
     /// A claim about ourselves: refute suspicion/death, move past older lives.
     pub(super) fn self_claim(
         &mut self,
@@ -116,13 +127,13 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             if addr.is_some_and(|a| a != &self.addr) {
                 self.stats.name_conflicts += 1;
             }
-            self.generation = generation + 1;
+            self.generation = generation.saturating_add(1);
             self.inc = 0;
         } else if generation == self.generation && state == State::Left {
             // A previous life of ours with this very generation left (we learnt our
             // generation from peers, and that life had learnt the same): leaving is final
             // for a generation, so only a new one can come back.
-            self.generation += 1;
+            self.generation = self.generation.saturating_add(1);
             self.inc = 0;
         } else if generation == self.generation
             && inc >= self.inc
@@ -132,7 +143,14 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
                 self.stats.refutations += 1;
                 self.awareness.apply(1);
             }
-            self.inc = inc + 1;
+            match inc.checked_add(1) {
+                Some(next) => self.inc = next,
+                // No incarnation beats this claim: refute it with a new life.
+                None => {
+                    self.generation = self.generation.saturating_add(1);
+                    self.inc = 0;
+                }
+            }
         }
         if (self.generation, self.inc) != before {
             let u = self.self_update();
@@ -151,6 +169,10 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         now: Micros,
         fresh: &mut Vec<(Subject, Arc<[u8]>)>,
     ) {
+        if u.generation > self.generation_ceiling(now) {
+            self.stats.refused_generations += 1;
+            return;
+        }
         if u.key == self.me {
             let addr = u.addr.clone();
             self.self_claim(u.generation, u.inc, u.state, Some(&addr), now);

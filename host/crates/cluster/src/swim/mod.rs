@@ -101,6 +101,8 @@ pub struct CoreStats {
     pub syncs_failed: u64,
     pub pushes: u64,
     pub name_conflicts: u64,
+    /// Claims refused for a generation too far in the future.
+    pub refused_generations: u64,
 }
 
 pub struct Swim<K: NodeKey, A: NodeAddr> {
@@ -109,6 +111,9 @@ pub struct Swim<K: NodeKey, A: NodeAddr> {
     me_encoded: Vec<u8>,
     addr: A,
     generation: u64,
+    /// Our generation and clock at start: generations are wall-clock milliseconds, so
+    /// `start.0 + ms since start.1` estimates the newest generation anyone can have.
+    start: (u64, Micros),
     inc: u32,
     leaving: bool,
     members: MemberTable<K, A>,
@@ -161,6 +166,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             me,
             addr,
             generation,
+            start: (generation, now),
             inc: 0,
             leaving: false,
             members: MemberTable::default(),
@@ -380,7 +386,8 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             return;
         }
         self.leaving = true;
-        self.inc += 1;
+        // At the last incarnation, LEFT still beats ALIVE (graver state at equal inc).
+        self.inc = self.inc.saturating_add(1);
         let u = self.self_update();
         let item = self.member_item(&u);
         let fanout = (self.cfg.eager_fanout * 2).max(4);

@@ -304,3 +304,39 @@ fn a_leaving_member_does_not_refute() {
     assert_eq!((n.core.generation(), n.core.incarnation()), (GEN, 1));
     assert_eq!(n.core.self_update().state, State::Left);
 }
+
+#[test]
+fn a_generation_further_ahead_than_max_generation_ahead_is_refused() {
+    let mut n = Node::with_peers(&[2, 3]);
+    let ahead = n.cfg().max_generation_ahead.as_millis() as u64;
+    // A forged "member 2 is dead in generation u64::MAX" changes nothing...
+    n.gossip(3, &[update(2, u64::MAX, 0, State::Dead)]);
+    assert_eq!(n.member(2).state, State::Alive);
+    assert_eq!(n.member(2).generation, PEER_GEN);
+    // ...nor a claim about us far ahead: we stay in our life.
+    n.gossip(3, &[update(ME, u64::MAX, 0, State::Dead)]);
+    assert_eq!(n.core.stats().refused_generations, 2);
+    assert_eq!(n.core.generation(), GEN);
+    // Within the bound (our start plus the time we ran plus the allowance) is a claim.
+    n.advance(10 * S);
+    n.gossip(3, &[update(2, GEN + 10_000 + ahead, 0, State::Alive)]);
+    assert_eq!(n.member(2).generation, GEN + 10_000 + ahead);
+}
+
+#[test]
+fn a_suspicion_at_the_last_incarnation_is_refuted_with_a_new_generation() {
+    let mut n = Node::with_peers(&[2]);
+    n.gossip(2, &[about_me(u32::MAX, State::Suspect)]);
+    assert_eq!(
+        n.core.generation(),
+        GEN + 1,
+        "no wrap to incarnation 0 of this life"
+    );
+    let refutation = n.take().items_about(ME);
+    assert!(
+        refutation
+            .iter()
+            .any(|(_, u)| u.generation == GEN + 1 && u.state == State::Alive),
+        "{refutation:?}"
+    );
+}
