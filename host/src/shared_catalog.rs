@@ -59,6 +59,7 @@ pub struct CatalogCounters {
     /// another announcer.
     pub refused_future: AtomicU64,
     pub refused_foreign: AtomicU64,
+    pub refused_over_limit: AtomicU64,
     /// Copies of our records we did not write, answered by re-announcing ours.
     pub refuted: AtomicU64,
 }
@@ -158,6 +159,17 @@ impl SharedCatalog {
                 %announcer,
                 count = applied.refused_foreign,
                 "refused records about another member (only a member writes its own records)"
+            );
+        }
+        if applied.refused_over_limit > 0 {
+            count(
+                &self.counters.refused_over_limit,
+                applied.refused_over_limit,
+            );
+            tracing::warn!(
+                %announcer,
+                count = applied.refused_over_limit,
+                "refused new records: the announcer is at its record limit"
             );
         }
         if applied.refuted > 0 {

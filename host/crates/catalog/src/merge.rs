@@ -5,6 +5,8 @@ use super::events::ChangeEvent;
 use super::model::{Server, Service, Status};
 use super::store::{Applied, Catalog, Meta, Record};
 use super::time::Timestamp;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 impl Catalog {
     /// Merges one record a peer relayed, announced by `announcer`:
@@ -55,6 +57,14 @@ impl Catalog {
         }
         if n.hostname != announcer && self.announcer_heard.contains_key(n.hostname.as_str()) {
             out.refused_foreign += 1;
+            return;
+        }
+        let known = self.state.get(&n.hostname, &n.id).is_some();
+        if !known
+            && self.per_announcer.get(announcer).copied().unwrap_or(0)
+                >= self.lifespans.max_records_per_announcer
+        {
+            out.refused_over_limit += 1;
             return;
         }
         let window = self.lifespans.tombstone + self.lifespans.stale_fudge;
@@ -143,13 +153,17 @@ impl Catalog {
             Some(_) => None,
         };
         server.services.insert(n.id.clone(), n.clone());
-        self.meta.entry(n.hostname.clone()).or_default().insert(
+        let replaced = self.meta.entry(n.hostname.clone()).or_default().insert(
             n.id.clone(),
             Meta {
                 announcer: announcer.clone(),
                 heard: now.mono,
             },
         );
+        if let Some(old) = replaced {
+            self.uncount(&old.announcer);
+        }
+        *self.per_announcer.entry(announcer.clone()).or_default() += 1;
         if !ours {
             self.note_stamp(&announcer, n.updated, now);
         }
@@ -188,12 +202,23 @@ impl Catalog {
             self.state.servers.remove(hostname);
         }
         if let Some(ids) = self.meta.get_mut(hostname) {
-            ids.remove(id);
-            if ids.is_empty() {
+            if let Some(old) = ids.remove(id) {
+                self.uncount(&old.announcer);
+            }
+            if self.meta.get(hostname).is_some_and(HashMap::is_empty) {
                 self.meta.remove(hostname);
             }
         }
         existed
+    }
+
+    fn uncount(&mut self, announcer: &Arc<str>) {
+        if let Some(n) = self.per_announcer.get_mut(announcer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_announcer.remove(announcer);
+            }
+        }
     }
 
     /// Turns a stored record into a tombstone stamped `updated`, firing the event. The
@@ -239,7 +264,7 @@ impl Catalog {
 pub(super) mod tests {
     use super::super::clock::{Mono, Now};
     use super::super::model::{Port, PortKind, Service, Status};
-    use super::super::store::Catalog;
+    use super::super::store::{Catalog, Lifespans};
     use super::super::time::Timestamp;
     use std::time::Duration;
 
@@ -579,6 +604,37 @@ pub(super) mod tests {
         let rec = c.state().get("me", "fake").expect("a tombstone");
         assert_eq!(rec.status, Status::Tombstone);
         assert!(rec.updated > ts("2024-05-01T10:00:06Z"));
+    }
+
+    #[test]
+    fn a_peer_cannot_announce_more_than_its_record_limit() {
+        let mut c = Catalog::with_lifespans(
+            "me",
+            "default",
+            Lifespans {
+                max_records_per_announcer: 2,
+                ..Lifespans::default()
+            },
+        );
+        let out = c.merge_all(
+            "flood",
+            (0..5).map(|i| svc("flood", &format!("s{i}"), Status::Alive, T0)),
+            now(T0),
+        );
+        assert_eq!((out.stored.len(), out.refused_over_limit), (2, 3));
+        // Updates of the records it has still apply; other announcers are unaffected.
+        let update = c.merge(
+            "flood",
+            svc("flood", "s0", Status::Unhealthy, "2024-05-01T10:00:06Z"),
+            now(T0),
+        );
+        assert_eq!(update.stored.len(), 1);
+        assert_eq!(
+            c.merge("calm", svc("calm", "x", Status::Alive, T0), now(T0))
+                .stored
+                .len(),
+            1
+        );
     }
 
     #[test]

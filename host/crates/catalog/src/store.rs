@@ -30,6 +30,9 @@ pub struct Lifespans {
     /// Incoming records stamped further than this ahead of our wall clock are refused:
     /// a stamp from the far future would win every merge until then.
     pub max_future: Duration,
+    /// Most records (tombstones included) one peer may announce; further new records
+    /// from it are refused. Ours are bounded where discovery reads them.
+    pub max_records_per_announcer: usize,
 }
 
 impl Default for Lifespans {
@@ -41,6 +44,7 @@ impl Default for Lifespans {
             stale_fudge: Duration::from_secs(60),
             restamp: Duration::from_secs(3600),
             max_future: Duration::from_secs(2 * 3600),
+            max_records_per_announcer: 20_000,
         }
     }
 }
@@ -70,6 +74,8 @@ pub struct Applied {
     /// announces its own records, sent by another announcer.
     pub refused_future: usize,
     pub refused_foreign: usize,
+    /// New records refused because their announcer is at its record limit.
+    pub refused_over_limit: usize,
     /// Copies of our own records that we did not write, answered by re-announcing ours.
     pub refuted: usize,
 }
@@ -86,6 +92,7 @@ impl Applied {
         self.stale += other.stale;
         self.refused_future += other.refused_future;
         self.refused_foreign += other.refused_foreign;
+        self.refused_over_limit += other.refused_over_limit;
         self.refuted += other.refuted;
     }
 }
@@ -110,6 +117,8 @@ pub struct Catalog {
     pub(super) announcer_clock: HashMap<Arc<str>, (Timestamp, Mono)>,
     /// Our records drained through the API (DRAINING is ours to set, nobody else's).
     pub(super) drained: HashSet<(String, String)>,
+    /// announcer -> how many records it announces (the limit's count).
+    pub(super) per_announcer: HashMap<Arc<str>, usize>,
     /// Whether local discovery has reported once (before that, copies of our records
     /// from a previous life are kept for it to confirm or tombstone).
     pub(super) local_synced: bool,
@@ -131,6 +140,7 @@ impl Catalog {
             announcer_heard: HashMap::new(),
             announcer_clock: HashMap::new(),
             drained: HashSet::new(),
+            per_announcer: HashMap::new(),
             local_synced: false,
             lifespans,
             clock: OriginClock::new(),
