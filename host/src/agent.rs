@@ -213,6 +213,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
 
     // The cluster publishes the membership view and consumes `outbound`.
     let mut ctx = ApiContext::new(catalog.clone(), cluster.watch());
+    ctx.write_token = core.api_token.as_deref().map(Arc::from);
     let gossip = cluster.clone();
     ctx.extra_metrics.push(Arc::new(move |out: &mut String| {
         gossip.render_prometheus(out)

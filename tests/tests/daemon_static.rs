@@ -3,7 +3,7 @@
 
 mod daemon_common;
 
-use daemon_common::{Agent, JsonStream, TestServer, WAIT, request};
+use daemon_common::{Agent, JsonStream, TestServer, WAIT, request, request_with};
 use serde_json::Value;
 use sidecar_e2e::wait_for;
 
@@ -214,6 +214,56 @@ fn static_file_changes_are_followed_and_broken_files_keep_the_last_good_set() {
     // A restarted agent announces the same IDs (Sidecar drew new random ones).
     let again = Agent::start("node-s", &format!("[{b}]"), &[]);
     assert_eq!(again.wait_status("beta", 0)["ID"], beta["ID"]);
+}
+
+#[test]
+fn a_web_page_cannot_drain_and_a_token_guards_writes() {
+    let target = TestServer::start(200);
+    let static_json = web(target.port, "http://127.0.0.1:{{ tcp 10100 }}/");
+    let agent = Agent::start("node-g", &static_json, &[]);
+    let id = agent.wait_status("web", 0)["ID"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let drain = agent.url(&format!("/api/services/{id}/drain"));
+    // What a page on another site can send without a preflight is refused...
+    for (headers, body) in [
+        (vec![("Origin", "http://evil.example")], ""),
+        (vec![("Content-Type", "text/plain")], "x"),
+        (
+            vec![("Content-Type", "application/x-www-form-urlencoded")],
+            "a=b",
+        ),
+        (vec![("Sec-Fetch-Site", "cross-site")], ""),
+    ] {
+        let r = request_with("POST", &drain, &headers, body);
+        assert!(
+            r.status == 403 || r.status == 415,
+            "{headers:?}: {}",
+            r.status
+        );
+        assert!(r.body.contains(r#""status":"error""#), "{}", r.body);
+    }
+    assert_eq!(agent.wait_status("web", 0)["Status"], 0, "still ALIVE");
+    // ...while a plain `curl -X POST` from loopback drains, as Sidecar's clients do.
+    assert_eq!(request("POST", &drain).status, 202);
+    agent.wait_status("web", 4);
+    assert!(agent.log().contains("write refused"), "refusals are logged");
+
+    // With a token, writes need it, from loopback too.
+    let guarded = Agent::start("node-t", &static_json, &[("SIDECAR_API_TOKEN", "s3cret")]);
+    let id = guarded.wait_status("web", 0)["ID"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let drain = guarded.url(&format!("/api/services/{id}/drain"));
+    assert_eq!(request("POST", &drain).status, 401);
+    let wrong = request_with("POST", &drain, &[("Authorization", "Bearer nope")], "");
+    assert_eq!(wrong.status, 401);
+    let right = request_with("POST", &drain, &[("Authorization", "Bearer s3cret")], "");
+    assert_eq!(right.status, 202);
+    // Reads stay open for Sidecar's clients.
+    assert_eq!(guarded.get("/api/services.json").status, 200);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! (SSE watch, `/metrics`, the UI, an OpenAPI document). See `docs/api.md`.
 
 mod cluster_members;
+mod guard;
 pub mod metrics;
 pub mod openapi;
 pub mod proxy;
@@ -14,6 +15,7 @@ use crate::discovery::LocalView;
 use crate::metrics::DaemonMetrics;
 use crate::shared_catalog::SharedCatalog;
 use axum::Router;
+use axum::middleware;
 use axum::routing::{get, post};
 use sidecar_cluster::MemberList;
 use std::future::Future;
@@ -32,6 +34,8 @@ pub struct ApiContext {
     pub metrics: Arc<DaemonMetrics>,
     /// Discovery's view, for source errors in `/metrics`; `None` in tests.
     pub local: Option<tokio_watch::Receiver<Option<Arc<LocalView>>>>,
+    /// `SIDECAR_API_TOKEN`: required for writes when set (else writes are loopback-only).
+    pub write_token: Option<Arc<str>>,
     /// The proxy drivers' status (empty when none runs).
     pub proxy: Arc<crate::proxy::ProxyStatus>,
     renders: Arc<render::Renders>,
@@ -48,6 +52,7 @@ impl ApiContext {
             extra_metrics: Vec::new(),
             metrics: Arc::default(),
             local: None,
+            write_token: None,
             proxy: Arc::default(),
             renders: Arc::default(),
         }
@@ -83,7 +88,13 @@ pub async fn serve(
         bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the HTTP API: {e}"))?;
     tracing::info!(%addr, "HTTP API listening");
     let app = router(ctx);
-    Ok(async move { axum::serve(listener, app).await })
+    Ok(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    })
 }
 
 /// A listener with a deep accept queue: a thousand watchers reconnecting at once (after
@@ -103,7 +114,11 @@ pub fn router(ctx: ApiContext) -> Router {
     Router::new()
         .route("/", get(routes::root))
         .route("/api/services/{key}", get(routes::one_service))
-        .route("/api/services/{key}/drain", post(routes::drain))
+        .route(
+            "/api/services/{key}/drain",
+            post(routes::drain)
+                .route_layer(middleware::from_fn_with_state(ctx.clone(), guard::writes)),
+        )
         .route("/api/watch", get(watch::watch))
         .route("/watch", get(watch::watch))
         .route("/api/openapi.json", get(openapi::document))

@@ -15,6 +15,28 @@ pub struct CoreConfig {
     /// The IP peers and proxies reach us on (Sidecar's "published IP").
     pub advertise_ip: IpAddr,
     pub http_addr: SocketAddr,
+    /// `SIDECAR_API_TOKEN`, or the first line of `SIDECAR_API_TOKEN_FILE`: the bearer
+    /// token writes must carry. Without one, writes are accepted from loopback only.
+    pub api_token: Option<String>,
+}
+
+impl CoreConfig {
+    fn api_token(env: &Env) -> Result<Option<String>, ConfigError> {
+        if let Some(t) = env.non_empty("SIDECAR_API_TOKEN", None) {
+            return Ok(Some(t.trim().to_string()));
+        }
+        let Some(path) = env.non_empty("SIDECAR_API_TOKEN_FILE", None) else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::Invalid(format!("SIDECAR_API_TOKEN_FILE {path}: {e}")))?;
+        match text.lines().next().map(str::trim) {
+            Some(t) if !t.is_empty() => Ok(Some(t.to_string())),
+            _ => Err(ConfigError::Invalid(format!(
+                "SIDECAR_API_TOKEN_FILE {path}: the file is empty"
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +94,7 @@ impl CoreConfig {
             cluster_name,
             advertise_ip,
             http_addr,
+            api_token: Self::api_token(env)?,
         })
     }
 }

@@ -73,6 +73,24 @@ pub fn request(method: &str, url: &str) -> Response {
     }
 }
 
+/// A request with headers (and a body, if any), as a browser or a script would send it.
+pub fn request_with(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    let mut req = agent().request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let result = if body.is_empty() {
+        req.call()
+    } else {
+        req.send_string(body)
+    };
+    match result {
+        Ok(r) => convert(r),
+        Err(ureq::Error::Status(_, r)) => convert(r),
+        Err(e) => panic!("{method} {url}: {e}"),
+    }
+}
+
 pub fn try_get(url: &str) -> Option<Response> {
     match agent().get(url).call() {
         Ok(r) => Some(convert(r)),

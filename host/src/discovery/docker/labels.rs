@@ -5,7 +5,7 @@
 
 use crate::discovery::{LocalService, listener_url};
 use sidecar_catalog::{Port, PortKind, Service, Timestamp};
-use sidecar_plugin_host::{CheckSpec, ContainerInfo};
+use sidecar_plugin_host::{CheckSpec, ContainerInfo, ContainerPort};
 
 /// A label problem on one container. Discovery of the container (and of every other)
 /// goes on; the affected setting is left out.
@@ -47,7 +47,24 @@ pub fn to_service(
         reason,
     };
     let mut ports: Vec<Port> = Vec::new();
-    for p in c.ports.iter().filter(|p| p.public_port != 0) {
+    // Docker lists a mapping twice on dual-stack hosts (0.0.0.0 and ::), and since
+    // Docker 28 the two may get different host ports. We advertise an IPv4 address, so
+    // the IPv4 binding is the one peers can reach: an IPv6 binding of the same container
+    // port is left out.
+    let has_v4 = |p: &ContainerPort| {
+        c.ports.iter().any(|q| {
+            q.kind == p.kind
+                && q.private_port == p.private_port
+                && q.public_port != 0
+                && !q.ip.contains(':')
+        })
+    };
+    for p in c
+        .ports
+        .iter()
+        .filter(|p| p.public_port != 0)
+        .filter(|p| !p.ip.contains(':') || !has_v4(p))
+    {
         let key = format!("ServicePort_{}", p.private_port);
         let service_port = match label(c, &key) {
             None => 0,
@@ -76,7 +93,6 @@ pub fn to_service(
             service_port,
             ip,
         };
-        // Docker lists a mapping twice (0.0.0.0 and ::) on dual-stack hosts.
         if !ports.contains(&port) {
             ports.push(port);
         }
@@ -209,6 +225,43 @@ mod tests {
         assert_eq!(
             l.listener.as_deref(),
             Some("http://10.0.0.1:8080/sidecar/update")
+        );
+    }
+
+    #[test]
+    fn an_ipv6_binding_on_another_host_port_is_left_out() {
+        let mut c = container(&[]);
+        c.ports = vec![
+            ContainerPort {
+                kind: PortKind::Tcp,
+                private_port: 80,
+                public_port: 32772,
+                ip: "0.0.0.0".into(),
+            },
+            ContainerPort {
+                kind: PortKind::Tcp,
+                private_port: 80,
+                public_port: 32771,
+                ip: "::".into(),
+            },
+            ContainerPort {
+                kind: PortKind::Tcp,
+                private_port: 81,
+                public_port: 32773,
+                ip: "::".into(),
+            },
+        ];
+        let (l, _) = to_service(&c, "n".into(), 0, "box", "10.0.0.1");
+        let ports: Vec<(u16, &str)> = l
+            .service
+            .ports
+            .iter()
+            .map(|p| (p.port, p.ip.as_str()))
+            .collect();
+        assert_eq!(
+            ports,
+            vec![(32772, "10.0.0.1"), (32773, "10.0.0.1")],
+            "an IPv6-only port stays"
         );
     }
 
