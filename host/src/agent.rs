@@ -6,15 +6,15 @@
 //! view and consumes the records local operations stored); the proxy drivers take the
 //! catalog and [`LocalSide::ready`] and publish nothing before it turns true.
 
-use crate::api::ApiContext;
+use crate::api::{ApiContext, ApiMetrics};
 use crate::config::AgentConfig;
 use crate::discovery::docker::{self, DockerConfig};
 use crate::discovery::plugin_source::{self, PluginDiscovery};
 use crate::discovery::{self, DiscoveryConfig, LocalView, Method, SourceHandle};
 use crate::health::scheduler::{Scheduler, Statuses};
-use crate::health::{CheckRegistry, HealthConfig};
-use crate::listeners;
-use crate::metrics::DaemonMetrics;
+use crate::health::{CheckRegistry, HealthConfig, HealthMetrics};
+use crate::listeners::{self, ListenerMetrics};
+use crate::metrics::{Exposition, PluginMetrics, Registry};
 use crate::shared_catalog::SharedCatalog;
 use sidecar_catalog::Catalog;
 use sidecar_plugin_host::{LoadedPlugins, Namer, Runtime};
@@ -92,13 +92,27 @@ pub struct LocalSide {
     pub ready: watch::Receiver<bool>,
 }
 
+/// What the local side records: check latency and results, failed plugin calls.
+#[derive(Debug, Default, Clone)]
+pub struct LocalMetrics {
+    pub health: Arc<HealthMetrics>,
+    pub plugins: Arc<PluginMetrics>,
+}
+
+impl LocalMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        self.health.register(registry);
+        self.plugins.register(registry);
+    }
+}
+
 /// Starts discovery, the health scheduler and the announcer on `tasks`. Discovered
 /// listeners are reconciled with `listeners` before each announcement.
 pub fn start_local(
     cfg: &LocalConfig,
     policy: &Policy,
     catalog: Arc<SharedCatalog>,
-    metrics: Arc<DaemonMetrics>,
+    metrics: &LocalMetrics,
     listeners: Option<Arc<listeners::Registry>>,
     tasks: &mut JoinSet<()>,
 ) -> LocalSide {
@@ -143,7 +157,7 @@ pub fn start_local(
             cfg.node_name.clone(),
             cfg.advertise_ip.clone(),
             handle,
-            metrics.clone(),
+            metrics.plugins.clone(),
         ));
     }
     if sources.is_empty() {
@@ -157,7 +171,8 @@ pub fn start_local(
         config: cfg.health.clone(),
         registry: policy.checks.clone(),
         host_ip: cfg.advertise_ip.clone(),
-        metrics,
+        metrics: metrics.health.clone(),
+        plugins: metrics.plugins.clone(),
     };
     tasks.spawn(scheduler.run(view.clone(), health_tx));
 
@@ -222,7 +237,15 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
 
     let (catalog, outbound) = SharedCatalog::new(Catalog::new(&core.node_name, &core.cluster_name));
     let cluster = crate::gossip::start(cfg.cluster.clone(), catalog.clone(), outbound).await?;
-    let metrics = Arc::new(DaemonMetrics::default());
+    // Every subsystem registers its own families; the API renders the one registry.
+    let mut registry = Registry::default();
+    crate::metrics::register_process_and_build(&mut registry);
+    catalog.register_metrics(&mut registry);
+    cluster.register_metrics(&mut registry);
+    let local_metrics = LocalMetrics::default();
+    local_metrics.register(&mut registry);
+    let listener_metrics = Arc::new(ListenerMetrics::default());
+    listener_metrics.register(&mut registry);
     let mut tasks = JoinSet::new();
     tasks.spawn(catalog.clone().run_publisher());
     tasks.spawn(run_expiry(catalog.clone()));
@@ -231,14 +254,14 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         &cfg.listeners,
         catalog.clone(),
         core.node_name.clone(),
-        metrics.clone(),
+        listener_metrics,
         &mut tasks,
     );
     let local = start_local(
         &local_cfg,
         &policy,
         catalog.clone(),
-        metrics.clone(),
+        &local_metrics,
         Some(listeners),
         &mut tasks,
     );
@@ -254,14 +277,12 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     .await?;
 
     // The cluster publishes the membership view and consumes `outbound`.
-    let mut ctx = ApiContext::new(catalog.clone(), cluster.watch());
-    let gossip = cluster.clone();
-    ctx.extra_metrics.push(Arc::new(move |out: &mut String| {
-        gossip.render_prometheus(out)
-    }));
-    let ctx = ctx
-        .with_metrics(metrics.clone())
-        .with_local_view(local.view.clone())
+    discovery::register_metrics(local.view.clone(), &mut registry);
+    proxy.register_metrics(&mut registry);
+    let api_metrics = Arc::new(ApiMetrics::default());
+    api_metrics.register(&mut registry);
+    let ctx = ApiContext::new(catalog.clone(), cluster.watch())
+        .with_metrics(api_metrics, Arc::new(Exposition::new(registry)))
         .with_proxy(proxy);
     let api = crate::api::serve(core.http_addr, ctx).await?;
     tasks.spawn(async move {

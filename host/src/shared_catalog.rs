@@ -8,9 +8,15 @@
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use sidecar_catalog::{
     Applied, Catalog, ChangeEvent, DrainError, Lifespans, Mono, Now, Record, Service,
-    ServicesState, Timestamp,
+    ServicesState, Status, Timestamp,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -53,8 +59,8 @@ impl Snapshot {
 /// Counters readers of `/metrics` want.
 #[derive(Debug, Default)]
 pub struct CatalogCounters {
-    pub stale_dropped: AtomicU64,
-    pub change_events: AtomicU64,
+    pub stale_dropped: Counter,
+    pub change_events: Counter,
 }
 
 pub struct SharedCatalog {
@@ -124,6 +130,22 @@ impl SharedCatalog {
         self.snapshots.subscribe()
     }
 
+    /// Registers the catalog's families: records by status (all hosts and this one) and
+    /// the generation, read from the latest snapshot at scrape time, and the counters.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "sidecar_change_events",
+            "Change events fired",
+            self.counters.change_events.clone(),
+        );
+        registry.register(
+            "sidecar_stale_records_dropped",
+            "Incoming records older than the tombstone lifespan",
+            self.counters.stale_dropped.clone(),
+        );
+        registry.register_collector(Box::new(CatalogCollector(self.watch())));
+    }
+
     /// Every change event from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeEvent>> {
         self.events.subscribe()
@@ -179,9 +201,7 @@ impl SharedCatalog {
             op(&mut catalog, now)
         };
         if applied.stale > 0 {
-            self.counters
-                .stale_dropped
-                .fetch_add(applied.stale as u64, Ordering::Relaxed);
+            self.counters.stale_dropped.inc_by(applied.stale as u64);
             tracing::debug!(
                 count = applied.stale,
                 "Dropping stale service received on gossip"
@@ -192,7 +212,7 @@ impl SharedCatalog {
             self.dirty.notify_one();
         }
         for event in &applied.events {
-            self.counters.change_events.fetch_add(1, Ordering::Relaxed);
+            self.counters.change_events.inc();
             // No subscribers is fine: nobody is listening yet.
             let _ = self.events.send(Arc::new(event.clone()));
         }
@@ -215,6 +235,57 @@ impl SharedCatalog {
             self.snapshots
                 .send_replace(Arc::new(Snapshot::new(generation, state)));
         }
+    }
+}
+
+/// Records by status and the generation, from the latest snapshot.
+struct CatalogCollector(watch::Receiver<Arc<Snapshot>>);
+
+impl std::fmt::Debug for CatalogCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CatalogCollector")
+    }
+}
+
+impl Collector for CatalogCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snap = self.0.borrow().clone();
+        let mut all = [0i64; Status::ALL.len()];
+        let mut local = [0i64; Status::ALL.len()];
+        let me = &snap.state.hostname;
+        for s in snap.state.services() {
+            all[s.status.code() as usize] += 1;
+            if &s.hostname == me {
+                local[s.status.code() as usize] += 1;
+            }
+        }
+        for (name, help, counts) in [
+            (
+                "sidecar_services",
+                "Catalog records by status (all hosts).",
+                &all,
+            ),
+            (
+                "sidecar_local_services",
+                "Records of this host by status.",
+                &local,
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for st in Status::ALL {
+                let status = st.as_str().to_ascii_lowercase();
+                let labels = [("status", status.as_str())];
+                ConstGauge::new(counts[st.code() as usize])
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        // A gauge, not a counter: a counter's name would have to end in `_total`.
+        crate::metrics::encode_gauge(
+            &mut encoder,
+            "sidecar_catalog_generation",
+            "Catalog snapshot generation.",
+            i64::try_from(snap.generation).unwrap_or(i64::MAX),
+        )
     }
 }
 
@@ -276,6 +347,47 @@ mod tests {
         assert_eq!(
             shared.read(|c| c.state().get("me", "a").map(|s| s.status)),
             Some(Status::Draining)
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_count_records_by_status_from_the_latest_snapshot() {
+        let (shared, _outbound) = SharedCatalog::with_defaults("me", "default");
+        let mut snaps = shared.watch();
+        tokio::spawn(shared.clone().run_publisher());
+        shared.sync_local(vec![local("a"), local("b")]);
+        let mut peer = local("c");
+        peer.hostname = "peer".into();
+        peer.updated = Timestamp::now();
+        shared.merge_remote("peer", vec![peer]);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            snaps.wait_for(|s| s.state.services().count() == 3),
+        )
+        .await
+        .expect("published")
+        .expect("open");
+        let out = crate::metrics::scrape(|r| shared.register_metrics(r));
+        crate::metrics::assert_lines(
+            &out,
+            &[
+                "# HELP sidecar_services Catalog records by status (all hosts).",
+                "# TYPE sidecar_services gauge",
+                "sidecar_services{status=\"alive\"} 3",
+                "sidecar_services{status=\"tombstone\"} 0",
+                "sidecar_services{status=\"draining\"} 0",
+                "# TYPE sidecar_local_services gauge",
+                "sidecar_local_services{status=\"alive\"} 2",
+                "# TYPE sidecar_change_events_total counter",
+                "sidecar_change_events_total 3",
+                "# TYPE sidecar_stale_records_dropped_total counter",
+                "sidecar_stale_records_dropped_total 0",
+                "# TYPE sidecar_catalog_generation gauge",
+                &format!(
+                    "sidecar_catalog_generation {}",
+                    shared.snapshot().generation
+                ),
+            ],
         );
     }
 }

@@ -9,10 +9,12 @@
 
 pub mod config;
 pub mod docker;
+pub mod metrics;
 pub mod plugin_source;
 pub mod static_file;
 
 pub use config::{DiscoveryConfig, DockerEndpoint, Method};
+pub use metrics::register_metrics;
 
 use sidecar_catalog::Service;
 use sidecar_plugin_host::{CheckSpec, Discovered};
