@@ -90,15 +90,23 @@ impl Default for ProcessCollector {
     }
 }
 
-fn gauge(
+fn gauge<N>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     unit: Option<&Unit>,
-    value: f64,
-) -> Result<(), std::fmt::Error> {
+    value: N,
+) -> Result<(), std::fmt::Error>
+where
+    ConstGauge<N>: EncodeMetric,
+{
     let g = ConstGauge::new(value);
     g.encode(encoder.encode_descriptor(name, help, unit, g.metric_type())?)
+}
+
+/// Integer gauges render without a fraction.
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 impl Collector for ProcessCollector {
@@ -120,14 +128,14 @@ impl Collector for ProcessCollector {
                 "process_resident_memory",
                 "Resident memory size in bytes.",
                 Some(&Unit::Bytes),
-                (s.rss_pages * self.page_size) as f64,
+                int(s.rss_pages.saturating_mul(self.page_size)),
             )?;
             gauge(
                 &mut encoder,
                 "process_virtual_memory",
                 "Virtual memory size in bytes.",
                 Some(&Unit::Bytes),
-                s.vsize as f64,
+                int(s.vsize),
             )?;
             if let Some(boot) = self.boot_time {
                 gauge(
@@ -143,7 +151,7 @@ impl Collector for ProcessCollector {
                 "process_threads",
                 "Number of OS threads in the process.",
                 None,
-                s.threads as f64,
+                int(s.threads),
             )?;
         }
         if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
@@ -152,7 +160,7 @@ impl Collector for ProcessCollector {
                 "process_open_fds",
                 "Number of open file descriptors.",
                 None,
-                fds.count() as f64,
+                int(fds.count() as u64),
             )?;
         }
         let max_fds = std::fs::read_to_string("/proc/self/limits")
@@ -165,7 +173,7 @@ impl Collector for ProcessCollector {
                 "process_max_fds",
                 "Maximum number of open file descriptors.",
                 None,
-                max as f64,
+                int(max),
             )?;
         }
         Ok(())
@@ -226,6 +234,11 @@ mod tests {
         assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
         assert!(value("process_cpu_seconds_total") >= 0.0);
         assert!(value("process_threads") >= 1.0);
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("process_threads ") && !l.contains('.')),
+            "integer gauges have no fraction:\n{out}"
+        );
         assert!(value("process_open_fds") >= 3.0);
         assert!(value("process_max_fds") >= value("process_open_fds"));
         let now = std::time::SystemTime::now()
