@@ -6,14 +6,14 @@
 //! view and consumes the records local operations stored); the proxy drivers take the
 //! catalog and [`LocalSide::ready`] and publish nothing before it turns true.
 
-use crate::api::ApiContext;
+use crate::api::{ApiContext, ApiMetrics};
 use crate::config::AgentConfig;
 use crate::discovery::docker::DockerConfig;
 use crate::discovery::{self, DiscoveryConfig, LocalView, Method, Origin};
 use crate::health::scheduler::{Scheduler, Statuses};
-use crate::health::{CheckRegistry, HealthConfig};
-use crate::listeners;
-use crate::metrics::DaemonMetrics;
+use crate::health::{CheckRegistry, HealthConfig, HealthMetrics};
+use crate::listeners::{self, ListenerMetrics};
+use crate::metrics::{Exposition, PluginMetrics, Registry};
 use crate::shared_catalog::SharedCatalog;
 use sidecar_catalog::Catalog;
 use sidecar_plugin_host::{LoadedDiscovery, LoadedPlugins, Namer, Runtime};
@@ -83,13 +83,27 @@ pub struct LocalSide {
     pub ready: watch::Receiver<bool>,
 }
 
+/// What the local side records: check latency and results, failed plugin calls.
+#[derive(Debug, Default, Clone)]
+pub struct LocalMetrics {
+    pub health: Arc<HealthMetrics>,
+    pub plugins: Arc<PluginMetrics>,
+}
+
+impl LocalMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        self.health.register(registry);
+        self.plugins.register(registry);
+    }
+}
+
 /// Starts discovery, the health scheduler and the announcer on `tasks`. Discovered
 /// listeners are reconciled with `listeners` before the announcer sees a view.
 pub fn start_local(
     cfg: &LocalConfig,
     policy: &Policy,
     catalog: Arc<SharedCatalog>,
-    metrics: Arc<DaemonMetrics>,
+    metrics: &LocalMetrics,
     listeners: Option<Arc<listeners::Registry>>,
     tasks: &mut JoinSet<()>,
 ) -> LocalSide {
@@ -102,7 +116,7 @@ pub fn start_local(
         docker: &cfg.docker,
         namer: policy.namer.clone(),
         plugins: &policy.discovery,
-        metrics: metrics.clone(),
+        metrics: metrics.plugins.clone(),
     };
     let mut view = discovery::start(sources, &origin, tasks);
     if let Some(registry) = listeners {
@@ -116,7 +130,8 @@ pub fn start_local(
         config: cfg.health.clone(),
         registry: policy.checks.clone(),
         host_ip: cfg.advertise_ip.clone(),
-        metrics,
+        metrics: metrics.health.clone(),
+        plugins: metrics.plugins.clone(),
     };
     tasks.spawn(scheduler.run(view.clone(), health_tx));
 
@@ -180,7 +195,15 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
 
     let (catalog, outbound) = SharedCatalog::new(Catalog::new(&core.node_name, &core.cluster_name));
     let cluster = crate::gossip::start(cfg.cluster.clone(), catalog.clone(), outbound).await?;
-    let metrics = Arc::new(DaemonMetrics::default());
+    // Every subsystem registers its own families; the API renders the one registry.
+    let mut registry = Registry::default();
+    crate::metrics::register_process_and_build(&mut registry);
+    catalog.register_metrics(&mut registry);
+    cluster.register_metrics(&mut registry);
+    let local_metrics = LocalMetrics::default();
+    local_metrics.register(&mut registry);
+    let listener_metrics = Arc::new(ListenerMetrics::default());
+    listener_metrics.register(&mut registry);
     let mut tasks = JoinSet::new();
     tasks.spawn(catalog.clone().run_publisher());
     tasks.spawn(run_expiry(catalog.clone()));
@@ -189,14 +212,14 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         &cfg.listeners,
         catalog.clone(),
         core.node_name.clone(),
-        metrics.clone(),
+        listener_metrics,
         &mut tasks,
     );
     let local = start_local(
         &local_cfg,
         &policy,
         catalog.clone(),
-        metrics.clone(),
+        &local_metrics,
         Some(listeners),
         &mut tasks,
     );
@@ -212,16 +235,14 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     .await?;
 
     // The cluster publishes the membership view and consumes `outbound`.
-    let mut ctx = ApiContext::new(catalog.clone(), cluster.watch());
-    ctx.write_token = core.api_token.as_deref().map(Arc::from);
-    let gossip = cluster.clone();
-    ctx.extra_metrics.push(Arc::new(move |out: &mut String| {
-        gossip.render_prometheus(out)
-    }));
-    let ctx = ctx
-        .with_metrics(metrics.clone())
-        .with_local_view(local.view.clone())
+    discovery::register_metrics(local.view.clone(), &mut registry);
+    proxy.register_metrics(&mut registry);
+    let api_metrics = Arc::new(ApiMetrics::default());
+    api_metrics.register(&mut registry);
+    let mut ctx = ApiContext::new(catalog.clone(), cluster.watch())
+        .with_metrics(api_metrics, Arc::new(Exposition::new(registry)))
         .with_proxy(proxy);
+    ctx.write_token = core.api_token.as_deref().map(Arc::from);
     let api = crate::api::serve(core.http_addr, ctx).await?;
     tasks.spawn(async move {
         if let Err(e) = api.await {

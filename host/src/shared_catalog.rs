@@ -8,9 +8,16 @@
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use sidecar_catalog::{
     Applied, Catalog, ChangeEvent, DrainError, Lifespans, Mono, Now, Record, Service,
-    ServicesState, Timestamp,
+    ServicesState, Status, Timestamp,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -50,18 +57,22 @@ impl Snapshot {
     }
 }
 
+/// The `reason` label of refused records.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
 /// Counters readers of `/metrics` want.
 #[derive(Debug, Default)]
 pub struct CatalogCounters {
-    pub stale_dropped: AtomicU64,
-    pub change_events: AtomicU64,
-    /// Peers' records refused: stamped too far in the future, or about a member sent by
-    /// another announcer.
-    pub refused_future: AtomicU64,
-    pub refused_foreign: AtomicU64,
-    pub refused_over_limit: AtomicU64,
+    pub stale_dropped: Counter,
+    pub change_events: Counter,
+    /// Peers' records refused, by reason: `future` (stamped too far ahead), `foreign`
+    /// (about a member, from another announcer), `over_limit` (the announcer's cap).
+    pub refused: Family<ReasonLabel, Counter>,
     /// Copies of our records we did not write, answered by re-announcing ours.
-    pub refuted: AtomicU64,
+    pub refuted: Counter,
 }
 
 pub struct SharedCatalog {
@@ -135,6 +146,32 @@ impl SharedCatalog {
         self.snapshots.subscribe()
     }
 
+    /// Registers the catalog's families: records by status (all hosts and this one) and
+    /// the generation, read from the latest snapshot at scrape time, and the counters.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "sidecar_change_events",
+            "Change events fired",
+            self.counters.change_events.clone(),
+        );
+        registry.register(
+            "sidecar_stale_records_dropped",
+            "Incoming records older than the tombstone lifespan",
+            self.counters.stale_dropped.clone(),
+        );
+        registry.register(
+            "sidecar_gossip_records_refused",
+            "Peers' records refused: stamped too far ahead, about another member, or over the announcer's record limit",
+            self.counters.refused.clone(),
+        );
+        registry.register(
+            "sidecar_gossip_records_refuted",
+            "Copies of our records that we did not write, answered by re-announcing ours",
+            self.counters.refuted.clone(),
+        );
+        registry.register_collector(Box::new(CatalogCollector(self.watch())));
+    }
+
     /// Every change event from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeEvent>> {
         self.events.subscribe()
@@ -144,9 +181,15 @@ impl SharedCatalog {
     /// was stored; nothing is queued on the outbound stream.
     pub fn merge_remote(&self, announcer: &str, records: Vec<Service>) -> Applied {
         let applied = self.apply(false, |c, now| c.merge_all(announcer, records, now));
-        let count = |c: &AtomicU64, n: usize| c.fetch_add(n as u64, Ordering::Relaxed);
+        let count = |c: &Counter, n: usize| c.inc_by(n as u64);
         if applied.refused_future > 0 {
-            count(&self.counters.refused_future, applied.refused_future);
+            count(
+                &self
+                    .counters
+                    .refused
+                    .get_or_create(&ReasonLabel { reason: "future" }),
+                applied.refused_future,
+            );
             tracing::warn!(
                 %announcer,
                 count = applied.refused_future,
@@ -154,7 +197,13 @@ impl SharedCatalog {
             );
         }
         if applied.refused_foreign > 0 {
-            count(&self.counters.refused_foreign, applied.refused_foreign);
+            count(
+                &self
+                    .counters
+                    .refused
+                    .get_or_create(&ReasonLabel { reason: "foreign" }),
+                applied.refused_foreign,
+            );
             tracing::warn!(
                 %announcer,
                 count = applied.refused_foreign,
@@ -163,7 +212,9 @@ impl SharedCatalog {
         }
         if applied.refused_over_limit > 0 {
             count(
-                &self.counters.refused_over_limit,
+                &self.counters.refused.get_or_create(&ReasonLabel {
+                    reason: "over_limit",
+                }),
                 applied.refused_over_limit,
             );
             tracing::warn!(
@@ -227,9 +278,7 @@ impl SharedCatalog {
             op(&mut catalog, now)
         };
         if applied.stale > 0 {
-            self.counters
-                .stale_dropped
-                .fetch_add(applied.stale as u64, Ordering::Relaxed);
+            self.counters.stale_dropped.inc_by(applied.stale as u64);
             tracing::debug!(
                 count = applied.stale,
                 "Dropping stale service received on gossip"
@@ -240,7 +289,7 @@ impl SharedCatalog {
             self.dirty.notify_one();
         }
         for event in &applied.events {
-            self.counters.change_events.fetch_add(1, Ordering::Relaxed);
+            self.counters.change_events.inc();
             // No subscribers is fine: nobody is listening yet.
             let _ = self.events.send(Arc::new(event.clone()));
         }
@@ -274,6 +323,57 @@ impl SharedCatalog {
             self.snapshots
                 .send_replace(Arc::new(Snapshot::new(generation, state)));
         }
+    }
+}
+
+/// Records by status and the generation, from the latest snapshot.
+struct CatalogCollector(watch::Receiver<Arc<Snapshot>>);
+
+impl std::fmt::Debug for CatalogCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CatalogCollector")
+    }
+}
+
+impl Collector for CatalogCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snap = self.0.borrow().clone();
+        let mut all = [0i64; Status::ALL.len()];
+        let mut local = [0i64; Status::ALL.len()];
+        let me = &snap.state.hostname;
+        for s in snap.state.services() {
+            all[s.status.code() as usize] += 1;
+            if &s.hostname == me {
+                local[s.status.code() as usize] += 1;
+            }
+        }
+        for (name, help, counts) in [
+            (
+                "sidecar_services",
+                "Catalog records by status (all hosts).",
+                &all,
+            ),
+            (
+                "sidecar_local_services",
+                "Records of this host by status.",
+                &local,
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for st in Status::ALL {
+                let status = st.as_str().to_ascii_lowercase();
+                let labels = [("status", status.as_str())];
+                ConstGauge::new(counts[st.code() as usize])
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        // A gauge, not a counter: a counter's name would have to end in `_total`.
+        crate::metrics::encode_gauge(
+            &mut encoder,
+            "sidecar_catalog_generation",
+            "Catalog snapshot generation.",
+            i64::try_from(snap.generation).unwrap_or(i64::MAX),
+        )
     }
 }
 
@@ -338,7 +438,7 @@ mod tests {
         let again = outbound.try_recv().expect("refuted");
         assert_eq!(again[0].service.status, Status::Alive);
         assert!(again[0].service.updated > forged.updated);
-        assert_eq!(shared.counters.refuted.load(Ordering::Relaxed), 1);
+        assert_eq!(shared.counters.refuted.get(), 1);
     }
 
     #[test]
@@ -350,6 +450,47 @@ mod tests {
         assert_eq!(
             shared.read(|c| c.state().get("me", "a").map(|s| s.status)),
             Some(Status::Draining)
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_count_records_by_status_from_the_latest_snapshot() {
+        let (shared, _outbound) = SharedCatalog::with_defaults("me", "default");
+        let mut snaps = shared.watch();
+        tokio::spawn(shared.clone().run_publisher());
+        shared.sync_local(vec![local("a"), local("b")]);
+        let mut peer = local("c");
+        peer.hostname = "peer".into();
+        peer.updated = Timestamp::now();
+        shared.merge_remote("peer", vec![peer]);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            snaps.wait_for(|s| s.state.services().count() == 3),
+        )
+        .await
+        .expect("published")
+        .expect("open");
+        let out = crate::metrics::scrape(|r| shared.register_metrics(r));
+        crate::metrics::assert_lines(
+            &out,
+            &[
+                "# HELP sidecar_services Catalog records by status (all hosts).",
+                "# TYPE sidecar_services gauge",
+                "sidecar_services{status=\"alive\"} 3",
+                "sidecar_services{status=\"tombstone\"} 0",
+                "sidecar_services{status=\"draining\"} 0",
+                "# TYPE sidecar_local_services gauge",
+                "sidecar_local_services{status=\"alive\"} 2",
+                "# TYPE sidecar_change_events_total counter",
+                "sidecar_change_events_total 3",
+                "# TYPE sidecar_stale_records_dropped_total counter",
+                "sidecar_stale_records_dropped_total 0",
+                "# TYPE sidecar_catalog_generation gauge",
+                &format!(
+                    "sidecar_catalog_generation {}",
+                    shared.snapshot().generation
+                ),
+            ],
         );
     }
 }

@@ -1,193 +1,90 @@
-//! `/metrics` in the Prometheus text format.
+//! `/metrics`: renders the registry the agent built (each subsystem registered its own
+//! families into it; see `crate::metrics`). Prometheus text 0.0.4 by default,
+//! OpenMetrics when the `Accept` header asks for it.
 
 use super::ApiContext;
-use crate::metrics::{family, label, single};
+use crate::metrics::{Exposition, Format};
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use sidecar_catalog::Status;
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::Ordering;
 
-pub async fn metrics(State(ctx): State<ApiContext>) -> Response {
-    let mut resp = render(&ctx).into_response();
+pub async fn metrics(State(ctx): State<ApiContext>, headers: HeaderMap) -> Response {
+    render(&ctx.exposition, &headers)
+}
+
+/// The exposition in the format the request asks for, with its content type.
+pub fn render(exposition: &Exposition, headers: &HeaderMap) -> Response {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let mut resp = exposition.render(format).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(format.content_type()),
     );
     resp
 }
 
-pub fn render(ctx: &ApiContext) -> String {
-    let mut out = String::with_capacity(4096);
-    let snap = ctx.catalog.snapshot();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ApiMetrics, router};
+    use crate::metrics::Registry;
+    use crate::shared_catalog::SharedCatalog;
+    use axum::body::Body;
+    use axum::http::Request;
+    use std::sync::Arc;
+    use tower::ServiceExt;
 
-    let members = ctx.membership.borrow().clone();
-    let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
-    for m in &members.members {
-        *by_state.entry(m.state.as_str()).or_default() += 1;
-    }
-    family(
-        &mut out,
-        "sidecar_members",
-        "gauge",
-        "Cluster members by state.",
-    );
-    for st in ["alive", "suspect", "dead", "left"] {
-        let _ = writeln!(
-            out,
-            "sidecar_members{{state=\"{st}\"}} {}",
-            by_state.get(st).copied().unwrap_or(0)
-        );
-    }
-
-    let mut by_status = [0usize; 5];
-    let mut local = [0usize; 5];
-    let me = &snap.state.hostname;
-    for s in snap.state.services() {
-        by_status[s.status.code() as usize] += 1;
-        if &s.hostname == me {
-            local[s.status.code() as usize] += 1;
+    async fn get(app: axum::Router, accept: Option<&str>) -> (String, String) {
+        let mut req = Request::get("/metrics");
+        if let Some(a) = accept {
+            req = req.header(header::ACCEPT, a);
         }
+        let resp = app
+            .oneshot(req.body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let ct = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (ct, String::from_utf8(body.to_vec()).expect("utf-8"))
     }
-    family(
-        &mut out,
-        "sidecar_services",
-        "gauge",
-        "Catalog records by status (all hosts).",
-    );
-    for st in Status::ALL {
-        let _ = writeln!(
-            out,
-            "sidecar_services{{status=\"{}\"}} {}",
-            st.as_str().to_ascii_lowercase(),
-            by_status[st.code() as usize]
-        );
-    }
-    family(
-        &mut out,
-        "sidecar_local_services",
-        "gauge",
-        "Records of this host by status.",
-    );
-    for st in Status::ALL {
-        let _ = writeln!(
-            out,
-            "sidecar_local_services{{status=\"{}\"}} {}",
-            st.as_str().to_ascii_lowercase(),
-            local[st.code() as usize]
-        );
-    }
-    single(
-        &mut out,
-        "sidecar_catalog_generation",
-        "counter",
-        "Catalog snapshot generation.",
-        snap.generation,
-    );
-    let c = &ctx.catalog.counters;
-    single(
-        &mut out,
-        "sidecar_change_events_total",
-        "counter",
-        "Change events fired.",
-        c.change_events.load(Ordering::Relaxed),
-    );
-    single(
-        &mut out,
-        "sidecar_stale_records_dropped_total",
-        "counter",
-        "Incoming records older than the tombstone lifespan.",
-        c.stale_dropped.load(Ordering::Relaxed),
-    );
 
-    let m = &ctx.metrics;
-    family(
-        &mut out,
-        "sidecar_check_duration_seconds",
-        "histogram",
-        "Health check latency by check type.",
-    );
-    for (ty, h) in m.check_latency.lock().iter() {
-        h.render(
-            &mut out,
-            "sidecar_check_duration_seconds",
-            &format!("type=\"{}\"", label(ty)),
-        );
-    }
-    family(
-        &mut out,
-        "sidecar_checks_total",
-        "counter",
-        "Health check results by check type and result.",
-    );
-    for ((ty, result), n) in m.check_results.lock().iter() {
-        let _ = writeln!(
-            out,
-            "sidecar_checks_total{{type=\"{}\",result=\"{result}\"}} {n}",
-            label(ty)
-        );
-    }
-    family(
-        &mut out,
-        "sidecar_plugin_errors_total",
-        "counter",
-        "Failed plugin calls (traps, timeouts, unavailable) by plugin.",
-    );
-    for (p, n) in m.plugin_errors.lock().iter() {
-        let _ = writeln!(
-            out,
-            "sidecar_plugin_errors_total{{plugin=\"{}\"}} {n}",
-            label(p)
-        );
-    }
-    family(
-        &mut out,
-        "sidecar_listener_posts_total",
-        "counter",
-        "Listener POSTs by outcome.",
-    );
-    let _ = writeln!(
-        out,
-        "sidecar_listener_posts_total{{outcome=\"ok\"}} {}\nsidecar_listener_posts_total{{outcome=\"failed\"}} {}",
-        m.listener_posts_ok.load(Ordering::Relaxed),
-        m.listener_posts_failed.load(Ordering::Relaxed)
-    );
-    single(
-        &mut out,
-        "sidecar_listener_events_dropped_total",
-        "counter",
-        "Events dropped on full listener queues.",
-        m.listener_events_dropped.load(Ordering::Relaxed),
-    );
-    single(
-        &mut out,
-        "sidecar_watchers",
-        "gauge",
-        "Clients streaming /api/watch.",
-        m.watchers.load(Ordering::Relaxed),
-    );
+    #[tokio::test]
+    async fn the_route_renders_the_registry_it_was_given() {
+        let (catalog, _out) = SharedCatalog::with_defaults("me", "default");
+        let (_tx, members) = tokio::sync::watch::channel(Arc::default());
+        let api = Arc::new(ApiMetrics::default());
+        let mut registry = Registry::default();
+        api.register(&mut registry);
+        catalog.register_metrics(&mut registry);
+        let ctx = super::super::ApiContext::new(catalog, members)
+            .with_metrics(api.clone(), Arc::new(Exposition::new(registry)));
+        api.watchers.inc();
 
-    if let Some(view) = ctx.local.as_ref().and_then(|rx| rx.borrow().clone()) {
-        family(
-            &mut out,
-            "sidecar_discovery_source_healthy",
-            "gauge",
-            "1 when a discovery source's last attempt worked.",
+        let (ct, body) = get(router(ctx.clone()), None).await;
+        assert_eq!(ct, "text/plain; version=0.0.4; charset=utf-8");
+        crate::metrics::assert_lines(
+            &body,
+            &[
+                "# HELP sidecar_watchers Clients streaming /api/watch.",
+                "# TYPE sidecar_watchers gauge",
+                "sidecar_watchers 1",
+                "sidecar_services{status=\"alive\"} 0",
+            ],
         );
-        for (name, err) in &view.sources {
-            let _ = writeln!(
-                out,
-                "sidecar_discovery_source_healthy{{source=\"{}\"}} {}",
-                label(name),
-                u8::from(err.is_none())
-            );
-        }
+
+        let (ct, body) = get(
+            router(ctx),
+            Some("application/openmetrics-text;version=1.0.0;q=0.6,text/plain;q=0.5"),
+        )
+        .await;
+        assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+        assert!(body.ends_with("# EOF\n"), "{body}");
     }
-    for extra in &ctx.extra_metrics {
-        extra(&mut out);
-    }
-    out.push_str(&ctx.proxy.metrics());
-    out
 }

@@ -11,12 +11,13 @@ pub mod routes;
 pub mod ui;
 pub mod watch;
 
-use crate::discovery::LocalView;
-use crate::metrics::DaemonMetrics;
+use crate::metrics::Exposition;
 use crate::shared_catalog::SharedCatalog;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use sidecar_cluster::MemberList;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,11 +30,10 @@ pub struct ApiContext {
     pub catalog: Arc<SharedCatalog>,
     /// The cluster's membership view (`ClusterMembers`, the UI, `/api/members.json`).
     pub membership: tokio_watch::Receiver<Arc<MemberList>>,
-    /// Metric lines of parts the API does not own (the gossip transport).
-    pub extra_metrics: Vec<Arc<dyn Fn(&mut String) + Send + Sync>>,
-    pub metrics: Arc<DaemonMetrics>,
-    /// Discovery's view, for source errors in `/metrics`; `None` in tests.
-    pub local: Option<tokio_watch::Receiver<Option<Arc<LocalView>>>>,
+    /// The API's own families (registered by the agent with everyone else's).
+    pub metrics: Arc<ApiMetrics>,
+    /// What `/metrics` renders: the registry every subsystem registered into.
+    pub exposition: Arc<Exposition>,
     /// `SIDECAR_API_TOKEN`: required for writes when set (else writes are loopback-only).
     pub write_token: Option<Arc<str>>,
     /// The proxy drivers' status (empty when none runs).
@@ -49,22 +49,19 @@ impl ApiContext {
         ApiContext {
             catalog,
             membership,
-            extra_metrics: Vec::new(),
             metrics: Arc::default(),
-            local: None,
+            exposition: Arc::default(),
             write_token: None,
             proxy: Arc::default(),
             renders: Arc::default(),
         }
     }
 
-    pub fn with_metrics(mut self, metrics: Arc<DaemonMetrics>) -> Self {
+    /// The API's families (already registered into the registry behind `exposition`)
+    /// and the exposition `/metrics` renders.
+    pub fn with_metrics(mut self, metrics: Arc<ApiMetrics>, exposition: Arc<Exposition>) -> Self {
         self.metrics = metrics;
-        self
-    }
-
-    pub fn with_local_view(mut self, rx: tokio_watch::Receiver<Option<Arc<LocalView>>>) -> Self {
-        self.local = Some(rx);
+        self.exposition = exposition;
         self
     }
 
@@ -76,6 +73,23 @@ impl ApiContext {
 
     pub fn rendered(&self) -> Arc<render::Rendered> {
         self.renders.get(self.catalog.snapshot())
+    }
+}
+
+/// What the API itself records.
+#[derive(Debug, Default)]
+pub struct ApiMetrics {
+    /// Clients currently streaming `/api/watch`.
+    pub watchers: Gauge,
+}
+
+impl ApiMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "sidecar_watchers",
+            "Clients streaming /api/watch",
+            self.watchers.clone(),
+        );
     }
 }
 

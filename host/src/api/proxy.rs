@@ -1,12 +1,13 @@
 //! `/api/proxy.json`: what the proxy drivers did last (HAProxy: last good config, last
 //! error, counters; Envoy: published version, connected Envoys with their ACK/NACK
-//! state, quarantined resources). `/api/proxy/metrics`: the same counters as
-//! Prometheus text, for `/metrics` to include.
+//! state, quarantined resources). `/api/proxy/metrics`: only the drivers' families
+//! (`/metrics` has them too, with everything else).
 
 use super::ApiContext;
+use crate::metrics::{Exposition, Registry};
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -26,11 +27,8 @@ async fn proxy_json(State(ctx): State<ApiContext>) -> Response {
     resp
 }
 
-async fn proxy_metrics(State(ctx): State<ApiContext>) -> Response {
-    let mut resp = ctx.proxy.metrics().into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    resp
+async fn proxy_metrics(State(ctx): State<ApiContext>, headers: HeaderMap) -> Response {
+    let mut registry = Registry::default();
+    ctx.proxy.register_metrics(&mut registry);
+    super::metrics::render(&Exposition::new(registry), &headers)
 }

@@ -7,26 +7,31 @@
 //! shared by every watcher.
 
 use super::ApiContext;
-use crate::metrics::DaemonMetrics;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// SSE streams send a comment after this much silence, so that proxies and browsers do
 /// not drop an idle stream. (The JSON stream stays byte-exact: no keepalives.)
 const SSE_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Decrements the watcher gauge when the stream is dropped (client gone).
-struct WatcherGuard(Arc<DaemonMetrics>);
+/// Counts a watcher in the gauge until the stream is dropped (client gone).
+struct WatcherGuard(Gauge);
+
+impl WatcherGuard {
+    fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        WatcherGuard(gauge.clone())
+    }
+}
 
 impl Drop for WatcherGuard {
     fn drop(&mut self) {
-        self.0.watchers.fetch_sub(1, Ordering::Relaxed);
+        self.0.dec();
     }
 }
 
@@ -41,8 +46,7 @@ pub async fn watch(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("text/event-stream"));
-    ctx.metrics.watchers.fetch_add(1, Ordering::Relaxed);
-    let guard = WatcherGuard(ctx.metrics.clone());
+    let guard = WatcherGuard::new(&ctx.metrics.watchers);
     let rx = ctx.catalog.watch();
     let state = (ctx, rx, guard, true);
     let stream = futures::stream::unfold(state, move |(ctx, mut rx, guard, first)| async move {

@@ -9,12 +9,14 @@
 
 pub mod config;
 pub mod docker;
+pub mod metrics;
 pub mod plugin_source;
 pub mod static_file;
 
 pub use config::{DiscoveryConfig, DockerEndpoint, Method};
+pub use metrics::register_metrics;
 
-use crate::metrics::DaemonMetrics;
+use crate::metrics::PluginMetrics;
 use docker::DockerConfig;
 use sidecar_catalog::Service;
 use sidecar_plugin_host::{CheckSpec, Discovered, LoadedDiscovery, Namer};
@@ -38,7 +40,8 @@ pub struct Sources<'a> {
     pub docker: &'a DockerConfig,
     pub namer: Arc<dyn Namer>,
     pub plugins: &'a [LoadedDiscovery],
-    pub metrics: Arc<DaemonMetrics>,
+    /// Failed plugin calls, counted per plugin.
+    pub metrics: Arc<PluginMetrics>,
 }
 
 /// Starts every configured source and the combiner on `tasks`; returns the combined

@@ -2,7 +2,7 @@
 //! interval and what it returns is announced. An error keeps the previous result.
 
 use super::{LocalService, Origin, SourceHandle};
-use crate::metrics::DaemonMetrics;
+use crate::metrics::PluginMetrics;
 use sidecar_catalog::Timestamp;
 use sidecar_plugin_host::{LoadedDiscovery, PluginError};
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ pub async fn run(
     plugin: LoadedDiscovery,
     origin: Origin,
     handle: SourceHandle,
-    metrics: Arc<DaemonMetrics>,
+    plugins: Arc<PluginMetrics>,
 ) {
     let Origin {
         node: me,
@@ -45,7 +45,7 @@ pub async fn run(
             }
             Err(e) => {
                 if !matches!(e, PluginError::Failed { .. }) {
-                    metrics.plugin_error(e.plugin());
+                    plugins.error(e.plugin());
                 }
                 handle.fail_first(e.to_string());
             }
@@ -101,7 +101,7 @@ mod tests {
         let (handle, rx) = SourceHandle::new("plugin:p");
         let (mut view, task) = combine(vec![("plugin:p".into(), rx)]);
         tokio::spawn(task);
-        let metrics = Arc::new(DaemonMetrics::default());
+        let metrics = Arc::new(PluginMetrics::default());
         tokio::spawn(run(
             LoadedDiscovery {
                 name: "p".into(),
@@ -123,12 +123,6 @@ mod tests {
             .expect("view");
         assert_eq!(v.services.len(), 1);
         assert_eq!(v.services[0].service.hostname, "me");
-        assert!(
-            metrics
-                .plugin_errors
-                .lock()
-                .get("p")
-                .is_some_and(|n| *n >= 1)
-        );
+        assert!(metrics.errors("p") >= 1);
     }
 }

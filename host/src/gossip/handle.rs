@@ -1,80 +1,187 @@
 //! What the rest of the daemon sees of the gossip transport: the member list (a `watch`),
-//! counters for `/metrics`, and graceful leave.
+//! its families for `/metrics`, and graceful leave.
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use sidecar_cluster::{MemberList, State};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// Transport counters (monotonic), read by `/metrics`.
+/// Transport and protocol counters (monotonic). The transport ones are incremented per
+/// datagram/stream; the SWIM ones are copied from the core's statistics every second.
 #[derive(Debug, Default)]
 pub struct ClusterCounters {
-    pub datagrams_in: AtomicU64,
-    pub datagrams_out: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    pub streams_in: AtomicU64,
-    pub streams_out: AtomicU64,
-    pub stream_bytes_in: AtomicU64,
-    pub stream_bytes_out: AtomicU64,
-    pub dropped_malformed: AtomicU64,
-    pub dropped_foreign_cluster: AtomicU64,
-    pub dropped_unencrypted: AtomicU64,
-    pub dropped_unexpected_encryption: AtomicU64,
-    pub dropped_unauthenticated: AtomicU64,
-    pub dropped_decode: AtomicU64,
-    pub dropped_send: AtomicU64,
-    pub stream_failures: AtomicU64,
-    pub probes: AtomicU64,
-    pub suspicions: AtomicU64,
-    pub deaths_declared: AtomicU64,
-    pub refutations: AtomicU64,
-    pub queue_dropped: AtomicU64,
+    pub datagrams_in: Counter,
+    pub datagrams_out: Counter,
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+    pub streams_in: Counter,
+    pub streams_out: Counter,
+    pub stream_bytes_in: Counter,
+    pub stream_bytes_out: Counter,
+    pub dropped_malformed: Counter,
+    pub dropped_foreign_cluster: Counter,
+    pub dropped_unencrypted: Counter,
+    pub dropped_unexpected_encryption: Counter,
+    pub dropped_unauthenticated: Counter,
+    pub dropped_decode: Counter,
+    pub dropped_send: Counter,
+    pub stream_failures: Counter,
+    pub probes: Counter,
+    pub suspicions: Counter,
+    pub deaths_declared: Counter,
+    pub refutations: Counter,
+    pub refused_generations: Counter,
+    pub queue_dropped: Counter,
 }
 
 impl ClusterCounters {
-    pub fn add(c: &AtomicU64, n: u64) {
-        c.fetch_add(n, Ordering::Relaxed);
+    /// Sets a counter to a total kept elsewhere (the SWIM core's statistics).
+    pub fn set(c: &Counter, total: u64) {
+        c.inner().store(total, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// `(name, value)` pairs, Prometheus-style names without the prefix.
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        vec![
-            ("gossip_datagrams_in_total", g(&self.datagrams_in)),
-            ("gossip_datagrams_out_total", g(&self.datagrams_out)),
-            ("gossip_bytes_in_total", g(&self.bytes_in)),
-            ("gossip_bytes_out_total", g(&self.bytes_out)),
-            ("gossip_streams_in_total", g(&self.streams_in)),
-            ("gossip_streams_out_total", g(&self.streams_out)),
-            ("gossip_stream_bytes_in_total", g(&self.stream_bytes_in)),
-            ("gossip_stream_bytes_out_total", g(&self.stream_bytes_out)),
-            ("gossip_dropped_malformed_total", g(&self.dropped_malformed)),
+    /// `(name, help, counter)`: names without `_total`, which the encoder appends.
+    fn families(&self) -> [(&'static str, &'static str, &Counter); 21] {
+        [
             (
-                "gossip_dropped_foreign_cluster_total",
-                g(&self.dropped_foreign_cluster),
+                "sidecar_gossip_datagrams_in",
+                "Gossip datagrams received",
+                &self.datagrams_in,
             ),
             (
-                "gossip_dropped_unencrypted_total",
-                g(&self.dropped_unencrypted),
+                "sidecar_gossip_datagrams_out",
+                "Gossip datagrams sent",
+                &self.datagrams_out,
             ),
             (
-                "gossip_dropped_unexpected_encryption_total",
-                g(&self.dropped_unexpected_encryption),
+                "sidecar_gossip_bytes_in",
+                "Bytes of gossip datagrams received",
+                &self.bytes_in,
             ),
             (
-                "gossip_dropped_unauthenticated_total",
-                g(&self.dropped_unauthenticated),
+                "sidecar_gossip_bytes_out",
+                "Bytes of gossip datagrams sent",
+                &self.bytes_out,
             ),
-            ("gossip_dropped_decode_total", g(&self.dropped_decode)),
-            ("gossip_dropped_send_total", g(&self.dropped_send)),
-            ("gossip_stream_failures_total", g(&self.stream_failures)),
-            ("swim_probes_total", g(&self.probes)),
-            ("swim_suspicions_total", g(&self.suspicions)),
-            ("swim_deaths_declared_total", g(&self.deaths_declared)),
-            ("swim_refutations_total", g(&self.refutations)),
-            ("gossip_queue_dropped_total", g(&self.queue_dropped)),
+            (
+                "sidecar_gossip_streams_in",
+                "Gossip TCP streams accepted",
+                &self.streams_in,
+            ),
+            (
+                "sidecar_gossip_streams_out",
+                "Gossip TCP streams opened",
+                &self.streams_out,
+            ),
+            (
+                "sidecar_gossip_stream_bytes_in",
+                "Bytes received on gossip streams",
+                &self.stream_bytes_in,
+            ),
+            (
+                "sidecar_gossip_stream_bytes_out",
+                "Bytes sent on gossip streams",
+                &self.stream_bytes_out,
+            ),
+            (
+                "sidecar_gossip_dropped_malformed",
+                "Gossip input dropped: malformed frame",
+                &self.dropped_malformed,
+            ),
+            (
+                "sidecar_gossip_dropped_foreign_cluster",
+                "Gossip input dropped: another cluster's name",
+                &self.dropped_foreign_cluster,
+            ),
+            (
+                "sidecar_gossip_dropped_unencrypted",
+                "Gossip input dropped: unencrypted while a key is set",
+                &self.dropped_unencrypted,
+            ),
+            (
+                "sidecar_gossip_dropped_unexpected_encryption",
+                "Gossip input dropped: encrypted while no key is set",
+                &self.dropped_unexpected_encryption,
+            ),
+            (
+                "sidecar_gossip_dropped_unauthenticated",
+                "Gossip input dropped: no key of the keyring decrypts it",
+                &self.dropped_unauthenticated,
+            ),
+            (
+                "sidecar_gossip_dropped_decode",
+                "Gossip input dropped: payload does not decode",
+                &self.dropped_decode,
+            ),
+            (
+                "sidecar_gossip_dropped_send",
+                "Gossip datagrams that could not be sent",
+                &self.dropped_send,
+            ),
+            (
+                "sidecar_gossip_stream_failures",
+                "Gossip streams that failed",
+                &self.stream_failures,
+            ),
+            ("sidecar_swim_probes", "SWIM probes sent", &self.probes),
+            (
+                "sidecar_swim_suspicions",
+                "Members this node suspected",
+                &self.suspicions,
+            ),
+            (
+                "sidecar_swim_deaths_declared",
+                "Members this node declared dead",
+                &self.deaths_declared,
+            ),
+            (
+                "sidecar_swim_refutations",
+                "Suspicions of this node it refuted",
+                &self.refutations,
+            ),
+            (
+                "sidecar_swim_refused_generations",
+                "Member claims refused for a generation too far in the future",
+                &self.refused_generations,
+            ),
+            (
+                "sidecar_gossip_queue_dropped",
+                "Broadcasts dropped from the full gossip queue",
+                &self.queue_dropped,
+            ),
         ]
+    }
+}
+
+/// `sidecar_members{state}`, read from the published member list at scrape time.
+struct MembersCollector(watch::Receiver<Arc<MemberList>>);
+
+impl std::fmt::Debug for MembersCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MembersCollector")
+    }
+}
+
+impl Collector for MembersCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let members = self.0.borrow().clone();
+        let mut family = encoder.encode_descriptor(
+            "sidecar_members",
+            "Cluster members by state.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for state in [State::Alive, State::Suspect, State::Dead, State::Left] {
+            let labels = [("state", state.as_str())];
+            let n = i64::try_from(members.count(state)).unwrap_or(i64::MAX);
+            ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -106,21 +213,12 @@ impl ClusterHandle {
         self.members().live().map(|m| m.name.clone()).collect()
     }
 
-    /// Prometheus text lines: transport and protocol counters, members by state.
-    pub fn render_prometheus(&self, out: &mut String) {
-        use std::fmt::Write;
-        for (name, value) in self.counters.snapshot() {
-            let _ = writeln!(out, "# TYPE sidecar_{name} counter\nsidecar_{name} {value}");
-        }
-        let members = self.members();
-        let _ = writeln!(out, "# TYPE sidecar_cluster_members gauge");
-        for state in [State::Alive, State::Suspect, State::Dead, State::Left] {
-            let _ = writeln!(
-                out,
-                "sidecar_cluster_members{{state=\"{}\"}} {}",
-                state.as_str(),
-                members.count(state)
-            );
+    /// Registers the cluster's families: members by state (read from the member list
+    /// at scrape time) and the transport and SWIM counters.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register_collector(Box::new(MembersCollector(self.members.clone())));
+        for (name, help, counter) in self.counters.families() {
+            registry.register(name, help, counter.clone());
         }
     }
 
@@ -163,11 +261,26 @@ mod tests {
             counters: Arc::default(),
             commands: cmd,
         };
-        ClusterCounters::add(&h.counters.dropped_foreign_cluster, 2);
+        h.counters.dropped_foreign_cluster.inc_by(2);
+        ClusterCounters::set(&h.counters.probes, 40);
         assert_eq!(h.live_member_names(), vec!["n0", "n1"]);
-        let mut out = String::new();
-        h.render_prometheus(&mut out);
-        assert!(out.contains("sidecar_gossip_dropped_foreign_cluster_total 2\n"));
-        assert!(out.contains("sidecar_cluster_members{state=\"dead\"} 1\n"));
+        let out = crate::metrics::scrape(|r| h.register_metrics(r));
+        crate::metrics::assert_lines(
+            &out,
+            &[
+                "# HELP sidecar_members Cluster members by state.",
+                "# TYPE sidecar_members gauge",
+                "sidecar_members{state=\"alive\"} 1",
+                "sidecar_members{state=\"suspect\"} 1",
+                "sidecar_members{state=\"dead\"} 1",
+                "sidecar_members{state=\"left\"} 0",
+                "# TYPE sidecar_gossip_dropped_foreign_cluster_total counter",
+                "sidecar_gossip_dropped_foreign_cluster_total 2",
+                "sidecar_gossip_datagrams_in_total 0",
+                "sidecar_swim_probes_total 40",
+                "sidecar_gossip_queue_dropped_total 0",
+            ],
+        );
+        assert!(!out.contains("sidecar_cluster_members"), "{out}");
     }
 }

@@ -6,6 +6,7 @@
 use super::handle::{ClusterCounters, ClusterHandle, Command};
 use crate::config::ClusterConfig;
 use crate::shared_catalog::SharedCatalog;
+use prometheus_client::metrics::counter::Counter;
 use sidecar_catalog::{Fingerprint, Record, Service, Timestamp};
 use sidecar_cluster::swim::{CatalogPort, Micros, Output, Swim};
 use sidecar_cluster::wire::frame::{Channel, Framer, Refusal};
@@ -14,7 +15,6 @@ use sidecar_cluster::{MemberInfo, MemberList};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -61,7 +61,7 @@ impl DropLog {
     }
 }
 
-fn refusal_counter(c: &ClusterCounters, r: Refusal) -> &AtomicU64 {
+fn refusal_counter(c: &ClusterCounters, r: Refusal) -> &Counter {
     match r {
         Refusal::Malformed => &c.dropped_malformed,
         Refusal::ForeignCluster => &c.dropped_foreign_cluster,
@@ -192,7 +192,7 @@ impl Driver {
                     let now = self.now();
                     let reply = self.core.handle_stream(s.from, &s.payload, now, &mut Port(&self.catalog));
                     if let Err(e) = &reply {
-                        ClusterCounters::add(&self.counters.dropped_decode, 1);
+                        self.counters.dropped_decode.inc();
                         tracing::debug!(from = %s.from, "bad stream request: {e}");
                         self.drops.note("decode", s.from);
                     }
@@ -201,7 +201,7 @@ impl Driver {
                 Some((req, reply)) = self.replies.1.recv() => {
                     let now = self.now();
                     if let Err(e) = self.core.handle_stream_reply(req, reply.as_deref(), now, &mut Port(&self.catalog)) {
-                        ClusterCounters::add(&self.counters.dropped_decode, 1);
+                        self.counters.dropped_decode.inc();
                         tracing::debug!("bad stream reply: {e}");
                     }
                 }
@@ -235,12 +235,12 @@ impl Driver {
     }
 
     fn datagram(&mut self, from: SocketAddr, frame: &[u8]) {
-        ClusterCounters::add(&self.counters.datagrams_in, 1);
-        ClusterCounters::add(&self.counters.bytes_in, frame.len() as u64);
+        self.counters.datagrams_in.inc();
+        self.counters.bytes_in.inc_by(frame.len() as u64);
         let payload = match self.framer.open(Channel::Datagram, frame) {
             Ok(p) => p,
             Err(r) => {
-                ClusterCounters::add(refusal_counter(&self.counters, r), 1);
+                refusal_counter(&self.counters, r).inc();
                 self.drops.note(r.as_str(), from);
                 return;
             }
@@ -250,7 +250,7 @@ impl Driver {
             .core
             .handle_datagram(from, &payload, now, &mut Port(&self.catalog))
         {
-            ClusterCounters::add(&self.counters.dropped_decode, 1);
+            self.counters.dropped_decode.inc();
             tracing::debug!(%from, "undecodable datagram: {e}");
             self.drops.note("decode", from);
         }
@@ -262,23 +262,23 @@ impl Driver {
             match out {
                 Output::Datagram { to, payload } => {
                     let frame = self.framer.seal(Channel::Datagram, &payload);
-                    ClusterCounters::add(&self.counters.datagrams_out, 1);
-                    ClusterCounters::add(&self.counters.bytes_out, frame.len() as u64);
+                    self.counters.datagrams_out.inc();
+                    self.counters.bytes_out.inc_by(frame.len() as u64);
                     if self.udp.try_send_to(&frame, to).is_err() {
-                        ClusterCounters::add(&self.counters.dropped_send, 1);
+                        self.counters.dropped_send.inc();
                     }
                 }
                 Output::Stream { to, req, payload } => {
                     let frame = self.framer.seal(Channel::Stream, &payload);
-                    ClusterCounters::add(&self.counters.streams_out, 1);
-                    ClusterCounters::add(&self.counters.stream_bytes_out, frame.len() as u64);
+                    self.counters.streams_out.inc();
+                    self.counters.stream_bytes_out.inc_by(frame.len() as u64);
                     let replies = self.replies.0.clone();
                     let framer = self.framer.clone();
                     let counters = self.counters.clone();
                     tokio::spawn(async move {
                         let reply = request(to, &frame, &framer, &counters).await;
                         if reply.is_none() {
-                            ClusterCounters::add(&counters.stream_failures, 1);
+                            counters.stream_failures.inc();
                             tracing::debug!(%to, "gossip stream failed");
                         }
                         let _ = replies.send((req, reply));
@@ -308,11 +308,18 @@ impl Driver {
             self.catalog.refresh_announcer(&m.key);
         }
         let s = self.core.stats();
-        let set = |c: &AtomicU64, v: u64| c.store(v, std::sync::atomic::Ordering::Relaxed);
+        let set = ClusterCounters::set;
         set(&self.counters.probes, s.probes);
         set(&self.counters.suspicions, s.suspicions);
         set(&self.counters.deaths_declared, s.deaths_declared);
         set(&self.counters.refutations, s.refutations);
+        if s.refused_generations > self.counters.refused_generations.get() {
+            tracing::warn!(
+                total = s.refused_generations,
+                "refused member claims with a generation too far in the future (forged, or a clock hours ahead)"
+            );
+        }
+        set(&self.counters.refused_generations, s.refused_generations);
         set(&self.counters.queue_dropped, self.core.queue_dropped());
         self.publish();
     }
@@ -409,11 +416,11 @@ async fn request(
     .await
     .ok()?
     .ok()?;
-    ClusterCounters::add(&counters.stream_bytes_in, reply.len() as u64);
+    counters.stream_bytes_in.inc_by(reply.len() as u64);
     match framer.open(Channel::Stream, &reply) {
         Ok(p) => Some(p),
         Err(r) => {
-            ClusterCounters::add(refusal_counter(counters, r), 1);
+            refusal_counter(counters, r).inc();
             tracing::warn!(%to, reason = r.as_str(), "refused gossip stream reply");
             None
         }
@@ -445,12 +452,12 @@ async fn accept_loop(
         tokio::spawn(async move {
             let _ = tokio::time::timeout(STREAM_TIMEOUT, async {
                 let frame = read_frame(&mut s).await.ok()?;
-                ClusterCounters::add(&counters.streams_in, 1);
-                ClusterCounters::add(&counters.stream_bytes_in, frame.len() as u64);
+                counters.streams_in.inc();
+                counters.stream_bytes_in.inc_by(frame.len() as u64);
                 let payload = match framer.open(Channel::Stream, &frame) {
                     Ok(p) => p,
                     Err(r) => {
-                        ClusterCounters::add(refusal_counter(&counters, r), 1);
+                        refusal_counter(&counters, r).inc();
                         drops.lock().note(r.as_str(), from);
                         return None;
                     }
@@ -466,7 +473,7 @@ async fn accept_loop(
                     .ok()?;
                 let reply = rx.await.ok()??;
                 let frame = framer.seal(Channel::Stream, &reply);
-                ClusterCounters::add(&counters.stream_bytes_out, frame.len() as u64);
+                counters.stream_bytes_out.inc_by(frame.len() as u64);
                 write_frame(&mut s, &frame).await.ok()
             })
             .await;

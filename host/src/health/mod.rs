@@ -3,10 +3,12 @@
 //! that runs them ([`scheduler`]). Checks run through the `HealthChecker` trait, i.e.
 //! the plugin runtime's check types: the check logic itself is policy, in plugins.
 
+pub mod metrics;
 pub mod scheduler;
 pub mod state;
 pub mod template;
 
+pub use metrics::HealthMetrics;
 use sidecar_catalog::{PortKind, Service};
 use sidecar_plugin_host::{CheckSpec, HealthChecker};
 use std::collections::HashMap;

@@ -6,10 +6,11 @@
 //! finished. At most `concurrency` checks run at once and a check is never started
 //! twice in parallel, so thousands of services (or a hung check) cannot pile up work.
 
+use super::HealthMetrics;
 use super::state::CheckState;
 use super::{CheckRegistry, HealthConfig, ResolvedCheck, resolve};
 use crate::discovery::{LocalView, ServiceKey};
-use crate::metrics::DaemonMetrics;
+use crate::metrics::PluginMetrics;
 use sidecar_catalog::Status;
 use sidecar_plugin_host::{CheckRequest, CheckStatus, HealthChecker, PluginError};
 use std::cmp::Reverse;
@@ -51,7 +52,9 @@ pub struct Scheduler {
     pub config: HealthConfig,
     pub registry: CheckRegistry,
     pub host_ip: String,
-    pub metrics: Arc<DaemonMetrics>,
+    pub metrics: Arc<HealthMetrics>,
+    /// Failed calls into check plugins.
+    pub plugins: Arc<PluginMetrics>,
 }
 
 impl Scheduler {
@@ -212,6 +215,7 @@ impl Scheduler {
         let timeout = self.config.timeout;
         let host_ip = self.host_ip.clone();
         let metrics = self.metrics.clone();
+        let plugins = self.plugins.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let (healthy, message) = match runner {
@@ -239,7 +243,7 @@ impl Scheduler {
                         Ok(Err(err)) => {
                             metrics.check_done(&type_name, took, "error");
                             if !matches!(err, PluginError::Failed { .. }) {
-                                metrics.plugin_error(err.plugin());
+                                plugins.error(err.plugin());
                             }
                             (false, err.to_string())
                         }
@@ -308,6 +312,7 @@ mod tests {
             registry,
             host_ip: "127.0.0.1".into(),
             metrics: Arc::default(),
+            plugins: Arc::default(),
         };
         let (view_tx, view_rx) = watch::channel(None);
         let (out_tx, mut out_rx) = watch::channel(Statuses::default());

@@ -11,13 +11,14 @@
 pub mod url_listener;
 
 use crate::discovery::LocalView;
-use crate::metrics::DaemonMetrics;
 use crate::shared_catalog::SharedCatalog;
 use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use sidecar_catalog::ChangeEvent;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -28,6 +29,48 @@ pub const QUEUE: usize = 20;
 pub struct ListenersConfig {
     /// `LISTENERS_URLS`, comma-separated.
     pub urls: Vec<String>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// What the listeners record: POSTs by outcome, events dropped on full queues.
+#[derive(Debug)]
+pub struct ListenerMetrics {
+    posts: Family<OutcomeLabel, Counter>,
+    /// The `ok` and `failed` series of `posts`, present from the start.
+    pub posts_ok: Counter,
+    pub posts_failed: Counter,
+    pub events_dropped: Counter,
+}
+
+impl Default for ListenerMetrics {
+    fn default() -> Self {
+        let posts = Family::<OutcomeLabel, Counter>::default();
+        ListenerMetrics {
+            posts_ok: posts.get_or_create_owned(&OutcomeLabel { outcome: "ok" }),
+            posts_failed: posts.get_or_create_owned(&OutcomeLabel { outcome: "failed" }),
+            posts,
+            events_dropped: Counter::default(),
+        }
+    }
+}
+
+impl ListenerMetrics {
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "sidecar_listener_posts",
+            "Listener POSTs by outcome",
+            self.posts.clone(),
+        );
+        registry.register(
+            "sidecar_listener_events_dropped",
+            "Events dropped on full listener queues",
+            self.events_dropped.clone(),
+        );
+    }
 }
 
 struct Running {
@@ -43,7 +86,7 @@ pub struct Registry {
     catalog: Arc<SharedCatalog>,
     client: reqwest::Client,
     hostname: String,
-    metrics: Arc<DaemonMetrics>,
+    metrics: Arc<ListenerMetrics>,
 }
 
 impl Registry {
@@ -96,9 +139,7 @@ impl Registry {
     fn fan_out(&self, ev: &Arc<ChangeEvent>) {
         for (name, r) in self.running.lock().iter() {
             if r.tx.try_send(ev.clone()).is_err() {
-                self.metrics
-                    .listener_events_dropped
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.events_dropped.inc();
                 tracing::warn!(listener = %name, "listener queue full: event dropped");
             }
         }
@@ -137,7 +178,7 @@ pub fn start(
     cfg: &ListenersConfig,
     catalog: Arc<SharedCatalog>,
     hostname: String,
-    metrics: Arc<DaemonMetrics>,
+    metrics: Arc<ListenerMetrics>,
     tasks: &mut JoinSet<()>,
 ) -> Arc<Registry> {
     let events = catalog.subscribe();
@@ -163,10 +204,7 @@ async fn dispatch(registry: Arc<Registry>, mut events: broadcast::Receiver<Arc<C
             Ok(ev) => registry.fan_out(&ev),
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 if !registry.running.lock().is_empty() {
-                    registry
-                        .metrics
-                        .listener_events_dropped
-                        .fetch_add(n, Ordering::Relaxed);
+                    registry.metrics.events_dropped.inc_by(n);
                     tracing::warn!("listeners fell {n} events behind; they were dropped");
                 }
             }
@@ -240,7 +278,7 @@ mod tests {
         let (fast_url, mut received) = fast_server().await;
         let (catalog, _out) = SharedCatalog::with_defaults("me", "default");
         tokio::spawn(catalog.clone().run_publisher());
-        let metrics = Arc::new(DaemonMetrics::default());
+        let metrics = Arc::new(ListenerMetrics::default());
         let mut tasks = JoinSet::new();
         start(
             &ListenersConfig {
@@ -266,8 +304,27 @@ mod tests {
         }
         assert!(bodies.iter().all(|b| b.starts_with("{\"State\":")));
         assert!(
-            metrics.listener_events_dropped.load(Ordering::Relaxed) > 0,
+            metrics.events_dropped.get() > 0,
             "the stuck listener's queue overflowed and dropped events"
+        );
+    }
+
+    #[test]
+    fn posts_by_outcome_are_exposed_from_the_start() {
+        let m = ListenerMetrics::default();
+        m.posts_ok.inc();
+        m.events_dropped.inc_by(3);
+        let out = crate::metrics::scrape(|r| m.register(r));
+        crate::metrics::assert_lines(
+            &out,
+            &[
+                "# HELP sidecar_listener_posts_total Listener POSTs by outcome.",
+                "# TYPE sidecar_listener_posts_total counter",
+                "sidecar_listener_posts_total{outcome=\"ok\"} 1",
+                "sidecar_listener_posts_total{outcome=\"failed\"} 0",
+                "# TYPE sidecar_listener_events_dropped_total counter",
+                "sidecar_listener_events_dropped_total 3",
+            ],
         );
     }
 }

@@ -3,12 +3,11 @@
 //! load balancers with affinity) and retry schedule (6 attempts, sleeping 0, 0, 100,
 //! 200, 300, 400 ms). Unlike Sidecar, retries resend the full body.
 
-use crate::metrics::DaemonMetrics;
+use super::ListenerMetrics;
 use crate::shared_catalog::{SharedCatalog, Snapshot};
 use bytes::Bytes;
 use sidecar_catalog::{ChangeEvent, Timestamp};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -65,7 +64,7 @@ pub async fn run(
     catalog: Arc<SharedCatalog>,
     client: reqwest::Client,
     hostname: String,
-    metrics: Arc<DaemonMetrics>,
+    metrics: Arc<ListenerMetrics>,
 ) {
     // Go's cookie jar quotes values containing spaces.
     let cookie = format!(
@@ -97,11 +96,9 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(sleep)).await;
         }
         if ok {
-            metrics.listener_posts_ok.fetch_add(1, Ordering::Relaxed);
+            metrics.posts_ok.inc();
         } else {
-            metrics
-                .listener_posts_failed
-                .fetch_add(1, Ordering::Relaxed);
+            metrics.posts_failed.inc();
             tracing::warn!(listener = %target.name, url = %target.url, "POST failed after {} attempts: {last_err}", RETRY_SLEEPS_MS.len());
         }
     }

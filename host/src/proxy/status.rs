@@ -1,4 +1,4 @@
-//! The proxy drivers' status as the HTTP API and `/metrics` show it.
+//! The proxy drivers' status as the HTTP API shows it, and their `/metrics` families.
 //!
 //! `proxy::start` returns it with the drivers it started registered; the agent hands it
 //! to the API.
@@ -6,6 +6,9 @@
 use super::haproxy::HaproxyStatus;
 use super::xds::XdsStatus;
 use parking_lot::RwLock;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -48,15 +51,74 @@ impl ProxyStatus {
         json!({ "haproxy": haproxy, "envoy": xds })
     }
 
-    /// Prometheus text for `/metrics`.
-    pub fn metrics(&self) -> String {
-        let mut out = String::new();
-        if let Some(h) = self.haproxy.read().as_ref() {
-            out.push_str(&h.metrics());
+    /// Registers the drivers' families (`sidecar_haproxy_*`, `sidecar_xds_*`), read at
+    /// scrape time from the drivers running then.
+    pub fn register_metrics(self: &Arc<Self>, registry: &mut Registry) {
+        registry.register_collector(Box::new(ProxyCollector(self.clone())));
+    }
+}
+
+struct ProxyCollector(Arc<ProxyStatus>);
+
+impl std::fmt::Debug for ProxyCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProxyCollector")
+    }
+}
+
+impl Collector for ProxyCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let haproxy = self.0.haproxy.read().clone();
+        if let Some(h) = haproxy {
+            h.encode_metrics(&mut encoder)?;
         }
-        if let Some(x) = self.xds.read().as_ref() {
-            out.push_str(&x.metrics());
+        let xds = self.0.xds.read().clone();
+        if let Some(x) = xds {
+            x.encode_metrics(&mut encoder)?;
         }
-        out
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{assert_lines, scrape};
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn only_running_drivers_have_families() {
+        let status = Arc::new(ProxyStatus::default());
+        let out = scrape(|r| status.register_metrics(r));
+        assert!(
+            !out.contains("sidecar_haproxy_") && !out.contains("sidecar_xds_"),
+            "{out}"
+        );
+
+        let haproxy = Arc::new(HaproxyStatus::new("/etc/haproxy.cfg"));
+        haproxy.counters.reloads.fetch_add(2, Ordering::Relaxed);
+        haproxy.failed("verify", "bad config".into());
+        status.set_haproxy(haproxy);
+        let xds = Arc::new(XdsStatus::default());
+        xds.counters.acks.fetch_add(5, Ordering::Relaxed);
+        status.set_xds(xds);
+        let out = scrape(|r| status.register_metrics(r));
+        assert_lines(
+            &out,
+            &[
+                "# HELP sidecar_haproxy_reloads_total Successful HAProxy starts and reloads.",
+                "# TYPE sidecar_haproxy_reloads_total counter",
+                "sidecar_haproxy_reloads_total 2",
+                "sidecar_haproxy_verify_failures_total 1",
+                "sidecar_haproxy_rollbacks_total 0",
+                "# TYPE sidecar_haproxy_config_ok gauge",
+                "sidecar_haproxy_config_ok 0",
+                "# TYPE sidecar_xds_acks_total counter",
+                "sidecar_xds_acks_total 5",
+                "sidecar_xds_streams_total 0",
+                "# TYPE sidecar_xds_connected_streams gauge",
+                "sidecar_xds_connected_streams 0",
+            ],
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! What the HAProxy driver reports: the last good config, the last error, counters.
 //! Shared with the HTTP API (`/api/proxy.json`) and `/metrics`.
 
+use crate::metrics::{encode_counter, encode_gauge};
 use parking_lot::Mutex;
+use prometheus_client::encoding::DescriptorEncoder;
 use serde::Serialize;
 use sidecar_catalog::Timestamp;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,64 +106,61 @@ impl HaproxyStatus {
         });
     }
 
-    /// Prometheus text lines.
-    pub fn metrics(&self) -> String {
+    /// The `sidecar_haproxy_*` families (the proxy status collector calls this at
+    /// scrape time).
+    pub fn encode_metrics(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let c = &self.counters;
-        let mut out = String::new();
         for (name, help, v) in [
-            ("renders_total", "Emitter calls for HAProxy", &c.renders),
+            ("renders", "Emitter calls for HAProxy.", &c.renders),
             (
-                "emit_errors_total",
-                "Emitter failures (last good config kept)",
+                "emit_errors",
+                "Emitter failures (last good config kept).",
                 &c.emit_errors,
             ),
             (
-                "verify_failures_total",
-                "Candidate configs that failed haproxy -c",
+                "verify_failures",
+                "Candidate configs that failed haproxy -c.",
                 &c.verify_failures,
             ),
             (
-                "write_failures_total",
-                "Config files that could not be written",
+                "write_failures",
+                "Config files that could not be written.",
                 &c.write_failures,
             ),
             (
-                "reloads_total",
-                "Successful HAProxy starts and reloads",
+                "reloads",
+                "Successful HAProxy starts and reloads.",
                 &c.reloads,
             ),
             (
-                "reload_failures_total",
-                "Failed HAProxy reloads",
+                "reload_failures",
+                "Failed HAProxy reloads.",
                 &c.reload_failures,
             ),
             (
-                "unchanged_total",
-                "Renders identical to the running config",
+                "unchanged",
+                "Renders identical to the running config.",
                 &c.unchanged,
             ),
             (
-                "rollbacks_total",
-                "Live config files restored after a failed reload",
+                "rollbacks",
+                "Live config files restored after a failed reload.",
                 &c.rollbacks,
             ),
         ] {
-            crate::metrics::single(
-                &mut out,
+            encode_counter(
+                encoder,
                 &format!("sidecar_haproxy_{name}"),
-                "counter",
                 help,
                 v.load(Ordering::Relaxed),
-            );
+            )?;
         }
         let ok = self.state.lock().last_error.is_none();
-        crate::metrics::single(
-            &mut out,
+        encode_gauge(
+            encoder,
             "sidecar_haproxy_config_ok",
-            "gauge",
-            "1 when the last delivery succeeded",
-            u8::from(ok),
-        );
-        out
+            "1 when the last delivery succeeded.",
+            i64::from(ok),
+        )
     }
 }

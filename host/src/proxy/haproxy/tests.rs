@@ -135,12 +135,10 @@ async fn refused_reload_restores_the_previous_file() {
         f.driver.status.counters.rollbacks.load(Ordering::Relaxed),
         1
     );
-    assert!(
-        f.driver
-            .status
-            .metrics()
-            .contains("sidecar_haproxy_config_ok 0")
-    );
+    let status = Arc::new(crate::proxy::ProxyStatus::default());
+    status.set_haproxy(f.driver.status.clone());
+    let scraped = crate::metrics::scrape(|r| status.register_metrics(r));
+    crate::metrics::assert_lines(&scraped, &["sidecar_haproxy_config_ok 0"]);
 }
 
 #[tokio::test]

@@ -2,7 +2,9 @@
 
 use super::resources::Quarantined;
 use super::stream::TypeReport;
+use crate::metrics::{encode_counter, encode_gauge};
 use parking_lot::Mutex;
+use prometheus_client::encoding::DescriptorEncoder;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sidecar_catalog::Timestamp;
@@ -134,53 +136,50 @@ impl XdsStatus {
         })
     }
 
-    /// Prometheus text lines.
-    pub fn metrics(&self) -> String {
+    /// The `sidecar_xds_*` families (the proxy status collector calls this at scrape
+    /// time).
+    pub fn encode_metrics(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let c = &self.counters;
-        let mut out = String::new();
         for (name, help, v) in [
-            ("renders_total", "Emitter calls for Envoy", &c.renders),
+            ("renders", "Emitter calls for Envoy.", &c.renders),
             (
-                "emit_errors_total",
-                "Emitter failures (last good resources kept)",
+                "emit_errors",
+                "Emitter failures (last good resources kept).",
                 &c.emit_errors,
             ),
             (
-                "quarantined_total",
-                "Resources left out because they failed validation",
+                "quarantined",
+                "Resources left out because they failed validation.",
                 &c.quarantined,
             ),
-            ("snapshots_total", "Resource sets published", &c.snapshots),
-            ("streams_total", "ADS streams opened", &c.streams_total),
-            ("pushes_total", "Discovery responses sent", &c.pushes),
-            ("acks_total", "Responses Envoy accepted", &c.acks),
-            ("nacks_total", "Responses Envoy rejected", &c.nacks),
+            ("snapshots", "Resource sets published.", &c.snapshots),
+            ("streams", "ADS streams opened.", &c.streams_total),
+            ("pushes", "Discovery responses sent.", &c.pushes),
+            ("acks", "Responses Envoy accepted.", &c.acks),
+            ("nacks", "Responses Envoy rejected.", &c.nacks),
             (
-                "stale_nonces_total",
-                "Requests ignored for a stale nonce",
+                "stale_nonces",
+                "Requests ignored for a stale nonce.",
                 &c.stale_nonces,
             ),
             (
-                "phase_timeouts_total",
-                "Publish phases that moved on without an ACK",
+                "phase_timeouts",
+                "Publish phases that moved on without an ACK.",
                 &c.phase_timeouts,
             ),
         ] {
-            crate::metrics::single(
-                &mut out,
+            encode_counter(
+                encoder,
                 &format!("sidecar_xds_{name}"),
-                "counter",
                 help,
                 v.load(Ordering::Relaxed),
-            );
+            )?;
         }
-        crate::metrics::single(
-            &mut out,
+        encode_gauge(
+            encoder,
             "sidecar_xds_connected_streams",
-            "gauge",
-            "Envoys connected now",
-            self.connected(),
-        );
-        out
+            "Envoys connected now.",
+            i64::try_from(self.connected()).unwrap_or(i64::MAX),
+        )
     }
 }
