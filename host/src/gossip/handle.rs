@@ -46,7 +46,7 @@ impl ClusterCounters {
     }
 
     /// `(name, help, counter)`: names without `_total`, which the encoder appends.
-    fn families(&self) -> [(&'static str, &'static str, &Counter); 21] {
+    fn families(&self) -> [(&'static str, &'static str, &Counter); 22] {
         [
             (
                 "sidecar_gossip_datagrams_in",
