@@ -27,31 +27,21 @@
 //!
 //! No settings.
 
-wit_bindgen::generate!({ world: "health-check", path: "../../wit" });
-
 mod words;
 
-use exports::sidecar::plugin::health::{CheckRequest, CheckResult, CheckStatus};
-use exports::sidecar::plugin::{health, lifecycle};
-use sidecar::plugin::process;
+use sidecar_plugin_sdk::health_check::{self, CheckRequest, CheckResult, HealthCheck};
+use sidecar_plugin_sdk::{Settings, process, truncate};
 
 /// How much of stderr (or stdout, when stderr is empty) goes into the message.
 const MESSAGE_OUTPUT: usize = 512;
 
 struct External;
 
-impl lifecycle::Guest for External {
+impl HealthCheck for External {
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
-        match settings.first() {
-            None => Ok(()),
-            Some((key, _)) => Err(format!(
-                "unknown setting `{key}` (External has no settings)"
-            )),
-        }
+        Settings::none(&settings, "External")
     }
-}
 
-impl health::Guest for External {
     fn check(req: CheckRequest) -> Result<CheckResult, String> {
         let mut words = words::split(&req.args)?.into_iter();
         let program = words
@@ -64,13 +54,13 @@ impl health::Guest for External {
         };
         match process::run(&command) {
             Ok(out) => Ok(judge(&program, &out)),
-            Err(process::Error::Timeout) => Ok(unhealthy(format!(
+            Err(process::Error::Timeout) => Ok(CheckResult::unhealthy(format!(
                 "{program}: killed after {} ms (timeout)",
                 req.timeout_ms
             ))),
-            Err(process::Error::Spawn(why)) => {
-                Ok(unhealthy(format!("{program}: could not start: {why}")))
-            }
+            Err(process::Error::Spawn(why)) => Ok(CheckResult::unhealthy(format!(
+                "{program}: could not start: {why}"
+            ))),
             Err(process::Error::Denied(why)) => Err(format!("{program}: denied: {why}")),
         }
     }
@@ -78,10 +68,7 @@ impl health::Guest for External {
 
 fn judge(program: &str, out: &process::Output) -> CheckResult {
     if out.exit_code == Some(0) {
-        return CheckResult {
-            status: CheckStatus::Healthy,
-            message: format!("{program}: exit status 0"),
-        };
+        return CheckResult::healthy(format!("{program}: exit status 0"));
     }
     let how = match out.exit_code {
         Some(code) => format!("exit status {code}"),
@@ -95,38 +82,21 @@ fn judge(program: &str, out: &process::Output) -> CheckResult {
     let text = String::from_utf8_lossy(output);
     let text = text.trim();
     if text.is_empty() {
-        unhealthy(format!("{program}: {how}"))
+        CheckResult::unhealthy(format!("{program}: {how}"))
     } else {
-        unhealthy(format!(
+        CheckResult::unhealthy(format!(
             "{program}: {how}: {}",
             truncate(text, MESSAGE_OUTPUT)
         ))
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
-fn unhealthy(message: String) -> CheckResult {
-    CheckResult {
-        status: CheckStatus::Unhealthy,
-        message,
-    }
-}
-
-export!(External);
+health_check::export!(External);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sidecar_plugin_sdk::health_check::CheckStatus;
 
     fn output(code: Option<i32>, stderr: &str) -> process::Output {
         process::Output {
@@ -159,8 +129,11 @@ mod tests {
 
     #[test]
     fn long_output_is_cut_on_a_char_boundary() {
-        let s = "é".repeat(400);
-        let t = truncate(&s, 511);
-        assert!(t.ends_with('…') && t.len() <= 511 + '…'.len_utf8());
+        let r = judge("check", &output(Some(1), &"é".repeat(400)));
+        let cut = r
+            .message
+            .strip_prefix("check: exit status 1: ")
+            .expect("prefix");
+        assert!(cut.ends_with('…') && cut.len() <= MESSAGE_OUTPUT + '…'.len_utf8());
     }
 }
