@@ -16,7 +16,7 @@ cargo fmt --all -- --check
 section "build (daemon, default plugins, test plugins)"
 cargo build --release --locked --workspace --all-targets
 
-section "example plugins (Python)"
+section "example plugins (Rust, Python)"
 scripts/build-examples.sh
 
 section "tests"
