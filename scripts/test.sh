@@ -19,7 +19,7 @@ scripts/check-layering.sh
 section "build (daemon, default plugins, test plugins)"
 cargo build --release --locked --workspace --all-targets
 
-section "example plugins (Python)"
+section "example plugins (Rust, Python)"
 scripts/build-examples.sh
 
 section "tests"

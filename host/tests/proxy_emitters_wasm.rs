@@ -3,10 +3,10 @@
 //! and the `proxy-haproxy` output passes `haproxy -c`.
 
 use prost::Message;
-use sidecar::proxy::xds::tcp_proxy::TcpProxy;
 use sidecar_catalog::{Port, PortKind, Service, Status};
 use sidecar_plugin_host::{EmitRequest, Emitted, LoadOptions, ProxyEmitter, Runtime};
 use sidecar_plugin_host::{NamerVars, PluginsConfig};
+use sidecar_plugin_sdk::envoy::TcpProxy;
 use std::sync::Arc;
 use xds_api::pb::envoy::config::cluster::v3::Cluster;
 use xds_api::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;

@@ -3,31 +3,19 @@
 //!
 //! No settings.
 
-wit_bindgen::generate!({ world: "health-check", path: "../../wit" });
-
-use exports::sidecar::plugin::health::{CheckRequest, CheckResult, CheckStatus};
-use exports::sidecar::plugin::{health, lifecycle};
+use sidecar_plugin_sdk::Settings;
+use sidecar_plugin_sdk::health_check::{self, CheckRequest, CheckResult, HealthCheck};
 
 struct Always;
 
-impl lifecycle::Guest for Always {
+impl HealthCheck for Always {
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
-        match settings.first() {
-            None => Ok(()),
-            Some((key, _)) => Err(format!(
-                "unknown setting `{key}` (AlwaysSuccessful has no settings)"
-            )),
-        }
+        Settings::none(&settings, "AlwaysSuccessful")
     }
-}
 
-impl health::Guest for Always {
     fn check(_req: CheckRequest) -> Result<CheckResult, String> {
-        Ok(CheckResult {
-            status: CheckStatus::Healthy,
-            message: "always successful".to_string(),
-        })
+        Ok(CheckResult::healthy("always successful"))
     }
 }
 
-export!(Always);
+health_check::export!(Always);

@@ -6,19 +6,20 @@
 //! # How the arguments are split
 //!
 //! The check's arguments become a program and its arguments with shell-like *quoting
-//! only* — there is no shell and no expansion of any kind:
+//! only* (the `shell-words` crate) — there is no shell and no expansion of any kind:
 //!
 //! * Unquoted whitespace (space, tab, newline) separates words; runs of it count once,
 //!   and leading/trailing whitespace is ignored.
 //! * `'…'` groups characters literally: nothing inside single quotes is special.
-//! * `"…"` groups characters; inside, a backslash escapes `"` and `\` and is kept as a
-//!   literal backslash before any other character.
+//! * `"…"` groups characters; inside, a backslash escapes `"`, `\`, `$`, `` ` `` and a
+//!   newline and is kept as a literal backslash before any other character.
 //! * Outside quotes, a backslash makes the next character literal (`\ ` is a space
 //!   inside a word, `\\` a backslash).
 //! * Quoted and unquoted parts next to each other form one word (`--name='a b'` is
 //!   `--name=a b`); `''` or `""` alone is an empty argument.
 //! * `$VAR`, `~`, `*`, `;`, `|`, `&&`, `>`, backticks: passed through literally.
-//! * An unterminated quote or a trailing lone backslash is an error.
+//! * A word that starts with `#` begins a comment: it and the rest are ignored.
+//! * A trailing lone backslash is kept as it is; an unterminated quote is an error.
 //!
 //! The first word is the program (looked up in `PATH` unless it contains a `/`).
 //! Sidecar split on single spaces (so `a  b` gave an empty argument and quotes were
@@ -27,31 +28,21 @@
 //!
 //! No settings.
 
-wit_bindgen::generate!({ world: "health-check", path: "../../wit" });
-
 mod words;
 
-use exports::sidecar::plugin::health::{CheckRequest, CheckResult, CheckStatus};
-use exports::sidecar::plugin::{health, lifecycle};
-use sidecar::plugin::process;
+use sidecar_plugin_sdk::health_check::{self, CheckRequest, CheckResult, HealthCheck};
+use sidecar_plugin_sdk::{Settings, process, truncate};
 
 /// How much of stderr (or stdout, when stderr is empty) goes into the message.
 const MESSAGE_OUTPUT: usize = 512;
 
 struct External;
 
-impl lifecycle::Guest for External {
+impl HealthCheck for External {
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
-        match settings.first() {
-            None => Ok(()),
-            Some((key, _)) => Err(format!(
-                "unknown setting `{key}` (External has no settings)"
-            )),
-        }
+        Settings::none(&settings, "External")
     }
-}
 
-impl health::Guest for External {
     fn check(req: CheckRequest) -> Result<CheckResult, String> {
         let mut words = words::split(&req.args)?.into_iter();
         let program = words
@@ -64,13 +55,13 @@ impl health::Guest for External {
         };
         match process::run(&command) {
             Ok(out) => Ok(judge(&program, &out)),
-            Err(process::Error::Timeout) => Ok(unhealthy(format!(
+            Err(process::Error::Timeout) => Ok(CheckResult::unhealthy(format!(
                 "{program}: killed after {} ms (timeout)",
                 req.timeout_ms
             ))),
-            Err(process::Error::Spawn(why)) => {
-                Ok(unhealthy(format!("{program}: could not start: {why}")))
-            }
+            Err(process::Error::Spawn(why)) => Ok(CheckResult::unhealthy(format!(
+                "{program}: could not start: {why}"
+            ))),
             Err(process::Error::Denied(why)) => Err(format!("{program}: denied: {why}")),
         }
     }
@@ -78,10 +69,7 @@ impl health::Guest for External {
 
 fn judge(program: &str, out: &process::Output) -> CheckResult {
     if out.exit_code == Some(0) {
-        return CheckResult {
-            status: CheckStatus::Healthy,
-            message: format!("{program}: exit status 0"),
-        };
+        return CheckResult::healthy(format!("{program}: exit status 0"));
     }
     let how = match out.exit_code {
         Some(code) => format!("exit status {code}"),
@@ -95,38 +83,21 @@ fn judge(program: &str, out: &process::Output) -> CheckResult {
     let text = String::from_utf8_lossy(output);
     let text = text.trim();
     if text.is_empty() {
-        unhealthy(format!("{program}: {how}"))
+        CheckResult::unhealthy(format!("{program}: {how}"))
     } else {
-        unhealthy(format!(
+        CheckResult::unhealthy(format!(
             "{program}: {how}: {}",
             truncate(text, MESSAGE_OUTPUT)
         ))
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
-fn unhealthy(message: String) -> CheckResult {
-    CheckResult {
-        status: CheckStatus::Unhealthy,
-        message,
-    }
-}
-
-export!(External);
+health_check::export!(External);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sidecar_plugin_sdk::health_check::CheckStatus;
 
     fn output(code: Option<i32>, stderr: &str) -> process::Output {
         process::Output {
@@ -159,8 +130,11 @@ mod tests {
 
     #[test]
     fn long_output_is_cut_on_a_char_boundary() {
-        let s = "é".repeat(400);
-        let t = truncate(&s, 511);
-        assert!(t.ends_with('…') && t.len() <= 511 + '…'.len_utf8());
+        let r = judge("check", &output(Some(1), &"é".repeat(400)));
+        let cut = r
+            .message
+            .strip_prefix("check: exit status 1: ")
+            .expect("prefix");
+        assert!(cut.ends_with('…') && cut.len() <= MESSAGE_OUTPUT + '…'.len_utf8());
     }
 }

@@ -1,57 +1,9 @@
-//! Shell-style word splitting without a shell: quoting and escaping only, no expansion.
-//! The rules are listed in the crate documentation.
+//! Shell-like word splitting without a shell (the `shell-words` crate): quoting only,
+//! no expansion.
 
+/// The program and its arguments, or why the text does not split.
 pub fn split(input: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    // The word being built; `None` between words (so `''` can make an empty word).
-    let mut word: Option<String> = None;
-    let mut chars = input.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if let Some(w) = word.take() {
-                    words.push(w);
-                }
-            }
-            '\'' => {
-                let w = word.get_or_insert_with(String::new);
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => w.push(c),
-                        None => return Err(format!("unterminated single quote in {input:?}")),
-                    }
-                }
-            }
-            '"' => {
-                let w = word.get_or_insert_with(String::new);
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\')) => w.push(c),
-                            Some(c) => {
-                                w.push('\\');
-                                w.push(c);
-                            }
-                            None => return Err(format!("unterminated double quote in {input:?}")),
-                        },
-                        Some(c) => w.push(c),
-                        None => return Err(format!("unterminated double quote in {input:?}")),
-                    }
-                }
-            }
-            '\\' => match chars.next() {
-                Some(c) => word.get_or_insert_with(String::new).push(c),
-                None => return Err(format!("trailing backslash in {input:?}")),
-            },
-            c => word.get_or_insert_with(String::new).push(c),
-        }
-    }
-    if let Some(w) = word {
-        words.push(w);
-    }
-    Ok(words)
+    shell_words::split(input).map_err(|e| format!("cannot split the check arguments: {e}"))
 }
 
 #[cfg(test)]
@@ -98,10 +50,17 @@ mod tests {
     }
 
     #[test]
+    fn a_word_that_starts_with_a_hash_begins_a_comment() {
+        assert_eq!(ok("check --x # the rest"), ["check", "--x"]);
+        assert_eq!(ok("curl http://h/#frag"), ["curl", "http://h/#frag"]);
+    }
+
+    #[test]
     fn errors() {
         assert!(split("a 'b").is_err());
         assert!(split("a \"b").is_err());
         assert!(split("a \"b\\").is_err());
-        assert!(split("a\\").is_err());
+        // A trailing lone backslash is kept as it is.
+        assert_eq!(ok("a\\"), ["a\\"]);
     }
 }

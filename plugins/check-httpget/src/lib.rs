@@ -10,27 +10,19 @@
 //!
 //! No settings.
 
-wit_bindgen::generate!({ world: "health-check", path: "../../wit" });
-
-use exports::sidecar::plugin::health::{CheckRequest, CheckResult, CheckStatus};
-use exports::sidecar::plugin::{health, lifecycle};
-use sidecar::plugin::http;
+use sidecar_plugin_sdk::health_check::{self, CheckRequest, CheckResult, HealthCheck};
+use sidecar_plugin_sdk::{Settings, http};
 
 /// Go's `http.Client` default.
 const MAX_REDIRECTS: u8 = 10;
 
 struct HttpGet;
 
-impl lifecycle::Guest for HttpGet {
+impl HealthCheck for HttpGet {
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
-        match settings.first() {
-            None => Ok(()),
-            Some((key, _)) => Err(format!("unknown setting `{key}` (HttpGet has no settings)")),
-        }
+        Settings::none(&settings, "HttpGet")
     }
-}
 
-impl health::Guest for HttpGet {
     fn check(req: CheckRequest) -> Result<CheckResult, String> {
         let url = req.args.trim();
         if url.is_empty() {
@@ -44,12 +36,14 @@ impl health::Guest for HttpGet {
         };
         match http::get(&request) {
             Ok(resp) => Ok(judge(resp.status, &resp.final_url)),
-            Err(http::Error::Timeout) => Ok(unhealthy(format!(
+            Err(http::Error::Timeout) => Ok(CheckResult::unhealthy(format!(
                 "GET {url}: no answer within {} ms",
                 req.timeout_ms
             ))),
-            Err(http::Error::Connect(why)) => Ok(unhealthy(format!("GET {url}: {why}"))),
-            Err(http::Error::Other(why)) => Ok(unhealthy(format!("GET {url}: {why}"))),
+            Err(http::Error::Connect(why)) => {
+                Ok(CheckResult::unhealthy(format!("GET {url}: {why}")))
+            }
+            Err(http::Error::Other(why)) => Ok(CheckResult::unhealthy(format!("GET {url}: {why}"))),
             Err(http::Error::Denied(why)) => Err(format!("GET {url} denied: {why}")),
             Err(http::Error::InvalidUrl(why)) => Err(format!("bad URL {url:?}: {why}")),
         }
@@ -58,29 +52,20 @@ impl health::Guest for HttpGet {
 
 fn judge(status: u16, final_url: &str) -> CheckResult {
     match status {
-        200..=299 => CheckResult {
-            status: CheckStatus::Healthy,
-            message: format!("HTTP {status}"),
-        },
-        300..=399 => unhealthy(format!(
+        200..=299 => CheckResult::healthy(format!("HTTP {status}")),
+        300..=399 => CheckResult::unhealthy(format!(
             "HTTP {status} from {final_url}: redirect not followed (more than {MAX_REDIRECTS} redirects, or no Location)"
         )),
-        _ => unhealthy(format!("HTTP {status} from {final_url}")),
+        _ => CheckResult::unhealthy(format!("HTTP {status} from {final_url}")),
     }
 }
 
-fn unhealthy(message: String) -> CheckResult {
-    CheckResult {
-        status: CheckStatus::Unhealthy,
-        message,
-    }
-}
-
-export!(HttpGet);
+health_check::export!(HttpGet);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sidecar_plugin_sdk::health_check::CheckStatus;
 
     #[test]
     fn only_2xx_is_healthy() {

@@ -24,64 +24,53 @@
 //! grants = { http = ["127.0.0.1:8500"] }
 //! ```
 
-wit_bindgen::generate!({ world: "discovery-source", path: "../../wit" });
-
 mod parse;
 
-use exports::sidecar::plugin::discovery::Discovered;
-use exports::sidecar::plugin::{discovery, lifecycle};
-use sidecar::plugin::http;
+use sidecar_plugin_sdk::discovery_source::{self, Discovered, DiscoverySource};
+use sidecar_plugin_sdk::{Settings, http};
 use std::cell::RefCell;
 
-struct Settings {
+struct Config {
     url: String,
     timeout_ms: u32,
 }
 
 thread_local! {
-    static SETTINGS: RefCell<Option<Settings>> = const { RefCell::new(None) };
+    static CONFIG: RefCell<Option<Config>> = const { RefCell::new(None) };
 }
 
 struct DiscoveryHttp;
 
-impl lifecycle::Guest for DiscoveryHttp {
+impl DiscoverySource for DiscoveryHttp {
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
-        let mut url = None;
-        let mut timeout_ms = 2000;
-        for (key, value) in settings {
-            match key.as_str() {
-                "url" if value.starts_with("http://") || value.starts_with("https://") => {
-                    url = Some(value)
+        let s = Settings::new(&settings, &["url", "timeout_ms"])?;
+        let url = s
+            .map("url", |v| {
+                if v.starts_with("http://") || v.starts_with("https://") {
+                    Ok(v.to_string())
+                } else {
+                    Err(format!(
+                        "`url` must be an http:// or https:// URL, got {v:?}"
+                    ))
                 }
-                "url" => {
-                    return Err(format!(
-                        "`url` must be an http:// or https:// URL, got {value:?}"
-                    ));
-                }
-                "timeout_ms" => {
-                    timeout_ms = value.parse().map_err(|_| {
-                        format!("`timeout_ms` must be a number of milliseconds, got {value:?}")
-                    })?
-                }
-                other => {
-                    return Err(format!(
-                        "unknown setting `{other}` (known: url, timeout_ms)"
-                    ));
-                }
-            }
-        }
-        let url = url.ok_or("the `url` setting is required")?;
-        SETTINGS.with(|s| *s.borrow_mut() = Some(Settings { url, timeout_ms }));
+            })?
+            .ok_or("the `url` setting is required")?;
+        let timeout_ms = s
+            .map("timeout_ms", |v| {
+                v.parse().map_err(|_| {
+                    format!("`timeout_ms` must be a number of milliseconds, got {v:?}")
+                })
+            })?
+            .unwrap_or(2000);
+        CONFIG.with(|c| *c.borrow_mut() = Some(Config { url, timeout_ms }));
         Ok(())
     }
-}
 
-impl discovery::Guest for DiscoveryHttp {
     fn discover() -> Result<Vec<Discovered>, String> {
-        let (url, timeout_ms) = SETTINGS.with(|s| {
-            s.borrow()
+        let (url, timeout_ms) = CONFIG.with(|c| {
+            c.borrow()
                 .as_ref()
-                .map(|s| (s.url.clone(), s.timeout_ms))
+                .map(|c| (c.url.clone(), c.timeout_ms))
                 .ok_or_else(|| "not configured".to_string())
         })?;
         let resp = http::get(&http::Request {
@@ -106,4 +95,4 @@ impl discovery::Guest for DiscoveryHttp {
     }
 }
 
-export!(DiscoveryHttp);
+discovery_source::export!(DiscoveryHttp);

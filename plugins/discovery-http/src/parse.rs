@@ -1,8 +1,8 @@
 //! Sidecar's static.json format -> `discovered` records.
 
-use crate::exports::sidecar::plugin::discovery::{CheckSpec, Discovered};
-use crate::sidecar::plugin::types::{Port, PortKind, Service, ServiceStatus, Timestamp};
 use serde_json::{Map, Value};
+use sidecar_plugin_sdk::discovery_source::{CheckSpec, Discovered};
+use sidecar_plugin_sdk::types::{Port, PortKind, Service, ServiceStatus, Timestamp};
 use std::collections::HashMap;
 
 fn field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {

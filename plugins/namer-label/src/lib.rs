@@ -1,10 +1,8 @@
 //! Names a service after a container label (default `ServiceName`), falling back to
 //! the image name when the label is missing or empty, as Sidecar's `docker_label` namer.
 
-wit_bindgen::generate!({ world: "namer", path: "../../wit" });
-
-use exports::sidecar::plugin::{lifecycle, naming};
-use sidecar::plugin::types::Container;
+use sidecar_plugin_sdk::Settings;
+use sidecar_plugin_sdk::namer::{self, Container, Namer};
 use std::cell::RefCell;
 
 const DEFAULT_LABEL: &str = "ServiceName";
@@ -13,24 +11,21 @@ thread_local! {
     static LABEL: RefCell<String> = RefCell::new(DEFAULT_LABEL.to_string());
 }
 
-struct Namer;
+struct LabelNamer;
 
-impl lifecycle::Guest for Namer {
+impl Namer for LabelNamer {
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
-        for (key, value) in settings {
-            match key.as_str() {
-                "label" if value.trim().is_empty() => {
-                    return Err("`label` must not be empty".into());
-                }
-                "label" => LABEL.with(|l| *l.borrow_mut() = value),
-                other => return Err(format!("unknown setting `{other}` (known: label)")),
-            }
+        let s = Settings::new(&settings, &["label"])?;
+        let label = s.map("label", |v| match v.trim() {
+            "" => Err("`label` must not be empty".to_string()),
+            _ => Ok(v.to_string()),
+        })?;
+        if let Some(label) = label {
+            LABEL.with(|l| *l.borrow_mut() = label);
         }
         Ok(())
     }
-}
 
-impl naming::Guest for Namer {
     fn name(c: Container) -> Result<String, String> {
         Ok(LABEL.with(|label| name_for(&c, &label.borrow())))
     }
@@ -44,4 +39,4 @@ fn name_for(c: &Container, label: &str) -> String {
         .unwrap_or_else(|| c.image.clone())
 }
 
-export!(Namer);
+namer::export!(LabelNamer);

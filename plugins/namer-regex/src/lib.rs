@@ -15,35 +15,25 @@
 //!   general categories and scripts (`\pL`, `\p{Greek}`) are not built in (to keep the
 //!   plugin small); such a pattern is rejected by `configure` with the reason.
 
-wit_bindgen::generate!({ world: "namer", path: "../../wit" });
-
-use exports::sidecar::plugin::{lifecycle, naming};
 use regex::Regex;
-use sidecar::plugin::types::Container;
+use sidecar_plugin_sdk::Settings;
+use sidecar_plugin_sdk::namer::{self, Container, Namer};
 use std::cell::RefCell;
 
 thread_local! {
     static PATTERN: RefCell<Option<Regex>> = const { RefCell::new(None) };
 }
 
-struct Namer;
+struct RegexNamer;
 
-impl lifecycle::Guest for Namer {
+impl Namer for RegexNamer {
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
-        let mut pattern = None;
-        for (key, value) in settings {
-            match key.as_str() {
-                "pattern" => pattern = Some(value),
-                other => return Err(format!("unknown setting `{other}` (known: pattern)")),
-            }
-        }
-        let regex = compile(pattern.as_deref())?;
+        let s = Settings::new(&settings, &["pattern"])?;
+        let regex = compile(s.get("pattern"))?;
         PATTERN.with(|p| *p.borrow_mut() = Some(regex));
         Ok(())
     }
-}
 
-impl naming::Guest for Namer {
     fn name(c: Container) -> Result<String, String> {
         PATTERN.with(|p| match p.borrow().as_ref() {
             Some(regex) => Ok(name_for(regex, &c.name, &c.image)),
@@ -69,7 +59,7 @@ fn name_for(regex: &Regex, container_name: &str, image: &str) -> String {
         .unwrap_or_else(|| image.to_string())
 }
 
-export!(Namer);
+namer::export!(RegexNamer);
 
 #[cfg(test)]
 mod tests {

@@ -7,16 +7,15 @@
 //! timeouts, TLS) without any change to the host.
 
 pub mod resources;
-pub mod tcp_proxy;
 
 #[cfg(target_arch = "wasm32")]
 mod guest {
-    wit_bindgen::generate!({ world: "proxy-emitter", path: "../../wit" });
-
     use super::resources::{Instance, PortSpec, Settings, build};
-    use exports::sidecar::plugin::{emitter, lifecycle};
-    use sidecar::plugin::log::{Level, log};
-    use sidecar::plugin::types::ServiceStatus;
+    use sidecar_plugin_sdk::log::{Level, log};
+    use sidecar_plugin_sdk::proxy_emitter::{
+        self, EmitRequest, Emitted, ProxyEmitter, XdsResource,
+    };
+    use sidecar_plugin_sdk::types::ServiceStatus;
     use std::cell::RefCell;
 
     thread_local! {
@@ -25,16 +24,14 @@ mod guest {
 
     struct Plugin;
 
-    impl lifecycle::Guest for Plugin {
+    impl ProxyEmitter for Plugin {
         fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
             let parsed = Settings::parse(&settings)?;
             SETTINGS.with(|s| *s.borrow_mut() = parsed);
             Ok(())
         }
-    }
 
-    impl emitter::Guest for Plugin {
-        fn emit(req: emitter::EmitRequest) -> Result<emitter::Emitted, String> {
+        fn emit(req: EmitRequest) -> Result<Emitted, String> {
             let instances: Vec<Instance> = req
                 .services
                 .into_iter()
@@ -59,10 +56,10 @@ mod guest {
             for w in warnings {
                 log(Level::Warn, &w);
             }
-            Ok(emitter::Emitted::Xds(
+            Ok(Emitted::Xds(
                 resources
                     .into_iter()
-                    .map(|r| emitter::XdsResource {
+                    .map(|r| XdsResource {
                         type_url: r.type_url,
                         name: r.name,
                         value: r.value,
@@ -72,5 +69,5 @@ mod guest {
         }
     }
 
-    export!(Plugin);
+    proxy_emitter::export!(Plugin);
 }

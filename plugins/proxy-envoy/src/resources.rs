@@ -9,8 +9,8 @@
 //! `use-hostnames` makes STRICT_DNS clusters with the hostnames inline, so Envoy does
 //! the resolving (Sidecar resolved once, in the control plane).
 
-use crate::tcp_proxy::TcpProxy;
 use prost::{Message, Name};
+use sidecar_plugin_sdk::envoy::TcpProxy;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use xds_api::pb::envoy::config::cluster::v3::{Cluster, cluster};
@@ -72,35 +72,27 @@ impl Default for Settings {
 
 impl Settings {
     pub fn parse(pairs: &[(String, String)]) -> Result<Settings, String> {
-        let mut s = Settings::default();
-        for (key, value) in pairs {
-            let v = value.trim();
-            match key.as_str() {
-                "bind-ip" => {
-                    s.bind_ip = v
-                        .parse()
-                        .map_err(|_| format!("`bind-ip` = {v:?} is not an IP address"))?
-                }
-                "use-hostnames" => {
-                    s.use_hostnames = match v {
-                        "1" | "t" | "T" | "true" | "TRUE" | "True" => true,
-                        "0" | "f" | "F" | "false" | "FALSE" | "False" | "" => false,
-                        _ => return Err(format!("`use-hostnames` = {v:?} is not a boolean")),
-                    }
-                }
-                "connect-timeout-ms" => {
-                    s.connect_timeout_ms = v.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
-                        format!("`connect-timeout-ms` = {v:?} is not a positive integer")
-                    })?
-                }
-                other => {
-                    return Err(format!(
-                        "unknown setting `{other}` (known: bind-ip, use-hostnames, connect-timeout-ms)"
-                    ));
-                }
-            }
-        }
-        Ok(s)
+        let s = sidecar_plugin_sdk::Settings::new(
+            pairs,
+            &["bind-ip", "use-hostnames", "connect-timeout-ms"],
+        )?;
+        let d = Settings::default();
+        Ok(Settings {
+            bind_ip: s.parse("bind-ip", "an IP address")?.unwrap_or(d.bind_ip),
+            use_hostnames: s.flag("use-hostnames")?.unwrap_or(d.use_hostnames),
+            connect_timeout_ms: s
+                .map("connect-timeout-ms", |v| {
+                    let v = v.trim();
+                    v.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+                        sidecar_plugin_sdk::settings::invalid(
+                            "connect-timeout-ms",
+                            v,
+                            "a positive integer",
+                        )
+                    })
+                })?
+                .unwrap_or(d.connect_timeout_ms),
+        })
     }
 }
 
@@ -521,5 +513,45 @@ mod tests {
         assert!(of_type(&rs, ".ClusterLoadAssignment").is_empty());
         let c: Cluster = decode(of_type(&rs, ".Cluster")[0]);
         assert!(c.load_assignment.is_some());
+    }
+
+    #[test]
+    fn settings_are_parsed_and_checked() {
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let s = Settings::parse(&pairs(&[
+            ("bind-ip", " 10.0.0.1 "),
+            ("use-hostnames", "true"),
+            ("connect-timeout-ms", "250"),
+        ]))
+        .expect("valid");
+        assert_eq!(s.bind_ip, IpAddr::from([10, 0, 0, 1]));
+        assert!(s.use_hostnames);
+        assert_eq!(s.connect_timeout_ms, 250);
+        let d = Settings::parse(&[]).expect("defaults");
+        assert_eq!(d.connect_timeout_ms, 500);
+        for (pair, message) in [
+            (("bind-ip", "x"), "`bind-ip` = \"x\" is not an IP address"),
+            (
+                ("use-hostnames", "yes"),
+                "`use-hostnames` = \"yes\" is not a boolean",
+            ),
+            (
+                ("connect-timeout-ms", "0"),
+                "`connect-timeout-ms` = \"0\" is not a positive integer",
+            ),
+            (
+                ("bind_ip", "1.2.3.4"),
+                "unknown setting `bind_ip` (known: bind-ip, use-hostnames, connect-timeout-ms)",
+            ),
+        ] {
+            assert_eq!(
+                Settings::parse(&pairs(&[pair])).expect_err("invalid"),
+                message
+            );
+        }
     }
 }

@@ -11,13 +11,11 @@ pub mod render;
 
 #[cfg(target_arch = "wasm32")]
 mod guest {
-    wit_bindgen::generate!({ world: "proxy-emitter", path: "../../wit" });
-
     use super::model::{Instance, PortSpec};
     use super::render::{Settings, render};
-    use exports::sidecar::plugin::{emitter, lifecycle};
-    use sidecar::plugin::log::{Level, log};
-    use sidecar::plugin::types::{PortKind, Service, ServiceStatus, Timestamp};
+    use sidecar_plugin_sdk::log::{Level, log};
+    use sidecar_plugin_sdk::proxy_emitter::{self, EmitRequest, Emitted, ProxyEmitter};
+    use sidecar_plugin_sdk::types::{PortKind, Service, ServiceStatus, Timestamp};
     use std::cell::RefCell;
 
     thread_local! {
@@ -26,23 +24,21 @@ mod guest {
 
     struct Plugin;
 
-    impl lifecycle::Guest for Plugin {
+    impl ProxyEmitter for Plugin {
         fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
             let parsed = Settings::parse(&settings)?;
             SETTINGS.with(|s| *s.borrow_mut() = parsed);
             Ok(())
         }
-    }
 
-    impl emitter::Guest for Plugin {
-        fn emit(req: emitter::EmitRequest) -> Result<emitter::Emitted, String> {
+        fn emit(req: EmitRequest) -> Result<Emitted, String> {
             let instances: Vec<Instance> = req.services.iter().map(instance).collect();
             let (text, warnings) = SETTINGS
                 .with(|s| render(&s.borrow(), &instances, &req.hostname, &req.cluster_name))?;
             for w in warnings {
                 log(Level::Warn, &w);
             }
-            Ok(emitter::Emitted::ConfigFile(text))
+            Ok(Emitted::ConfigFile(text))
         }
     }
 
@@ -102,5 +98,5 @@ mod guest {
         )
     }
 
-    export!(Plugin);
+    proxy_emitter::export!(Plugin);
 }

@@ -56,30 +56,51 @@ impl Default for Settings {
     }
 }
 
-pub const KNOWN_KEYS: &str = "bind-ip, user, group, use-hostnames, stats-socket, stats-port, \
-     stats-internal-port, stats-bind-ip, hard-stop-after, template";
+/// The settings keys, in the order of the fields above.
+pub const KNOWN_KEYS: &[&str] = &[
+    "bind-ip",
+    "user",
+    "group",
+    "use-hostnames",
+    "stats-socket",
+    "stats-port",
+    "stats-internal-port",
+    "stats-bind-ip",
+    "hard-stop-after",
+    "template",
+];
 
 impl Settings {
     /// Parses the settings list; unknown keys and unsafe values are errors (the plugin is
     /// disabled with the message, and the host keeps the last good config).
     pub fn parse(pairs: &[(String, String)]) -> Result<Settings, String> {
-        let mut s = Settings::default();
-        for (key, value) in pairs {
-            let v = value.trim();
-            match key.as_str() {
-                "bind-ip" => s.bind_ip = token(key, v, true)?,
-                "user" => s.user = token(key, v, true)?,
-                "group" => s.group = token(key, v, true)?,
-                "use-hostnames" => s.use_hostnames = boolean(key, v)?,
-                "stats-socket" => s.stats_socket = path(key, v)?,
-                "stats-port" => s.stats_port = port(key, v)?,
-                "stats-internal-port" => s.stats_internal_port = port(key, v)?,
-                "stats-bind-ip" => s.stats_bind_ip = token(key, v, false)?,
-                "hard-stop-after" => s.hard_stop_after = token(key, v, false)?,
-                "template" => s.template = value.clone(),
-                other => return Err(format!("unknown setting `{other}` (known: {KNOWN_KEYS})")),
-            }
-        }
+        let given = sidecar_plugin_sdk::Settings::new(pairs, KNOWN_KEYS)?;
+        let d = Settings::default();
+        let text = |key: &str, empty_ok: bool, default: String| {
+            Ok::<_, String>(
+                given
+                    .map(key, |v| token(key, v.trim(), empty_ok))?
+                    .unwrap_or(default),
+            )
+        };
+        let s = Settings {
+            bind_ip: text("bind-ip", true, d.bind_ip)?,
+            user: text("user", true, d.user)?,
+            group: text("group", true, d.group)?,
+            use_hostnames: given.flag("use-hostnames")?.unwrap_or(d.use_hostnames),
+            stats_socket: given
+                .map("stats-socket", |v| path("stats-socket", v.trim()))?
+                .unwrap_or(d.stats_socket),
+            stats_port: given
+                .parse("stats-port", "a port number")?
+                .unwrap_or(d.stats_port),
+            stats_internal_port: given
+                .parse("stats-internal-port", "a port number")?
+                .unwrap_or(d.stats_internal_port),
+            stats_bind_ip: text("stats-bind-ip", false, d.stats_bind_ip)?,
+            hard_stop_after: text("hard-stop-after", false, d.hard_stop_after)?,
+            template: given.get("template").map_or(d.template, str::to_string),
+        };
         if s.stats_port != 0 && s.stats_internal_port == 0 {
             return Err("`stats-internal-port` must not be 0 while `stats-port` is set".into());
         }
@@ -105,19 +126,6 @@ fn path(key: &str, v: &str) -> Result<String, String> {
         Ok(v.to_string())
     } else {
         Err(format!("`{key}` = {v:?} is not a usable path"))
-    }
-}
-
-fn port(key: &str, v: &str) -> Result<u16, String> {
-    v.parse()
-        .map_err(|_| format!("`{key}` = {v:?} is not a port number"))
-}
-
-fn boolean(key: &str, v: &str) -> Result<bool, String> {
-    match v {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" | "" => Ok(false),
-        _ => Err(format!("`{key}` = {v:?} is not a boolean")),
     }
 }
 

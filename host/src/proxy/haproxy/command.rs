@@ -1,6 +1,7 @@
 //! Running the verify and reload commands: through `bash -c` (Sidecar's commands are
 //! shell lines), with a deadline, never inheriting our stdin, output captured.
 
+use sidecar_plugin_sdk::text::truncate_with;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::Command;
@@ -93,20 +94,9 @@ async fn finish(
         Err(CommandError::Failed {
             command: shown,
             status: out.status.to_string(),
-            output: truncate(&output, 4000),
+            output: truncate_with(&output, 4000, "..."),
         })
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ pub mod resources;
 pub mod server;
 pub mod status;
 pub mod stream;
-pub mod tcp_proxy;
 
 pub use config::EnvoyConfig;
 pub use status::XdsStatus;

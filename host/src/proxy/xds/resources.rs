@@ -6,9 +6,9 @@
 //! other service's config). A resource that fails is quarantined: left out, logged and
 //! reported, while the rest is served.
 
-use super::tcp_proxy::TcpProxy;
 use prost::Message;
 use sidecar_plugin_host::XdsResource;
+use sidecar_plugin_sdk::envoy::TcpProxy;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -13,26 +13,20 @@
 //!
 //! Settings: `fail = "<message>"` makes `configure` fail with that message.
 
-wit_bindgen::generate!({ world: "health-check", path: "../../../wit" });
-
-use exports::sidecar::plugin::health::{CheckRequest, CheckResult, CheckStatus};
-use exports::sidecar::plugin::{health, lifecycle};
-use sidecar::plugin::{http, log, process};
+use sidecar_plugin_sdk::health_check::{self, CheckRequest, CheckResult, HealthCheck};
+use sidecar_plugin_sdk::{http, log, process};
 
 struct Chaos;
 
-impl lifecycle::Guest for Chaos {
+impl HealthCheck for Chaos {
+    /// Other keys are ignored (on purpose: a test-only plugin that accepts anything).
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
-        for (key, value) in settings {
-            if key == "fail" {
-                return Err(value);
-            }
+        match settings.into_iter().find(|(key, _)| key == "fail") {
+            Some((_, why)) => Err(why),
+            None => Ok(()),
         }
-        Ok(())
     }
-}
 
-impl health::Guest for Chaos {
     fn check(req: CheckRequest) -> Result<CheckResult, String> {
         let args = req.args.trim();
         let (verb, rest) = args.split_once(' ').unwrap_or((args, ""));
@@ -84,10 +78,7 @@ impl health::Guest for Chaos {
                 };
                 match process::run(&cmd) {
                     Ok(out) if out.exit_code == Some(0) => Ok(healthy("exit 0")),
-                    Ok(out) => Ok(CheckResult {
-                        status: CheckStatus::Unhealthy,
-                        message: format!("exit {:?}", out.exit_code),
-                    }),
+                    Ok(out) => Ok(CheckResult::unhealthy(format!("exit {:?}", out.exit_code))),
                     Err(e) => Err(format!("process.run failed: {e:?}")),
                 }
             }
@@ -113,10 +104,7 @@ impl health::Guest for Chaos {
 }
 
 fn healthy(message: &str) -> CheckResult {
-    CheckResult {
-        status: CheckStatus::Healthy,
-        message: message.to_string(),
-    }
+    CheckResult::healthy(message)
 }
 
-export!(Chaos);
+health_check::export!(Chaos);

@@ -2,6 +2,10 @@
 //! (`wit/archive/0.1.0`, which has no `log.log-fields`). A test proves that a host built
 //! for 0.1.1 still loads and runs it. It logs through `log.log` and reports healthy with
 //! a message naming its version.
+//!
+//! It does not use `sidecar-plugin-sdk`: linking the SDK would merge the SDK's 0.1.1
+//! world metadata into this component and make it import `@0.1.1` interfaces, which is
+//! exactly what this plugin must not do. (It has no settings logic to share anyway.)
 
 wit_bindgen::generate!({ world: "health-check", path: "../../../wit/archive/0.1.0" });
 

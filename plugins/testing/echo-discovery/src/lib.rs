@@ -3,11 +3,9 @@
 //! name ends in `/udp`), each with an `HttpGet` check on its port and a listen port.
 //! Setting `fail` makes `discover` return that error instead.
 
-wit_bindgen::generate!({ world: "discovery-source", path: "../../../wit" });
-
-use exports::sidecar::plugin::discovery::{CheckSpec, Discovered};
-use exports::sidecar::plugin::{discovery, lifecycle};
-use sidecar::plugin::types::{Port, PortKind, Service, ServiceStatus, Timestamp};
+use sidecar_plugin_sdk::Settings;
+use sidecar_plugin_sdk::discovery_source::{self, CheckSpec, Discovered, DiscoverySource};
+use sidecar_plugin_sdk::types::{Port, PortKind, Service, ServiceStatus, Timestamp};
 use std::cell::RefCell;
 
 thread_local! {
@@ -17,20 +15,18 @@ thread_local! {
 
 struct Echo;
 
-impl lifecycle::Guest for Echo {
+impl DiscoverySource for Echo {
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
-        for (key, value) in settings {
-            match key.as_str() {
-                "services" => SERVICES.with(|s| *s.borrow_mut() = value),
-                "fail" => FAIL.with(|f| *f.borrow_mut() = Some(value)),
-                other => return Err(format!("unknown setting `{other}`")),
-            }
+        let s = Settings::new(&settings, &["services", "fail"])?;
+        if let Some(services) = s.get("services") {
+            SERVICES.with(|s| *s.borrow_mut() = services.to_string());
+        }
+        if let Some(why) = s.get("fail") {
+            FAIL.with(|f| *f.borrow_mut() = Some(why.to_string()));
         }
         Ok(())
     }
-}
 
-impl discovery::Guest for Echo {
     fn discover() -> Result<Vec<Discovered>, String> {
         if let Some(why) = FAIL.with(|f| f.borrow().clone()) {
             return Err(why);
@@ -88,4 +84,4 @@ fn parse(entry: &str) -> Result<Discovered, String> {
     })
 }
 
-export!(Echo);
+discovery_source::export!(Echo);

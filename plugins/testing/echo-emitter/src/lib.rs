@@ -3,10 +3,8 @@
 //! otherwise a config file with one line per service:
 //! `<cluster-name> <hostname> <name> <id> <status> <port>...`.
 
-wit_bindgen::generate!({ world: "proxy-emitter", path: "../../../wit" });
-
-use exports::sidecar::plugin::emitter::{EmitRequest, Emitted, XdsResource};
-use exports::sidecar::plugin::{emitter, lifecycle};
+use sidecar_plugin_sdk::proxy_emitter::{self, EmitRequest, Emitted, ProxyEmitter, XdsResource};
+use sidecar_plugin_sdk::{Settings, settings};
 use std::cell::Cell;
 
 thread_local! {
@@ -15,20 +13,20 @@ thread_local! {
 
 struct Echo;
 
-impl lifecycle::Guest for Echo {
-    fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
-        for (key, value) in settings {
-            match (key.as_str(), value.as_str()) {
-                ("mode", "xds") => XDS.with(|x| x.set(true)),
-                ("mode", "file") => XDS.with(|x| x.set(false)),
-                (k, v) => return Err(format!("bad setting {k} = {v:?}")),
-            }
+impl ProxyEmitter for Echo {
+    fn configure(pairs: Vec<(String, String)>) -> Result<(), String> {
+        let s = Settings::new(&pairs, &["mode"])?;
+        let xds = s.map("mode", |v| match v {
+            "xds" => Ok(true),
+            "file" => Ok(false),
+            _ => Err(settings::invalid("mode", v, "`xds` or `file`")),
+        })?;
+        if let Some(xds) = xds {
+            XDS.with(|x| x.set(xds));
         }
         Ok(())
     }
-}
 
-impl emitter::Guest for Echo {
     fn emit(req: EmitRequest) -> Result<Emitted, String> {
         if XDS.with(Cell::get) {
             let resources = req
@@ -63,4 +61,4 @@ impl emitter::Guest for Echo {
     }
 }
 
-export!(Echo);
+proxy_emitter::export!(Echo);

@@ -64,13 +64,7 @@ fn emit(plugin: &str, level: Level, message: &str, fields: &str) {
     }
 }
 
+/// At most `MAX_MESSAGE` bytes, cut on a char boundary.
 fn cut(s: &str) -> &str {
-    if s.len() <= MAX_MESSAGE {
-        return s;
-    }
-    let mut end = MAX_MESSAGE;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    &s[..s.floor_char_boundary(MAX_MESSAGE)]
 }

@@ -1,0 +1,41 @@
+//! Part of `sidecar-plugin-sdk`; use that crate. The bindings of world `health-check`
+//! (`wit/worlds.wit`), with the shared interfaces taken from `sidecar-plugin-sdk-base`.
+//!
+//! One crate per world because every world exports `lifecycle`, and wit-bindgen names
+//! the public export macro of an interface after the interface alone: two worlds in one
+//! crate would define it twice (wit-bindgen issue #1502).
+
+wit_bindgen::generate!({
+    world: "health-check",
+    // Relative to this crate's CARGO_MANIFEST_DIR (plugins/sdk/bindings/health-check).
+    path: "../../../../wit",
+    with: {
+        "sidecar:plugin/types@0.1.1": sidecar_plugin_sdk_base::sidecar::plugin::types,
+        "sidecar:plugin/log@0.1.1": sidecar_plugin_sdk_base::sidecar::plugin::log,
+        "sidecar:plugin/clock@0.1.1": sidecar_plugin_sdk_base::sidecar::plugin::clock,
+        "sidecar:plugin/http@0.1.1": sidecar_plugin_sdk_base::sidecar::plugin::http,
+        "sidecar:plugin/process@0.1.1": sidecar_plugin_sdk_base::sidecar::plugin::process,
+    },
+    // The SDK's export macros call this world's `export!` from the plugin's crate.
+    pub_export_macro: true,
+});
+
+use exports::sidecar::plugin::health::{CheckResult, CheckStatus};
+
+impl CheckResult {
+    /// A healthy result with `message`.
+    pub fn healthy(message: impl Into<String>) -> CheckResult {
+        CheckResult {
+            status: CheckStatus::Healthy,
+            message: message.into(),
+        }
+    }
+
+    /// An unhealthy result with `message` (why, in a few words).
+    pub fn unhealthy(message: impl Into<String>) -> CheckResult {
+        CheckResult {
+            status: CheckStatus::Unhealthy,
+            message: message.into(),
+        }
+    }
+}
