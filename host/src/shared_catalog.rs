@@ -181,50 +181,30 @@ impl SharedCatalog {
     /// was stored; nothing is queued on the outbound stream.
     pub fn merge_remote(&self, announcer: &str, records: Vec<Service>) -> Applied {
         let applied = self.apply(false, |c, now| c.merge_all(announcer, records, now));
-        let count = |c: &Counter, n: usize| c.inc_by(n as u64);
-        if applied.refused_future > 0 {
-            count(
-                &self
-                    .counters
-                    .refused
-                    .get_or_create(&ReasonLabel { reason: "future" }),
+        let refusals = [
+            (
+                "future",
                 applied.refused_future,
-            );
-            tracing::warn!(
-                %announcer,
-                count = applied.refused_future,
-                "refused records stamped more than the allowed clock skew in the future"
-            );
-        }
-        if applied.refused_foreign > 0 {
-            count(
-                &self
-                    .counters
-                    .refused
-                    .get_or_create(&ReasonLabel { reason: "foreign" }),
+                "refused records stamped more than the allowed clock skew in the future",
+            ),
+            (
+                "foreign",
                 applied.refused_foreign,
-            );
-            tracing::warn!(
-                %announcer,
-                count = applied.refused_foreign,
-                "refused records about another member (only a member writes its own records)"
-            );
-        }
-        if applied.refused_over_limit > 0 {
-            count(
-                &self.counters.refused.get_or_create(&ReasonLabel {
-                    reason: "over_limit",
-                }),
+                "refused records about another member (only a member writes its own records)",
+            ),
+            (
+                "over_limit",
                 applied.refused_over_limit,
-            );
-            tracing::warn!(
-                %announcer,
-                count = applied.refused_over_limit,
-                "refused new records: the announcer is at its record limit"
-            );
+                "refused new records: the announcer is at its record limit",
+            ),
+        ];
+        for (reason, n, why) in refusals.into_iter().filter(|(_, n, _)| *n > 0) {
+            let counter = self.counters.refused.get_or_create(&ReasonLabel { reason });
+            counter.inc_by(n as u64);
+            tracing::warn!(%announcer, count = n, "{why}");
         }
         if applied.refuted > 0 {
-            count(&self.counters.refuted, applied.refuted);
+            self.counters.refuted.inc_by(applied.refuted as u64);
             tracing::warn!(
                 %announcer,
                 count = applied.refuted,
