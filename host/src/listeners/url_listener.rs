@@ -23,6 +23,9 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(TIMEOUT)
         .no_proxy()
+        // A listener that answers with a redirect must not get the whole catalog sent
+        // wherever it points: a redirect is a failed POST.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_else(|e| {
             tracing::error!("listener HTTP client: {e}; using defaults");
@@ -101,5 +104,41 @@ pub async fn run(
             metrics.posts_failed.inc();
             tracing::warn!(listener = %target.name, url = %target.url, "POST failed after {} attempts: {last_err}", RETRY_SLEEPS_MS.len());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        // The target a hostile listener redirects to: it must see no request.
+        let target = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let target_addr = target.local_addr().expect("addr");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{target_addr}/\r\nContent-Length: 0\r\n\r\n"
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            }
+        });
+        let resp = client()
+            .post(&url)
+            .body("catalog")
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(resp.status(), reqwest::StatusCode::TEMPORARY_REDIRECT);
+        let followed =
+            tokio::time::timeout(std::time::Duration::from_millis(300), target.accept()).await;
+        assert!(followed.is_err(), "the redirect target was contacted");
     }
 }
