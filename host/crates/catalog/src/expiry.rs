@@ -72,7 +72,23 @@ impl Catalog {
             }
             self.tombstone(&host, &id, stamp, now.mono, &mut out);
         }
+        self.forget_silent_announcers(now);
         out
+    }
+
+    /// Drops what we remember about announcers that hold no records here and that we
+    /// have not heard from for a tombstone lifespan: names come from the network, so the
+    /// tables keyed by them must shrink again.
+    fn forget_silent_announcers(&mut self, now: Now) {
+        let keep = self.lifespans.tombstone;
+        let (me, per_announcer) = (&self.me, &self.per_announcer);
+        let silent = |name: &std::sync::Arc<str>, heard: super::clock::Mono| {
+            name != me && !per_announcer.contains_key(name) && now.mono.since(heard) > keep
+        };
+        self.announcer_heard
+            .retain(|name, heard| !silent(name, *heard));
+        self.announcer_clock
+            .retain(|name, (_, heard)| !silent(name, *heard));
     }
 
     /// Sidecar's `ExpireServer`: a member left or died, so every live record it announced
@@ -186,6 +202,25 @@ mod tests {
             c.state().get("a", "x").map(|s| s.status),
             Some(Status::Alive)
         );
+    }
+
+    #[test]
+    fn announcers_with_no_records_are_forgotten_after_a_tombstone_lifespan() {
+        let mut c = Catalog::new("me", "default");
+        c.merge(
+            "a",
+            svc("a", "x", Status::Tombstone, "2024-05-01T10:00:00Z"),
+            at("2024-05-01T10:00:00Z", 0),
+        );
+        c.refresh_announcer("gone", Mono(Duration::ZERO));
+        c.expire(at("2024-05-01T11:00:00Z", 3600));
+        assert!(c.announcer_heard.contains_key("gone"), "heard an hour ago");
+        assert!(c.announcer_clock.contains_key("a"), "holds a record");
+        // Three hours on, the tombstone is purged and both names are forgotten.
+        c.expire(at("2024-05-01T13:00:01Z", 3 * 3600 + 1));
+        assert!(c.state().get("a", "x").is_none());
+        assert!(c.announcer_heard.is_empty());
+        assert!(c.announcer_clock.is_empty());
     }
 
     #[test]

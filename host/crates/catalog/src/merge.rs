@@ -60,12 +60,16 @@ impl Catalog {
             return;
         }
         let known = self.state.get(&n.hostname, &n.id).is_some();
-        if !known
-            && self.per_announcer.get(announcer).copied().unwrap_or(0)
-                >= self.lifespans.max_records_per_announcer
-        {
-            out.refused_over_limit += 1;
-            return;
+        if !known {
+            let held = self.per_announcer.get(announcer).copied();
+            let full = match held {
+                Some(count) => count >= self.lifespans.max_records_per_announcer,
+                None => self.per_announcer.len() >= self.lifespans.max_announcers,
+            };
+            if full {
+                out.refused_over_limit += 1;
+                return;
+            }
         }
         let window = self.lifespans.tombstone + self.lifespans.stale_fudge;
         if let Some(origin_now) = self.origin_now(announcer, now)
@@ -635,6 +639,37 @@ pub(super) mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn records_from_more_announcers_than_the_limit_are_refused() {
+        let mut c = Catalog::with_lifespans(
+            "me",
+            "default",
+            Lifespans {
+                max_announcers: 2,
+                ..Lifespans::default()
+            },
+        );
+        for a in ["a", "b"] {
+            assert_eq!(
+                c.merge(a, svc(a, "x", Status::Alive, T0), now(T0))
+                    .stored
+                    .len(),
+                1
+            );
+        }
+        let out = c.merge("c", svc("c", "x", Status::Alive, T0), now(T0));
+        assert_eq!((out.stored.len(), out.refused_over_limit), (0, 1));
+        // Known announcers still add records; our own records are never refused.
+        assert_eq!(
+            c.merge("a", svc("a", "y", Status::Alive, T0), now(T0))
+                .stored
+                .len(),
+            1
+        );
+        c.sync_local(vec![svc("me", "m", Status::Alive, T0)], now(T0));
+        assert!(c.state().get("me", "m").is_some());
     }
 
     #[test]

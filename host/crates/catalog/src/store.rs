@@ -33,6 +33,9 @@ pub struct Lifespans {
     /// Most records (tombstones included) one peer may announce; further new records
     /// from it are refused. Ours are bounded where discovery reads them.
     pub max_records_per_announcer: usize,
+    /// Most distinct peers whose records we hold; records from a further new announcer
+    /// are refused, so forged announcer names cannot grow the per-announcer tables.
+    pub max_announcers: usize,
 }
 
 impl Default for Lifespans {
@@ -45,6 +48,7 @@ impl Default for Lifespans {
             restamp: Duration::from_secs(3600),
             max_future: Duration::from_secs(2 * 3600),
             max_records_per_announcer: 20_000,
+            max_announcers: 16_384,
         }
     }
 }
