@@ -45,7 +45,8 @@ impl Policy {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
-            ),
+            )
+            .with_exec_types(loaded.exec_check_types()),
             discovery: loaded.discovery.clone(),
         }
     }
@@ -193,7 +194,11 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         "local side configured"
     );
 
-    let (catalog, outbound) = SharedCatalog::new(Catalog::new(&core.node_name, &core.cluster_name));
+    let (catalog, outbound) = SharedCatalog::new(Catalog::with_lifespans(
+        &core.node_name,
+        &core.cluster_name,
+        cfg.catalog.lifespans.clone(),
+    ));
     let cluster = crate::gossip::start(cfg.cluster.clone(), catalog.clone(), outbound).await?;
     // Every subsystem registers its own families; the API renders the one registry.
     let mut registry = Registry::default();
@@ -214,7 +219,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         core.node_name.clone(),
         listener_metrics,
         &mut tasks,
-    );
+    )?;
     let local = start_local(
         &local_cfg,
         &policy,

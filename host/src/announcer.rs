@@ -93,6 +93,7 @@ mod tests {
                 ..Service::default()
             },
             check: None,
+            check_from_container: false,
             listener: None,
         };
         let key = local.key();

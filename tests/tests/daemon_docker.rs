@@ -173,6 +173,25 @@ fn labelled_containers_are_discovered_checked_announced_and_tombstoned() {
     );
     agent.wait_status(&svc("sick"), 2);
 
+    // A container's labels ask for a check that runs a program on the host. `/bin/true`
+    // would pass; the daemon refuses to run it (no SIDECAR_CONTAINER_EXEC_CHECKS), so
+    // the service is UNHEALTHY instead of the image's author running commands here.
+    containers.run(
+        &format!("{tag}-exec"),
+        &[
+            "-p",
+            "127.0.0.1::80",
+            "--label",
+            &format!("ServiceName={}", svc("exec")),
+            "--label",
+            "HealthCheck=External",
+            "--label",
+            "HealthCheckArgs=/bin/true",
+        ],
+        &[],
+    );
+    agent.wait_status(&svc("exec"), 2);
+
     assert!(
         !agent
             .instances()

@@ -1,4 +1,5 @@
-//! Health-check scheduler settings: `SIDECAR_HEALTH_*`, `SIDECAR_DEFAULT_CHECK_ENDPOINT`.
+//! Health-check scheduler settings: `SIDECAR_HEALTH_*`, `SIDECAR_DEFAULT_CHECK_ENDPOINT`,
+//! `SIDECAR_CONTAINER_EXEC_CHECKS`.
 
 use super::env::{Env, EnvError};
 use crate::health::HealthConfig;
@@ -38,6 +39,9 @@ impl HealthConfig {
             } else {
                 endpoint
             },
+            container_exec_checks: env
+                .bool("SIDECAR_CONTAINER_EXEC_CHECKS", None)?
+                .unwrap_or(false),
         })
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod args;
+pub mod catalog;
 pub mod cluster;
 pub mod discovery;
 pub mod env;
@@ -13,6 +14,7 @@ pub mod plugins;
 pub mod proxy;
 
 pub use args::AgentArgs;
+pub use catalog::CatalogConfig;
 pub use cluster::{ClusterArgs, ClusterConfig};
 pub use env::{Env, EnvError};
 pub use log::LogSettings;
@@ -32,6 +34,7 @@ use agent::CoreConfig;
 pub struct AgentConfig {
     pub core: CoreConfig,
     pub log: LogSettings,
+    pub catalog: CatalogConfig,
     pub discovery: DiscoveryConfig,
     pub docker: DockerConfig,
     pub health: HealthConfig,
@@ -62,7 +65,8 @@ impl AgentConfig {
         }
         Ok(AgentConfig {
             log: LogSettings::load(env, args.logging_level.as_deref(), "info"),
-            discovery: DiscoveryConfig::load(env, &args.discover),
+            catalog: CatalogConfig::load(env)?,
+            discovery: DiscoveryConfig::load(env, &args.discover)?,
             docker: DockerConfig::load(env),
             health: HealthConfig::load(env)?,
             listeners: ListenersConfig::load(env),

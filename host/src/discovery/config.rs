@@ -25,6 +25,8 @@ pub struct DiscoveryConfig {
     /// In configuration order; duplicates removed.
     pub methods: Vec<Method>,
     pub static_file: PathBuf,
+    /// A larger static file is refused whole (the last good set stays).
+    pub static_max_bytes: u64,
     pub docker: DockerEndpoint,
     /// Values of `SIDECAR_DISCOVERY` that name no method (warned at startup).
     pub unknown: Vec<String>,

@@ -18,7 +18,7 @@ pub use metrics::register_metrics;
 
 use crate::metrics::PluginMetrics;
 use docker::DockerConfig;
-use sidecar_catalog::Service;
+use sidecar_catalog::{Service, check_record};
 use sidecar_plugin_host::{CheckSpec, Discovered, LoadedDiscovery, Namer};
 use std::collections::HashSet;
 use std::future::Future;
@@ -67,9 +67,10 @@ pub fn start(
         match m {
             Method::Static => {
                 let path = sources.config.static_file.clone();
+                let max_bytes = sources.config.static_max_bytes;
                 spawn(
                     "static".into(),
-                    Box::new(move |h| Box::pin(static_file::run(path, origin, h))),
+                    Box::new(move |h| Box::pin(static_file::run(path, max_bytes, origin, h))),
                 );
             }
             Method::Docker => {
@@ -107,6 +108,10 @@ pub struct LocalService {
     pub service: Service,
     /// `None`: Sidecar's default check.
     pub check: Option<CheckSpec>,
+    /// The check came from a container's labels: the image's author wrote it, not the
+    /// operator, so check types that run programs are refused unless the operator
+    /// allows them (`SIDECAR_CONTAINER_EXEC_CHECKS`).
+    pub check_from_container: bool,
     /// URL that wants change events POSTed to it (`SidecarListener`, static `ListenPort`).
     pub listener: Option<String>,
 }
@@ -138,6 +143,7 @@ impl LocalService {
         LocalService {
             service,
             check: d.check.filter(|c| !c.check_type.is_empty()),
+            check_from_container: false,
             listener: d
                 .listen_port
                 .filter(|p| *p > 0)
@@ -155,6 +161,16 @@ pub fn listener_url(ip: &str, port: u16) -> String {
     }
 }
 
+/// The start of a possibly huge, hostile string, for a log line.
+pub fn preview(s: &str) -> String {
+    const MAX: usize = 64;
+    if s.len() <= MAX {
+        return format!("{s:?}");
+    }
+    let end = s.floor_char_boundary(MAX);
+    format!("{:?}... ({} bytes)", &s[..end], s.len())
+}
+
 /// (Hostname, ID): how the catalog, the health scheduler and the announcer name a record.
 /// Shared strings: the scheduler's maps and the status map hold the same key thousands
 /// of times over.
@@ -169,8 +185,9 @@ pub struct ServiceKey {
 pub struct SourceState {
     /// `None` until the source has produced its first complete result.
     pub services: Option<Arc<Vec<LocalService>>>,
-    /// The last problem (a broken static file, Docker unreachable, a plugin error). The
-    /// previous `services` stay in force while it is set.
+    /// The last problem: a broken static file, Docker unreachable or a plugin error
+    /// (the previous `services` stay in force), or items refused one by one (the rest
+    /// of the result is in force).
     pub error: Option<String>,
 }
 
@@ -199,12 +216,48 @@ impl SourceHandle {
 
     /// A new complete result; clears the error. Unchanged results wake nobody.
     pub fn publish(&self, services: Vec<LocalService>) {
+        self.publish_refusing(services, Vec::new());
+    }
+
+    /// A new complete result, less the items that break the record limits (and those
+    /// the source already refused, `refused`: one reason each). The rest is published;
+    /// the refusals become the source's error, so one bad item never holds back the
+    /// others and is reported by name in the log, the API and `/metrics`.
+    pub fn publish_refusing(&self, services: Vec<LocalService>, mut refused: Vec<String>) {
+        let services = if services.iter().all(|s| check_record(&s.service).is_ok()) {
+            services
+        } else {
+            services
+                .into_iter()
+                .filter(|s| match check_record(&s.service) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        refused.push(format!("service {}: {e}", preview(&s.service.id)));
+                        false
+                    }
+                })
+                .collect()
+        };
+        let error = (!refused.is_empty()).then(|| {
+            let mut msg = format!("refused {} item(s): ", refused.len());
+            msg.push_str(&refused[..refused.len().min(5)].join("; "));
+            if refused.len() > 5 {
+                msg.push_str("; ...");
+            }
+            msg
+        });
+        let name = &self.name;
         self.tx.send_if_modified(|st| {
             let changed =
-                st.error.is_some() || st.services.as_deref().is_none_or(|old| old != &services);
+                st.error != error || st.services.as_deref().is_none_or(|old| old != &services);
+            if st.error != error
+                && let Some(e) = &error
+            {
+                tracing::warn!(source = %name, "discovery: {e}");
+            }
             if changed {
                 st.services = Some(Arc::new(services));
-                st.error = None;
+                st.error = error;
             }
             changed
         });
@@ -329,10 +382,12 @@ mod tests {
         LocalService {
             service: Service {
                 id: id.into(),
+                name: "web".into(),
                 hostname: "me".into(),
                 ..Service::default()
             },
             check: None,
+            check_from_container: false,
             listener: None,
         }
     }
@@ -372,6 +427,33 @@ mod tests {
             .expect("some");
         assert_eq!(v.services.len(), 1);
         assert_eq!(v.sources[0].1.as_deref(), Some("broken"));
+    }
+
+    #[tokio::test]
+    async fn a_record_over_the_limits_is_refused_alone_and_named() {
+        let (a, ra) = SourceHandle::new("a");
+        let (mut view, task) = combine(vec![("a".into(), ra)]);
+        tokio::spawn(task);
+        a.publish_refusing(
+            vec![svc(&"x".repeat(5000)), svc("good")],
+            vec!["target 3: Service: expected an object".into()],
+        );
+        let v = view
+            .wait_for(|v| v.is_some())
+            .await
+            .expect("open")
+            .clone()
+            .expect("some");
+        let ids: Vec<_> = v.services.iter().map(|s| s.service.id.as_str()).collect();
+        assert_eq!(ids, ["good"]);
+        let err = v.sources[0].1.as_deref().expect("reported");
+        assert!(err.starts_with("refused 2 item(s)"), "{err}");
+        assert!(
+            err.contains("(5000 bytes)") && err.contains("ID is 5000 bytes"),
+            "{err}"
+        );
+        assert!(err.contains("target 3"), "{err}");
+        assert!(err.len() < 400, "the message stays short: {err}");
     }
 
     #[test]

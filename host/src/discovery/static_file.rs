@@ -46,9 +46,17 @@ fn field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     })
 }
 
+/// A file's targets, and the items refused one by one (`target N: reason`).
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub targets: Vec<Target>,
+    pub refused: Vec<String>,
+}
+
 /// Parses the file's contents (Go's leniency: unknown keys ignored, keys matched
-/// case-insensitively).
-pub fn parse(text: &str) -> Result<Vec<Target>, ParseError> {
+/// case-insensitively). A file that is not a JSON array fails whole; an item of the
+/// array that is not a valid target is refused alone and the others are kept.
+pub fn parse(text: &str) -> Result<Parsed, ParseError> {
     // Targets are converted one at a time as the array is read, so a file of 10,000
     // services never exists as one JSON tree in memory.
     let mut de = serde_json::Deserializer::from_str(text);
@@ -68,23 +76,28 @@ pub fn parse(text: &str) -> Result<Vec<Target>, ParseError> {
 struct TargetsVisitor;
 
 impl<'de> serde::de::Visitor<'de> for TargetsVisitor {
-    type Value = Vec<Target>;
+    type Value = Parsed;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON array of targets")
     }
 
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Vec<Target>, E> {
-        Ok(Vec::new())
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Parsed, E> {
+        Ok(Parsed::default())
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Target>, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Parsed, A::Error> {
+        let mut out = Parsed {
+            targets: Vec::with_capacity(seq.size_hint().unwrap_or(0)),
+            refused: Vec::new(),
+        };
+        let mut i = 0;
         while let Some(item) = seq.next_element::<Value>()? {
-            let i = out.len();
-            let t = parse_target(&item)
-                .map_err(|e| serde::de::Error::custom(format!("target {i}: {e}")))?;
-            out.push(t);
+            match parse_target(&item) {
+                Ok(t) => out.targets.push(t),
+                Err(e) => out.refused.push(format!("target {i}: {e}")),
+            }
+            i += 1;
         }
         Ok(out)
     }
@@ -210,6 +223,7 @@ pub fn to_local(
         out.push(LocalService {
             listener: t.listen_port.map(|p| listener_url(advertise_ip, p)),
             check: t.check,
+            check_from_container: false,
             service: svc,
         });
     }
@@ -217,7 +231,7 @@ pub fn to_local(
 }
 
 /// Watches the file and publishes its services; runs forever.
-pub async fn run(path: PathBuf, origin: Origin, handle: SourceHandle) {
+pub async fn run(path: PathBuf, max_bytes: u64, origin: Origin, handle: SourceHandle) {
     let Origin {
         node: me,
         advertise_ip,
@@ -242,8 +256,8 @@ pub async fn run(path: PathBuf, origin: Origin, handle: SourceHandle) {
         if seen == Some(meta) || last_error_meta == Some(Some(meta)) {
             continue;
         }
-        match load(&path).await {
-            Ok(targets) => {
+        match load(&path, max_bytes).await {
+            Ok(Parsed { targets, refused }) => {
                 let n = targets.len();
                 // Created of targets seen before, from the last published set.
                 let mut first_seen: HashMap<String, Timestamp> = handle
@@ -262,8 +276,8 @@ pub async fn run(path: PathBuf, origin: Origin, handle: SourceHandle) {
                     Timestamp::now(),
                 );
                 drop(first_seen);
-                tracing::info!(file = %path.display(), services = n, "static discovery: loaded");
-                handle.publish(services);
+                tracing::info!(file = %path.display(), services = n, refused = refused.len(), "static discovery: loaded");
+                handle.publish_refusing(services, refused);
                 crate::memory::trim_heap();
                 seen = Some(meta);
                 last_error_meta = None;
@@ -277,10 +291,23 @@ pub async fn run(path: PathBuf, origin: Origin, handle: SourceHandle) {
     }
 }
 
-async fn load(path: &Path) -> Result<Vec<Target>, ParseError> {
-    let text = tokio::fs::read_to_string(path)
+/// Reads at most `max_bytes` (a file that grows while we read is cut there and refused).
+async fn load(path: &Path, max_bytes: u64) -> Result<Parsed, ParseError> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| ParseError(format!("cannot read: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| ParseError(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(ParseError(format!(
+            "larger than SIDECAR_STATIC_MAX_BYTES ({max_bytes} bytes)"
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| ParseError(format!("not UTF-8: {e}")))?;
     parse(&text)
 }
 
@@ -304,9 +331,10 @@ mod tests {
     ]"#;
 
     fn load_example() -> Vec<LocalService> {
-        let targets = parse(SIDECAR_EXAMPLE).expect("parses");
+        let parsed = parse(SIDECAR_EXAMPLE).expect("parses");
+        assert!(parsed.refused.is_empty());
         to_local(
-            targets,
+            parsed.targets,
             "me",
             "10.0.0.5",
             &mut HashMap::new(),
@@ -357,7 +385,7 @@ mod tests {
             x = r#"{"Service":{"Name":"w","Ports":[{"Port":1}]}}"#
         );
         let s = to_local(
-            parse(&twice).expect("ok"),
+            parse(&twice).expect("ok").targets,
             "me",
             "ip",
             &mut HashMap::new(),
@@ -366,7 +394,7 @@ mod tests {
         assert_ne!(s[0].service.id, s[1].service.id);
         let given = r#"[{"Service":{"ID":"mine","Name":"w"}}]"#;
         let s = to_local(
-            parse(given).expect("ok"),
+            parse(given).expect("ok").targets,
             "me",
             "ip",
             &mut HashMap::new(),
@@ -379,12 +407,32 @@ mod tests {
     fn broken_files_say_why() {
         let e = parse(r#"[{"Service":{"Name":"a"}},]"#).expect_err("trailing comma");
         assert!(e.0.contains("invalid JSON"), "{e}");
-        let e =
-            parse(r#"[{"Service":{"Name":"a","Ports":[{"Port":"x"}]}}]"#).expect_err("bad port");
-        assert!(e.0.contains("target 0") && e.0.contains("Port"), "{e}");
         let e = parse(r#"{"Service":{}}"#).expect_err("not an array");
         assert!(e.0.contains("array"), "{e}");
-        let e = parse(r#"[{"Service":{"Image":"x"}}]"#).expect_err("no name");
-        assert!(e.0.contains("Name"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_item_is_refused_alone() {
+        let p = parse(
+            r#"[{"Service":{"Name":"a","Ports":[{"Port":"x"}]}},
+                {"Service":{"Name":"good"}},
+                {"Service":{"Image":"x"}}]"#,
+        )
+        .expect("the file parses");
+        let names: Vec<_> = p.targets.iter().map(|t| t.service.name.as_str()).collect();
+        assert_eq!(names, ["good"]);
+        assert_eq!(p.refused.len(), 2);
+        assert!(p.refused[0].starts_with("target 0") && p.refused[0].contains("Port"));
+        assert!(p.refused[1].starts_with("target 2") && p.refused[1].contains("Name"));
+    }
+
+    #[tokio::test]
+    async fn a_file_over_the_size_limit_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("static.json");
+        std::fs::write(&path, r#"[{"Service":{"Name":"a"}}]"#).expect("write");
+        assert_eq!(load(&path, 1024).await.expect("small").targets.len(), 1);
+        let e = load(&path, 10).await.expect_err("too big");
+        assert!(e.0.contains("SIDECAR_STATIC_MAX_BYTES"), "{e}");
     }
 }

@@ -11,7 +11,7 @@ pub mod template;
 pub use metrics::HealthMetrics;
 use sidecar_catalog::{PortKind, Service};
 use sidecar_plugin_host::{CheckSpec, HealthChecker};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,10 @@ pub struct HealthConfig {
     pub fall: u32,
     /// `SIDECAR_DEFAULT_CHECK_ENDPOINT` (`/version`; empty means `/`).
     pub default_endpoint: String,
+    /// `SIDECAR_CONTAINER_EXEC_CHECKS` (false): whether a container's labels may ask
+    /// for a check type that runs programs (`External`). Off, anyone who can start a
+    /// container could run commands as the daemon.
+    pub container_exec_checks: bool,
 }
 
 impl Default for HealthConfig {
@@ -42,6 +46,7 @@ impl Default for HealthConfig {
             rise: 1,
             fall: 1,
             default_endpoint: "/version".into(),
+            container_exec_checks: false,
         }
     }
 }
@@ -57,6 +62,8 @@ pub struct ResolvedCheck {
 #[derive(Clone, Default)]
 pub struct CheckRegistry {
     checkers: HashMap<String, Arc<dyn HealthChecker>>,
+    /// Types whose plugin holds the exec grant.
+    exec: HashSet<String>,
 }
 
 pub const HTTP_GET: &str = "HttpGet";
@@ -64,7 +71,22 @@ pub const ALWAYS_SUCCESSFUL: &str = "AlwaysSuccessful";
 
 impl CheckRegistry {
     pub fn new(checkers: HashMap<String, Arc<dyn HealthChecker>>) -> Self {
-        CheckRegistry { checkers }
+        CheckRegistry {
+            checkers,
+            exec: HashSet::new(),
+        }
+    }
+
+    /// Marks the check types whose plugin may run programs.
+    pub fn with_exec_types(mut self, types: impl IntoIterator<Item = String>) -> Self {
+        self.exec = types.into_iter().collect();
+        self
+    }
+
+    /// Whether the checker a type name resolves to (see [`Self::get`]) runs programs.
+    pub fn runs_programs(&self, check_type: &str) -> bool {
+        self.get(check_type)
+            .is_some_and(|(name, _)| self.exec.contains(&name))
     }
 
     /// Adds or replaces a check type.

@@ -12,7 +12,7 @@ use super::{CheckRegistry, HealthConfig, ResolvedCheck, resolve};
 use crate::discovery::{LocalView, ServiceKey};
 use crate::metrics::PluginMetrics;
 use sidecar_catalog::Status;
-use sidecar_plugin_host::{CheckRequest, CheckStatus, HealthChecker, PluginError};
+use sidecar_plugin_host::{CheckOutcome, CheckRequest, CheckStatus, HealthChecker, PluginError};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -100,11 +100,14 @@ impl Scheduler {
                     for (i, l) in latest.services.iter().enumerate() {
                         let key = l.key();
                         let check = resolve(l.check.as_ref(), &l.service, &self.host_ip, &self.config.default_endpoint);
+                        let denied = l.check_from_container
+                            && !self.config.container_exec_checks
+                            && self.registry.runs_programs(&check.check_type);
                         match entries.get_mut(&key) {
                             Some(e) if e.check == check => {}
                             Some(e) => {
                                 version += 1;
-                                e.runner = self.runner(&check.check_type);
+                                e.runner = self.runner_for(&check.check_type, denied, &key, &l.service.name);
                                 e.check = check;
                                 e.version = version;
                                 e.running = false;
@@ -117,7 +120,7 @@ impl Scheduler {
                                 }
                                 version += 1;
                                 entries.insert(key.clone(), Entry {
-                                    runner: self.runner(&check.check_type),
+                                    runner: self.runner_for(&check.check_type, denied, &key, &l.service.name),
                                     check,
                                     version,
                                     state: CheckState::default(),
@@ -200,6 +203,16 @@ impl Scheduler {
             .map(|(name, checker)| (Arc::from(name), checker))
     }
 
+    /// The runner, or for a check that runs programs and came from a container's
+    /// labels without the operator's consent, one that fails saying why.
+    fn runner_for(&self, check_type: &str, denied: bool, key: &ServiceKey, name: &str) -> Runner {
+        if !denied {
+            return self.runner(check_type);
+        }
+        tracing::warn!(id = %key.id, name, check = check_type, "a container label asks for a check that runs programs; refused (set SIDECAR_CONTAINER_EXEC_CHECKS=true to allow it)");
+        Some((Arc::from(check_type), Arc::new(DeniedCheck)))
+    }
+
     fn spawn_check(
         &self,
         key: ServiceKey,
@@ -261,6 +274,21 @@ impl Scheduler {
                 message,
             });
         });
+    }
+}
+
+/// Stands in for a check a container may not have: always failing, saying why.
+struct DeniedCheck;
+
+#[async_trait::async_trait]
+impl HealthChecker for DeniedCheck {
+    async fn check(&self, _req: CheckRequest) -> Result<CheckOutcome, PluginError> {
+        Ok(CheckOutcome {
+            status: CheckStatus::Unhealthy,
+            message: "check type runs programs and came from container labels; refused \
+                      (SIDECAR_CONTAINER_EXEC_CHECKS=true allows it)"
+                .into(),
+        })
     }
 }
 
@@ -327,6 +355,7 @@ mod tests {
                 check_type: "Switch".into(),
                 args: String::new(),
             }),
+            check_from_container: false,
             listener: None,
         };
         let key = local.key();
@@ -345,5 +374,69 @@ mod tests {
             .expect("unhealthy");
         view_tx.send_replace(Some(Arc::new(LocalView::default())));
         out_rx.wait_for(|s| s.is_empty()).await.expect("forgotten");
+    }
+
+    /// A check that runs programs, asked for by a container's labels: refused unless
+    /// the operator allows it; the same check from the operator's own file runs.
+    #[tokio::test]
+    async fn container_labels_get_no_exec_check_unless_allowed() {
+        for allowed in [false, true] {
+            let mut registry = CheckRegistry::default();
+            registry.insert(
+                "External",
+                Arc::new(Switch(Arc::new(AtomicBool::new(true)))),
+            );
+            let registry = registry.with_exec_types(["External".to_string()]);
+            let sched = Scheduler {
+                config: HealthConfig {
+                    interval: Duration::from_millis(50),
+                    timeout: Duration::from_millis(50),
+                    container_exec_checks: allowed,
+                    ..HealthConfig::default()
+                },
+                registry,
+                host_ip: "127.0.0.1".into(),
+                metrics: Arc::default(),
+                plugins: Arc::default(),
+            };
+            let (view_tx, view_rx) = watch::channel(None);
+            let (out_tx, mut out_rx) = watch::channel(Statuses::default());
+            tokio::spawn(sched.run(view_rx, out_tx));
+            let local = |id: &str, from_container: bool| LocalService {
+                service: Service {
+                    id: id.into(),
+                    hostname: "me".into(),
+                    ..Service::default()
+                },
+                check: Some(CheckSpec {
+                    check_type: "external".into(),
+                    args: "true".into(),
+                }),
+                check_from_container: from_container,
+                listener: None,
+            };
+            let (labels, file) = (local("labels", true), local("file", false));
+            let (lk, fk) = (labels.key(), file.key());
+            view_tx.send_replace(Some(Arc::new(LocalView {
+                services: Arc::new(vec![labels, file]),
+                sources: vec![],
+            })));
+            let s = out_rx
+                .wait_for(|s| s.len() == 2)
+                .await
+                .expect("both checked")
+                .clone();
+            assert_eq!(
+                s.get(&fk),
+                Some(&Status::Alive),
+                "the operator's check runs"
+            );
+            let want = if allowed {
+                Status::Alive
+            } else {
+                Status::Unhealthy
+            };
+            assert_eq!(s.get(&lk), Some(&want), "allowed: {allowed}");
+        }
     }
 }

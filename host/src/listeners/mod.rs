@@ -180,12 +180,14 @@ pub fn start(
     hostname: String,
     metrics: Arc<ListenerMetrics>,
     tasks: &mut JoinSet<()>,
-) -> Arc<Registry> {
+) -> anyhow::Result<Arc<Registry>> {
+    let client = url_listener::client()
+        .map_err(|e| anyhow::anyhow!("cannot build the listeners' HTTP client: {e}"))?;
     let events = catalog.subscribe();
     let registry = Arc::new(Registry {
         running: Mutex::new(HashMap::new()),
         catalog,
-        client: url_listener::client(),
+        client,
         hostname,
         metrics,
     });
@@ -195,7 +197,7 @@ pub fn start(
         registry.running.lock().insert(name, r);
     }
     tasks.spawn(dispatch(registry.clone(), events));
-    registry
+    Ok(registry)
 }
 
 async fn dispatch(registry: Arc<Registry>, mut events: broadcast::Receiver<Arc<ChangeEvent>>) {
@@ -288,7 +290,8 @@ mod tests {
             "me".into(),
             metrics.clone(),
             &mut tasks,
-        );
+        )
+        .expect("client");
         // One new service per step; the fast listener gets each event before the next.
         let mut desired = Vec::new();
         let mut bodies = Vec::new();

@@ -19,7 +19,9 @@ pub struct Target {
     pub url: String,
 }
 
-pub fn client() -> reqwest::Client {
+/// The listeners' client. No fallback to a default client when it can't be built: that
+/// one would follow redirects.
+pub fn client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .timeout(TIMEOUT)
         .no_proxy()
@@ -27,10 +29,6 @@ pub fn client() -> reqwest::Client {
         // wherever it points: a redirect is a failed POST.
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap_or_else(|e| {
-            tracing::error!("listener HTTP client: {e}; using defaults");
-            reqwest::Client::new()
-        })
 }
 
 /// The POST body: the catalog as of the event, and the event.
@@ -131,6 +129,7 @@ mod tests {
             }
         });
         let resp = client()
+            .expect("client")
             .post(&url)
             .body("catalog")
             .send()

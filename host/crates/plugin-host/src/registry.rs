@@ -130,6 +130,18 @@ impl LoadedPlugins {
         }
     }
 
+    /// Check types whose plugin may run programs (`grants.exec`). The daemon keeps them
+    /// from checks that a container's labels ask for unless the operator allows it.
+    pub fn exec_check_types(&self) -> std::collections::BTreeSet<String> {
+        self.entries
+            .iter()
+            .filter(|e| e.info.exec)
+            .flat_map(|e| e.info.uses.iter())
+            .filter_map(|u| u.strip_prefix("check "))
+            .map(String::from)
+            .collect()
+    }
+
     /// Every loaded plugin, sorted by name.
     pub fn describe(&self) -> Vec<PluginInfo> {
         self.entries

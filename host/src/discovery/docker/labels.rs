@@ -138,6 +138,7 @@ pub fn to_service(
     (
         LocalService {
             service,
+            check_from_container: check.is_some(),
             check,
             listener,
         },

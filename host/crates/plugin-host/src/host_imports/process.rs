@@ -1,6 +1,8 @@
 //! `process.run`: run a program for a plugin that has `exec = true`.
 //!
-//! No shell; stdin is /dev/null; the daemon's working directory and environment. The
+//! No shell; stdin is /dev/null; the daemon's working directory; an empty environment
+//! but for a standard `PATH` ([`SAFE_PATH`]), so no secret the daemon holds in its
+//! environment (gossip keys, API token) reaches a check's program. The
 //! program runs in its own process group, and the whole group is killed (SIGKILL) when
 //! the deadline passes or the call is abandoned, so `sh -c 'sleep 100 &'` cannot leave
 //! stragglers. stdout/stderr are each kept up to [`OUTPUT_CAP`] and drained beyond it.
@@ -12,6 +14,9 @@ use nix::unistd::Pid;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// The only variable a program gets: where the usual tools are.
+pub const SAFE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Bytes of stdout and of stderr handed back.
 pub const OUTPUT_CAP: usize = 64 * 1024;
@@ -46,6 +51,8 @@ pub(crate) async fn run(cmd: &Command, budget: Duration) -> Result<Output, Error
     }
     let mut child = tokio::process::Command::new(&cmd.program)
         .args(&cmd.args)
+        .env_clear()
+        .env("PATH", SAFE_PATH)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -130,6 +137,16 @@ mod tests {
         );
         let missing = run(&cmd("/nonexistent/program", &[]), Duration::from_secs(5)).await;
         assert!(matches!(missing, Err(Error::Spawn(m)) if m.contains("/nonexistent/program")));
+    }
+
+    #[tokio::test]
+    async fn programs_get_an_empty_environment_but_path() {
+        // The test process has plenty of variables (CARGO_*, HOME, ...); none may pass.
+        let out = run(&cmd("env", &[]), Duration::from_secs(5))
+            .await
+            .expect("ran");
+        let env = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(env.trim(), format!("PATH={SAFE_PATH}"));
     }
 
     #[tokio::test]
