@@ -252,11 +252,23 @@ fn a_forged_drain_is_refuted_by_the_owner() {
     drained.updated = Timestamp::now();
     insider.record(gossip_addr(&p.observer), "victim", drained.clone());
     insider.record(gossip_addr(&p.victim), "victim", drained);
-    let back = wait_for("web ALIVE again on both", WAIT, || {
-        let on_victim = record(&p.victim, "victim", "web-1")?;
-        let on_observer = record(&p.observer, "victim", "web-1")?;
-        (on_victim.status == Status::Alive && on_observer == on_victim).then_some(on_victim)
-    });
+    let deadline = Instant::now() + WAIT;
+    let back = loop {
+        let on_victim = record(&p.victim, "victim", "web-1");
+        let on_observer = record(&p.observer, "victim", "web-1");
+        if let (Some(v), Some(o)) = (&on_victim, &on_observer)
+            && v.status == Status::Alive
+            && o == v
+        {
+            break v.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "web is not ALIVE again on both: victim {on_victim:?}, observer {on_observer:?}\n{}",
+            p.victim.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(back.updated > p.web.updated);
     // And it stays so (the owner never adopted the drain).
     std::thread::sleep(Duration::from_secs(2));

@@ -23,8 +23,10 @@ impl Catalog {
     ///    and any stored copy deleted (Sidecar PR #71/#73, without comparing clocks);
     /// 5. unknown (hostname, ID): stored as is, whatever its status; event with previous
     ///    status UNKNOWN;
-    /// 6. strictly newer `Updated`: replaces the stored record, except that DRAINING is
-    ///    not overwritten by ALIVE (the record stays DRAINING); event if the status changed;
+    /// 6. strictly newer `Updated`: replaces the stored record, whatever the statuses
+    ///    (Sidecar kept a DRAINING record DRAINING against ALIVE on every node; only the
+    ///    owner writes its records now, so its word is final: an undrain, or its answer
+    ///    to a forged drain, propagates); event if the status changed;
     /// 7. equal or older: ignored.
     pub fn merge(&mut self, announcer: &str, incoming: Service, now: Now) -> Applied {
         let mut out = Applied::default();
@@ -147,10 +149,6 @@ impl Catalog {
             Some(_) => return,
         };
         server.last_updated = server.last_updated.max(n.updated);
-        // Sidecar's rule for peers' records; ours carry the status we chose.
-        if !ours && previous == Some(Status::Draining) && n.status == Status::Alive {
-            n.status = Status::Draining;
-        }
         let changed_from = match previous {
             None => Some(Status::Unknown),
             Some(prev) if prev != n.status => Some(prev),
@@ -404,8 +402,12 @@ pub(super) mod tests {
         assert_eq!(c.state().last_changed, ts("2024-05-01T10:00:06Z"));
     }
 
+    /// Sidecar kept DRAINING against a newer ALIVE on every node. The owner alone writes
+    /// its records now, so a newer version wins whatever its status: otherwise a forged
+    /// DRAINING copy would stick on a peer against the owner's answer, and the two would
+    /// re-announce each other's version for ever.
     #[test]
-    fn draining_is_sticky_against_alive_but_not_unhealthy_or_tombstone() {
+    fn the_owners_newer_version_wins_whatever_the_statuses() {
         let mut c = Catalog::new("me", "default");
         c.merge(
             "chaucer",
@@ -417,14 +419,11 @@ pub(super) mod tests {
             svc("chaucer", "x", Status::Alive, "2024-05-01T10:00:06Z"),
             now(T0),
         );
-        assert!(out.events.is_empty(), "stays DRAINING, so no status change");
+        assert_eq!(out.events.len(), 1, "DRAINING -> ALIVE is a change");
+        assert_eq!(out.events[0].previous_status, Status::Draining);
         let stored = c.state().get("chaucer", "x").expect("stored");
-        assert_eq!(stored.status, Status::Draining);
-        assert_eq!(
-            stored.updated,
-            ts("2024-05-01T10:00:06Z"),
-            "the newer record is still taken"
-        );
+        assert_eq!(stored.status, Status::Alive);
+        assert_eq!(stored.updated, ts("2024-05-01T10:00:06Z"));
         c.merge(
             "chaucer",
             svc("chaucer", "x", Status::Unhealthy, "2024-05-01T10:00:07Z"),

@@ -3,6 +3,8 @@
 //! One seed gives one exact run: loss, latency, partitions, crashes, restarts and clock
 //! skew included. Used by the campaign tests (invariants every step) and the benchmarks.
 
+#[cfg(test)]
+mod attacks;
 pub mod check;
 pub mod network;
 pub mod scenario;
@@ -625,6 +627,13 @@ impl Sim {
         node.next_app = self.now;
         node.wake_at = Micros::MAX;
         self.boot(id, true);
+    }
+
+    /// Delivers a datagram payload (after the envelope) to `to` now, as if from the node
+    /// at address `from`: forged input for the attack scenarios.
+    pub fn inject(&mut self, to: u32, from: u32, payload: Vec<u8>) {
+        let now = self.now;
+        self.push_event(now, Event::Datagram { to, from, payload });
     }
 
     pub fn set_skew(&mut self, id: u32, skew: Duration, ahead: bool) {
