@@ -216,6 +216,41 @@ fn static_file_changes_are_followed_and_broken_files_keep_the_last_good_set() {
     assert_eq!(again.wait_status("beta", 0)["ID"], beta["ID"]);
 }
 
+/// One bad item (a 5,000-character name, past the gossip decoder's limit; a port that is
+/// not a number) is refused alone, with an error naming it; the good items are announced
+/// and reach a peer, whose anti-entropy with this host keeps working.
+#[test]
+fn a_bad_static_item_is_refused_alone() {
+    let good = r#"{"Service":{"Name":"good","Ports":[{"Port":8080,"ServicePort":10080}]},"Check":{"Type":"AlwaysSuccessful"}}"#;
+    let huge = format!(
+        r#"{{"Service":{{"ID":"huge","Name":"{}","Ports":[{{"Port":8081}}]}},"Check":{{"Type":"AlwaysSuccessful"}}}}"#,
+        "n".repeat(5000)
+    );
+    let typo = r#"{"Service":{"Name":"typo","Ports":[{"Port":"80"}]}}"#;
+    let agent = Agent::start("node-b", &format!("[{typo},{huge},{good}]"), &[]);
+    agent.wait_status("good", 0);
+    let log = wait_for("both refusals reported", WAIT, || {
+        let log = agent.log();
+        (log.contains("refused 2 item(s)")).then_some(log)
+    });
+    assert!(log.contains("target 0") && log.contains("Port"), "{log}");
+    assert!(log.contains("\"huge\": Name is 5000 bytes long"), "{log}");
+    assert_eq!(
+        agent.instances().len(),
+        1,
+        "only the good item is announced"
+    );
+    let metrics = agent.get("/metrics").body;
+    assert!(
+        metrics.contains("sidecar_discovery_source_healthy{source=\"static\"} 0"),
+        "the source reports the refusal"
+    );
+    // A peer gets the good record by gossip and anti-entropy.
+    let seed = format!("127.0.0.1:{}", agent.gossip_port);
+    let peer = Agent::start("node-p", "[]", &[("SIDECAR_SEEDS", seed.as_str())]);
+    peer.wait_status("good", 0);
+}
+
 #[test]
 fn a_web_page_cannot_drain_and_a_token_guards_writes() {
     let target = TestServer::start(200);
