@@ -342,6 +342,10 @@ fn watchers_that_do_not_read_cost_no_copy_of_the_catalog_each() {
     let grown = peak.saturating_sub(baseline);
     // A copy per client would be CLIENTS documents; shared documents are a handful.
     let bound = 20 * doc_len + (48 << 20);
+    eprintln!(
+        "{CLIENTS} stalled SSE watchers, {doc_len}-byte document: RSS peak {peak}, baseline \
+         {baseline}, grown {grown} (bound {bound})"
+    );
     assert!(
         grown < bound,
         "RSS grew {grown} bytes (peak {peak}, baseline {baseline}) with {CLIENTS} stalled \
