@@ -32,7 +32,12 @@ pub fn raise_open_files() {
     };
     // SAFETY: `new` is a valid rlimit that lives across the call.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
-        tracing::info!(old = soft, new = target, hard, "raised the open-files limit");
+        tracing::info!(
+            old = soft,
+            new = target,
+            hard,
+            "raised the open-files limit"
+        );
     } else {
         tracing::warn!(
             soft,
@@ -44,11 +49,10 @@ pub fn raise_open_files() {
 }
 
 /// The current soft open-files limit (`None` if unreadable or unlimited).
-pub fn open_files() -> Option<u64> {
+pub fn open_files() -> Option<libc::rlim_t> {
     get()
         .map(|(soft, _)| soft)
         .filter(|s| *s != libc::RLIM_INFINITY)
-        .and_then(|s| u64::try_from(s).ok())
 }
 
 fn get() -> Option<(libc::rlim_t, libc::rlim_t)> {

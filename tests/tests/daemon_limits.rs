@@ -239,7 +239,10 @@ fn connections_over_the_cap_are_closed_at_once_and_the_api_recovers() {
         let n = conns.iter().filter(|c| c.2).count();
         (n >= 20).then_some(n)
     });
-    assert!(closed <= 21, "at most the scrape's slot was still taken: {closed}");
+    assert!(
+        closed <= 21,
+        "at most the scrape's slot was still taken: {closed}"
+    );
     for (_, got, _) in conns.iter().filter(|c| c.2) {
         let text = String::from_utf8_lossy(got);
         assert!(text.starts_with("HTTP/1.1 503"), "{text}");

@@ -124,7 +124,7 @@ impl CloseReason {
 
 /// The connection cap after the open-files limit: a quarter of the descriptors (at most
 /// 1,024) stay for gossip, plugins, proxies and the log.
-pub fn effective_max_connections(configured: usize, nofile: Option<u64>) -> usize {
+pub fn effective_max_connections(configured: usize, nofile: Option<libc::rlim_t>) -> usize {
     let Some(nofile) = nofile else {
         return configured;
     };
@@ -340,7 +340,8 @@ impl Activity {
         if progressed {
             self.write_blocked.store(0, Ordering::Relaxed);
         } else if self.write_blocked.load(Ordering::Relaxed) == 0 {
-            self.write_blocked.store(self.now_ms() + 1, Ordering::Relaxed);
+            self.write_blocked
+                .store(self.now_ms() + 1, Ordering::Relaxed);
         }
     }
 }
@@ -503,7 +504,7 @@ mod tests {
         assert_eq!(effective_max_connections(4096, Some(1024)), 768);
         assert_eq!(effective_max_connections(4096, Some(1 << 20)), 4096);
         assert_eq!(effective_max_connections(100, Some(1024)), 100);
-        assert_eq!(effective_max_connections(10, Some(2)), 1);
+        assert_eq!(effective_max_connections(10, Some(0)), 1);
     }
 
     #[test]
