@@ -155,6 +155,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     let started = Instant::now();
     let core = &cfg.core;
     crate::memory::tune_allocator();
+    crate::limits::raise_open_files();
     tracing::info!(
         node = %core.node_name,
         cluster = %core.cluster_name,
@@ -248,7 +249,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         .with_metrics(api_metrics, Arc::new(Exposition::new(registry)))
         .with_proxy(proxy);
     ctx.write_token = core.api_token.as_deref().map(Arc::from);
-    let api = crate::api::serve(core.http_addr, ctx).await?;
+    let api = crate::api::serve(core.http_addr, cfg.http.clone(), ctx).await?;
     tasks.spawn(async move {
         if let Err(e) = api.await {
             tracing::error!("HTTP API stopped: {e}");

@@ -18,6 +18,7 @@ pub mod config;
 pub mod discovery;
 pub mod gossip;
 pub mod health;
+pub mod limits;
 pub mod listeners;
 pub mod memory;
 pub mod metrics;

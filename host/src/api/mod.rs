@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod proxy;
 pub mod render;
 pub mod routes;
+pub mod server;
 pub mod ui;
 pub mod watch;
 
@@ -16,6 +17,9 @@ use crate::shared_catalog::SharedCatalog;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sidecar_cluster::MemberList;
@@ -23,6 +27,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch as tokio_watch;
+
+pub use server::HttpLimits;
 
 /// Everything the handlers read.
 #[derive(Clone)]
@@ -39,6 +45,8 @@ pub struct ApiContext {
     /// The proxy drivers' status (empty when none runs).
     pub proxy: Arc<crate::proxy::ProxyStatus>,
     renders: Arc<render::Renders>,
+    /// `/api/watch` streams: a slot each, at most `SIDECAR_HTTP_MAX_WATCHERS`.
+    watch_slots: Arc<watch::Slots>,
 }
 
 impl ApiContext {
@@ -54,7 +62,14 @@ impl ApiContext {
             write_token: None,
             proxy: Arc::default(),
             renders: Arc::default(),
+            watch_slots: Arc::new(watch::Slots::new(HttpLimits::default().max_watchers)),
         }
+    }
+
+    /// At most `max` concurrent watch streams.
+    pub fn with_max_watchers(mut self, max: usize) -> Self {
+        self.watch_slots = Arc::new(watch::Slots::new(max));
+        self
     }
 
     /// The API's families (already registered into the registry behind `exposition`)
@@ -76,11 +91,25 @@ impl ApiContext {
     }
 }
 
+/// The `reason` label of connections the API closed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabel {
+    pub reason: &'static str,
+}
+
 /// What the API itself records.
 #[derive(Debug, Default)]
 pub struct ApiMetrics {
     /// Clients currently streaming `/api/watch`.
     pub watchers: Gauge,
+    /// Watch requests answered 503 because every watcher slot was taken.
+    pub watchers_refused: Counter,
+    /// Open HTTP connections.
+    pub connections: Gauge,
+    /// Connections answered 503 and closed because every connection slot was taken.
+    pub connections_refused: Counter,
+    /// Connections closed for overstaying a timeout, by `reason`.
+    pub connections_closed: Family<CloseLabel, Counter>,
 }
 
 impl ApiMetrics {
@@ -90,25 +119,71 @@ impl ApiMetrics {
             "Clients streaming /api/watch",
             self.watchers.clone(),
         );
+        registry.register(
+            "sidecar_watchers_refused",
+            "Watch requests refused (503) at SIDECAR_HTTP_MAX_WATCHERS",
+            self.watchers_refused.clone(),
+        );
+        registry.register(
+            "sidecar_http_connections",
+            "Open HTTP API connections",
+            self.connections.clone(),
+        );
+        registry.register(
+            "sidecar_http_connections_refused",
+            "HTTP API connections refused (503, closed) at SIDECAR_HTTP_MAX_CONNECTIONS",
+            self.connections_refused.clone(),
+        );
+        registry.register(
+            "sidecar_http_connections_closed",
+            "HTTP API connections closed by a timeout (header, idle, write)",
+            self.connections_closed.clone(),
+        );
+    }
+
+    fn closed(&self, reason: server::CloseReason) -> Counter {
+        self.connections_closed
+            .get_or_create(&CloseLabel {
+                reason: reason.as_str(),
+            })
+            .clone()
     }
 }
 
 /// Binds the API and returns the server future (bind errors surface before startup ends).
+/// `ctx` gets the watcher cap of `limits`; the connection cap is lowered to stay under
+/// the process's open-files limit.
 pub async fn serve(
     addr: SocketAddr,
+    limits: HttpLimits,
     ctx: ApiContext,
 ) -> anyhow::Result<impl Future<Output = std::io::Result<()>>> {
     let listener =
         bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the HTTP API: {e}"))?;
-    tracing::info!(%addr, "HTTP API listening");
-    let app = router(ctx);
-    Ok(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    })
+    let mut limits = limits;
+    let nofile = crate::limits::open_files();
+    let max = server::effective_max_connections(limits.max_connections, nofile);
+    if max < limits.max_connections {
+        tracing::info!(
+            configured = limits.max_connections,
+            max,
+            open_files_limit = nofile,
+            "HTTP connection cap lowered to stay under the open-files limit"
+        );
+        limits.max_connections = max;
+    }
+    tracing::info!(
+        %addr,
+        max_connections = limits.max_connections,
+        max_watchers = limits.max_watchers,
+        header_timeout = ?limits.header_timeout,
+        idle_timeout = ?limits.idle_timeout,
+        write_timeout = ?limits.write_timeout,
+        "HTTP API listening"
+    );
+    let metrics = ctx.metrics.clone();
+    let app = router(ctx.with_max_watchers(limits.max_watchers));
+    Ok(server::run(listener, app, Arc::new(limits), metrics))
 }
 
 /// A listener with a deep accept queue: a thousand watchers reconnecting at once (after

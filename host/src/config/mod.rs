@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod discovery;
 pub mod env;
 pub mod health;
+pub mod http;
 pub mod listeners;
 pub mod log;
 pub mod plugins;
@@ -21,6 +22,7 @@ pub use log::LogSettings;
 pub use plugins::PluginsSetup;
 pub use sidecar_plugin_host::{NamerVars, PluginsConfig, PluginsConfigError};
 
+use crate::api::HttpLimits;
 use crate::discovery::DiscoveryConfig;
 use crate::discovery::docker::DockerConfig;
 use crate::health::HealthConfig;
@@ -33,6 +35,8 @@ use agent::CoreConfig;
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     pub core: CoreConfig,
+    /// The HTTP API's timeouts and caps.
+    pub http: HttpLimits,
     pub log: LogSettings,
     pub catalog: CatalogConfig,
     pub discovery: DiscoveryConfig,
@@ -64,6 +68,7 @@ impl AgentConfig {
             plugins.config.require_emitter(&name, settings);
         }
         Ok(AgentConfig {
+            http: HttpLimits::load(env)?,
             log: LogSettings::load(env, args.logging_level.as_deref(), "info"),
             catalog: CatalogConfig::load(env)?,
             discovery: DiscoveryConfig::load(env, &args.discover)?,
