@@ -483,7 +483,12 @@ mod tests {
                 inst("a-b", "web", "h1", &[(2, 10000, "10.0.0.2")]),
                 inst("b-c", "web", "h1-a", &[(3, 10000, "10.0.0.3")]),
                 inst("a-b-c", "web", "h1", &[(4, 10000, "10.0.0.4")]),
-                inst("deadbeef105", "web", "indefatigable", &[(5, 10000, "10.0.0.5")]),
+                inst(
+                    "deadbeef105",
+                    "web",
+                    "indefatigable",
+                    &[(5, 10000, "10.0.0.5")],
+                ),
             ],
             false,
         );

@@ -218,7 +218,10 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert!(!text.contains("group"), "empty group leaves the line out");
-        assert!(!text.contains("mode 666") && !text.contains("0.0.0.0"), "{text}");
+        assert!(
+            !text.contains("mode 666") && !text.contains("0.0.0.0"),
+            "{text}"
+        );
         assert!(!text.contains("init-addr"), "literal IPs resolve nothing");
 
         let s = Settings::parse(&[("use-hostnames".into(), "true".into())]).expect("valid");

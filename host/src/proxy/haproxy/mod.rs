@@ -137,7 +137,7 @@ impl HaproxyDriver {
                 Applied::Done
             }
             // A template can fail on one record's data: search like a refused config.
-            Err(message) => self.search(&req, "emit", message).await,
+            Err(message) => self.search(&req, "emit", message.clone(), message).await,
         };
         self.status.set_quarantined(self.quarantine.list());
         applied
@@ -202,7 +202,7 @@ impl HaproxyDriver {
             let _ = std::fs::remove_file(&candidate);
             return match instances {
                 Some(req) if !req.services.is_empty() => {
-                    self.search(req, "verify", e.to_string()).await
+                    self.search(req, "verify", e.to_string(), refusal(&e)).await
                 }
                 _ => {
                     self.status.failed("verify", e.to_string());
@@ -275,14 +275,25 @@ impl HaproxyDriver {
     /// a config without instances fails (a broken template), nobody is blamed and the
     /// last good config stays. Instances the budget did not reach are held back and the
     /// delivery is retried after `HAPROXY_MIN_RELOAD_INTERVAL`.
-    async fn search(&mut self, req: &EmitRequest, stage: &'static str, message: String) -> Applied {
+    /// `message` is the full error (for the status), `reason` its short form (for the
+    /// quarantine).
+    async fn search(
+        &mut self,
+        req: &EmitRequest,
+        stage: &'static str,
+        message: String,
+        reason: String,
+    ) -> Applied {
         tracing::warn!(
             stage,
             instances = req.services.len(),
             "HAProxy candidate refused, searching for the instances to blame: {message}"
         );
-        self.status.counters.bisections.fetch_add(1, Ordering::Relaxed);
-        let mut search = Bisect::new(req.services.len(), self.cfg.max_verify_runs, message.clone());
+        self.status
+            .counters
+            .bisections
+            .fetch_add(1, Ordering::Relaxed);
+        let mut search = Bisect::new(req.services.len(), self.cfg.max_verify_runs, reason);
         while let Some(probe) = search.next_probe() {
             let subset = EmitRequest {
                 services: probe.iter().map(|&i| req.services[i].clone()).collect(),
@@ -356,7 +367,7 @@ const RETRY_HELD_BACK: Duration = Duration::from_millis(500);
 /// (the rest of its output is notices), else the whole message; at most 500 bytes.
 fn refusal(e: &command::CommandError) -> String {
     let text = match e {
-        command::CommandError::Failed { output, .. } => {
+        command::CommandError::Failed { output, .. } if !output.trim().is_empty() => {
             let alerts: Vec<&str> = output
                 .lines()
                 .filter(|l| l.contains("[ALERT]"))
