@@ -488,7 +488,7 @@ mod tests {
         let good = svc("good", "10.0.0.1", 80);
         let bad = svc("bad", "nonexistent.invalid", 80);
         let out = q.screen(vec![bad.clone(), good.clone()], &r, "t1");
-        assert_eq!(out.admitted, [good.clone()]);
+        assert_eq!(out.admitted, std::slice::from_ref(&good));
         assert_eq!(out.newly.len(), 1);
         assert_eq!(q.list()[0].kind, Kind::Invalid);
         // Same content: still out, not new, `since` kept.
@@ -507,7 +507,7 @@ mod tests {
         flapped.status = Status::Unhealthy;
         assert_eq!(
             q.screen(vec![flapped, good.clone()], &r, "t5").admitted,
-            [good.clone()]
+            std::slice::from_ref(&good)
         );
         assert_eq!(q.len(), 1);
         let changed = svc("bad", "10.0.0.3", 80);
