@@ -144,33 +144,34 @@ fn haproxy_follows_the_catalog_and_never_loads_a_bad_config() {
     });
     assert_eq!(w.master(), Some(master), "reloads keep the master");
 
-    // A config that fails `haproxy -c` is never installed; traffic keeps flowing.
-    let good = std::fs::read_to_string(&w.cfg.config_file).expect("config");
+    // A config that fails `haproxy -c` is never installed: the instance to blame is
+    // found and quarantined, the config without it goes live (a1 healthy again).
     let poison = service("p1", "poison", "http", a1.port, free_port("127.0.0.1"));
     w.set(vec![web("a1", &a1), web("a2", &a2), db.clone(), poison]);
-    wait_for("the verify failure", WAIT, || {
-        (w.status.counters.verify_failures.load(Ordering::Relaxed) >= 1).then_some(())
+    let q = wait_for("the poison quarantined", WAIT, || {
+        w.status.quarantined().into_iter().find(|q| q.id == "p1")
     });
-    let err = w.status.state().last_error.expect("error reported");
-    assert_eq!(err.stage, "verify");
-    assert!(err.message.contains("bogus_directive"), "{}", err.message);
-    assert_eq!(
-        std::fs::read_to_string(&w.cfg.config_file).expect("config"),
-        good
+    assert_eq!(q.kind.as_str(), "rejected");
+    assert!(q.reason.contains("bogus_directive"), "{}", q.reason);
+    assert!(w.status.counters.verify_failures.load(Ordering::Relaxed) >= 1);
+    assert!(w.status.state().last_error.is_none());
+    let text = std::fs::read_to_string(&w.cfg.config_file).expect("config");
+    assert!(
+        !text.contains("bogus") && !text.contains("poison"),
+        "{text}"
     );
-    assert_eq!(
-        seen("127.0.0.1", web_port, 10),
-        ["a2"],
-        "the last good config keeps serving"
-    );
+    wait_for("the change without the poison applied", WAIT, || {
+        (seen("127.0.0.1", web_port, 10) == ["a1", "a2"]).then_some(())
+    });
+    assert_eq!(tcp_line("127.0.0.1", db_port).as_deref(), Some("t1"));
 
     // Fixed: the next change goes through.
     w.set(vec![web("a1", &a1), web("a2", &a2)]);
     wait_for("both again", WAIT, || {
         (seen("127.0.0.1", web_port, 10) == ["a1", "a2"]).then_some(())
     });
-    wait_for("error cleared", WAIT, || {
-        w.status.state().last_error.is_none().then_some(())
+    wait_for("quarantine emptied", WAIT, || {
+        w.status.quarantined().is_empty().then_some(())
     });
     wait_for("db frontend removed", WAIT, || {
         tcp_line("127.0.0.1", db_port).is_none().then_some(())

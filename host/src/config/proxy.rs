@@ -77,6 +77,10 @@ impl HaproxyConfig {
                 .duration("HAPROXY_MIN_RELOAD_INTERVAL", None)?
                 .unwrap_or(Duration::from_secs(2)),
             runtime_api: env.bool("HAPROXY_RUNTIME_API", None)?.unwrap_or(true),
+            max_verify_runs: env
+                .int("HAPROXY_MAX_VERIFY_RUNS", None)?
+                .unwrap_or(32)
+                .max(1),
         })
     }
 }
@@ -117,6 +121,7 @@ mod tests {
         assert_eq!(c.pid_file, PathBuf::from("/var/run/haproxy.pid"));
         assert!(!c.disabled);
         assert_eq!(c.reload_command, None);
+        assert_eq!(c.max_verify_runs, 32);
     }
     #[test]
     fn overrides_and_errors() {

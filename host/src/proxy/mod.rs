@@ -4,6 +4,8 @@
 //! first complete local discovery), then debounce catalog snapshots, call the
 //! configured emitter plugin, validate its output and deliver it. An emitter error, a
 //! trap or output that fails validation keeps the last good config in place.
+//! [`validate`] checks records one by one before the HAProxy emitter sees them and
+//! keeps the quarantine: an instance the proxy cannot take is left out on its own.
 //!
 //! * [`haproxy`]: writes haproxy.cfg atomically, verifies it with `haproxy -c` before
 //!   it replaces the live file, reloads the master-worker hitlessly.
@@ -13,6 +15,7 @@
 pub mod feed;
 pub mod haproxy;
 pub mod status;
+pub mod validate;
 pub mod wiring;
 pub mod xds;
 

@@ -34,6 +34,7 @@ impl ProxyStatus {
             use std::sync::atomic::Ordering::Relaxed;
             json!({
                 "state": h.state(),
+                "quarantined": h.quarantined(),
                 "counters": {
                     "renders": c.renders.load(Relaxed),
                     "emit_errors": c.emit_errors.load(Relaxed),
@@ -44,6 +45,12 @@ impl ProxyStatus {
                     "runtime_updates": c.runtime_updates.load(Relaxed),
                     "unchanged": c.unchanged.load(Relaxed),
                     "rollbacks": c.rollbacks.load(Relaxed),
+                    "bisections": c.bisections.load(Relaxed),
+                    "bisect_verify_runs": c.bisect_verify_runs.load(Relaxed),
+                    "quarantines": crate::proxy::validate::Kind::ALL
+                        .iter()
+                        .map(|k| (k.as_str(), c.quarantine(*k).load(Relaxed)))
+                        .collect::<std::collections::BTreeMap<_, _>>(),
                 }
             })
         });

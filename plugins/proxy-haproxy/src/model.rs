@@ -4,7 +4,8 @@
 //! mode for every ProxyMode.
 
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 /// One catalog record, as the emitter receives it (independent of the WIT bindings so
 /// the grouping is testable natively).
@@ -35,10 +36,14 @@ pub struct PortSpec {
 /// A `server` line.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Server {
-    /// `<Hostname>-<ID>`.
+    /// `<Hostname>-<ID>`, unique in its backend (see [`server_name`]).
     pub name: String,
-    /// The port's IP, or the instance's hostname (`use-hostnames`, or no IP known).
+    /// The port's IP (a literal), or the instance's hostname with `use-hostnames`.
     pub address: String,
+    /// `init-addr` methods for an address that is a name (`last,libc,none`: a name
+    /// that does not resolve leaves the server down instead of failing the config);
+    /// empty for a literal IP.
+    pub init_addr: String,
     pub port: u16,
     /// `<Hostname>-<Port>`.
     pub cookie: String,
@@ -119,6 +124,50 @@ fn identifier(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// An IPv4 or IPv6 address (IPv6 possibly in brackets): nothing to resolve.
+pub fn is_ip_literal(s: &str) -> bool {
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
+    bare.parse::<IpAddr>().is_ok()
+}
+
+/// FNV-1a (64 bit) over the raw Hostname and ID: stable across builds and platforms.
+fn name_hash(host: &str, id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in host.bytes().chain([0]).chain(id.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// A `server` name unique in its backend (`used` holds the names taken so far).
+///
+/// Sidecar's `<Hostname>-<ID>` when that is already a valid identifier and free, so
+/// ordinary instances keep their names. When sanitising changed it (`a b` and `a-b`
+/// would both give `h-a-b`) or the name is taken (`a-b` + `c` and `a` + `b-c`), a short
+/// hash of the raw Hostname and ID is appended, then a counter if even that is taken
+/// (a record can be crafted to look like another's hashed name).
+pub fn server_name(host: &str, id: &str, used: &mut BTreeSet<String>) -> String {
+    let raw = format!("{host}-{id}");
+    let base = identifier(&raw);
+    let hashed = format!("{base}-{:08x}", name_hash(host, id) >> 32);
+    let mut name = if base == raw { base } else { hashed.clone() };
+    let mut n = 2;
+    while used.contains(&name) {
+        name = if used.contains(&hashed) {
+            format!("{hashed}-{n}")
+        } else {
+            hashed.clone()
+        };
+        n += 1;
+    }
+    used.insert(name.clone());
+    name
 }
 
 /// The address for `host:port`: IPv6 literals in brackets.
@@ -216,6 +265,7 @@ pub fn group(instances: &[Instance], use_hostnames: bool) -> Grouped {
                 continue;
             }
             let mut servers = Vec::new();
+            let mut used = BTreeSet::new();
             for inst in accepted {
                 // Sidecar's getPorts only lists tcp ports.
                 let Some(port) = inst
@@ -225,21 +275,34 @@ pub fn group(instances: &[Instance], use_hostnames: bool) -> Grouped {
                 else {
                     continue;
                 };
-                let host = if use_hostnames || port.ip.is_empty() {
+                // Literal IPs only, unless names are asked for: a name that does not
+                // resolve would fail the whole config.
+                let host = if use_hostnames {
                     inst.hostname.as_str()
                 } else {
                     port.ip.as_str()
                 };
-                if !is_safe_token(host) || port.port == 0 {
+                let usable = if use_hostnames {
+                    is_safe_token(host)
+                } else {
+                    is_ip_literal(host)
+                };
+                if !usable || port.port == 0 {
                     out.warnings.push(format!(
                         "service {name} instance {} has no usable address ({host:?}:{}): left out",
                         inst.id, port.port
                     ));
                     continue;
                 }
+                let init_addr = if is_ip_literal(host) {
+                    ""
+                } else {
+                    "last,libc,none"
+                };
                 servers.push(Server {
-                    name: identifier(&format!("{}-{}", inst.hostname, inst.id)),
+                    name: server_name(&inst.hostname, &inst.id, &mut used),
                     address: address(host),
+                    init_addr: init_addr.to_string(),
                     port: port.port,
                     cookie: identifier(&format!("{}-{}", inst.hostname, port.port)),
                     hostname: inst.hostname.clone(),
@@ -389,7 +452,66 @@ mod tests {
     #[test]
     fn hostnames_replace_ips_when_asked() {
         let g = group(&[inst("a", "web", "h1", &[(1, 10000, "10.0.0.1")])], true);
-        assert_eq!(g.services[0].ports[0].servers[0].address, "h1");
+        let server = &g.services[0].ports[0].servers[0];
+        assert_eq!(server.address, "h1");
+        assert_eq!(server.init_addr, "last,libc,none");
+        let g = group(&[inst("a", "web", "h1", &[(1, 10000, "10.0.0.1")])], false);
+        assert_eq!(g.services[0].ports[0].servers[0].init_addr, "");
+    }
+
+    #[test]
+    fn names_are_literal_ips_unless_hostnames() {
+        let g = group(
+            &[
+                inst("a", "web", "h1", &[(1, 10000, "nonexistent.invalid")]),
+                inst("b", "web", "h1", &[(2, 10000, "")]),
+                inst("c", "web", "h1", &[(3, 10000, "::1")]),
+            ],
+            false,
+        );
+        let servers = &g.services[0].ports[0].servers;
+        assert_eq!(servers.len(), 1);
+        assert_eq!(servers[0].address, "[::1]");
+        assert_eq!(g.warnings.len(), 2);
+    }
+
+    #[test]
+    fn server_names_are_unique_and_ordinary_ones_unchanged() {
+        let g = group(
+            &[
+                inst("a b", "web", "h1", &[(1, 10000, "10.0.0.1")]),
+                inst("a-b", "web", "h1", &[(2, 10000, "10.0.0.2")]),
+                inst("b-c", "web", "h1-a", &[(3, 10000, "10.0.0.3")]),
+                inst("a-b-c", "web", "h1", &[(4, 10000, "10.0.0.4")]),
+                inst(
+                    "deadbeef105",
+                    "web",
+                    "indefatigable",
+                    &[(5, 10000, "10.0.0.5")],
+                ),
+            ],
+            false,
+        );
+        let names: Vec<&str> = g.services[0].ports[0]
+            .servers
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        let unique: BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), 5, "{names:?}");
+        assert!(names[0].starts_with("h1-a-b-") && names[0].len() == "h1-a-b-".len() + 8);
+        assert_eq!(names[1], "h1-a-b", "an ordinary ID keeps Sidecar's name");
+        assert_eq!(names[2], "h1-a-b-c");
+        assert!(names[3].starts_with("h1-a-b-c-"), "taken: hashed");
+        assert_eq!(names[4], "indefatigable-deadbeef105");
+
+        // A name crafted to equal another's hashed name still gets its own.
+        let mut used = BTreeSet::new();
+        let first = server_name("h", "x y", &mut used);
+        let crafted_id = first.trim_start_matches("h-").to_string();
+        let second = server_name("h", &crafted_id, &mut used);
+        let third = server_name("h", &crafted_id, &mut used);
+        assert_eq!(used.len(), 3, "{first} {second} {third}");
     }
 
     #[test]

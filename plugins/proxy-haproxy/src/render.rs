@@ -30,7 +30,8 @@ pub struct Settings {
     pub stats_port: u16,
     /// `stats-internal-port`: the stats page behind it (32012, loopback only).
     pub stats_internal_port: u16,
-    /// `stats-bind-ip`: where the stats frontend listens (0.0.0.0).
+    /// `stats-bind-ip`: where the stats frontend listens (127.0.0.1: the stats page is
+    /// loopback-only unless this opens it; Sidecar listened on 0.0.0.0).
     pub stats_bind_ip: String,
     /// `hard-stop-after`: how long old workers may keep long connections after a reload.
     pub hard_stop_after: String,
@@ -49,7 +50,7 @@ impl Default for Settings {
             stats_socket: "/var/run/haproxy_stats.sock".into(),
             stats_port: 3212,
             stats_internal_port: 32012,
-            stats_bind_ip: "0.0.0.0".into(),
+            stats_bind_ip: "127.0.0.1".into(),
             hard_stop_after: "60s".into(),
             template: String::new(),
         }
@@ -211,12 +212,24 @@ mod tests {
             "frontend web-10000\n    mode http\n    bind 127.0.0.2:10000\n    default_backend web-10000\n",
             "backend web-10000\n    mode http\n    server h1-abc 127.0.0.1:9001 cookie h1-9001\n",
             "    user haproxy\n",
-            "stats socket /var/run/haproxy_stats.sock mode 666 level admin expose-fd listeners",
-            "bind 0.0.0.0:3212",
+            "stats socket /var/run/haproxy_stats.sock mode 660 level admin expose-fd listeners",
+            "bind 127.0.0.1:3212",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert!(!text.contains("group"), "empty group leaves the line out");
+        assert!(
+            !text.contains("mode 666") && !text.contains("0.0.0.0"),
+            "{text}"
+        );
+        assert!(!text.contains("init-addr"), "literal IPs resolve nothing");
+
+        let s = Settings::parse(&[("use-hostnames".into(), "true".into())]).expect("valid");
+        let (text, _) = render(&s, &[web("abc", "h1", 9001, "http")], "h1", "c").expect("renders");
+        assert!(
+            text.contains("server h1-abc h1:9001 cookie h1-9001 init-addr last,libc,none\n"),
+            "{text}"
+        );
     }
 
     #[test]

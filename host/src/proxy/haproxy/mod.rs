@@ -6,6 +6,10 @@
 //! HAProxy is reloaded. A failed check leaves the live file and HAProxy untouched; a
 //! reload HAProxy refuses restores the previous file. Reloads are at least
 //! `HAPROXY_MIN_RELOAD_INTERVAL` apart; whatever changes meanwhile is coalesced.
+//!
+//! One bad instance must not freeze HAProxy: records are checked one by one before the
+//! emitter sees them, and when `haproxy -c` refuses a candidate anyway the instances to
+//! blame are found by bisection, quarantined, and the config without them goes live.
 
 pub mod command;
 pub mod config;
@@ -21,8 +25,10 @@ pub use config::HaproxyConfig;
 pub use status::HaproxyStatus;
 
 use crate::proxy::feed::{self, Debounce, Readiness};
+use crate::proxy::validate::{Bisect, Quarantine, Rules};
 use crate::shared_catalog::{SharedCatalog, Snapshot};
-use sidecar_plugin_host::{Emitted, ProxyEmitter};
+use sidecar_catalog::Timestamp;
+use sidecar_plugin_host::{EmitRequest, Emitted, ProxyEmitter};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -49,6 +55,9 @@ pub struct HaproxyDriver {
     last_reload: Option<Instant>,
     /// Servers removed through the runtime API but still present in maintenance.
     parked: std::collections::BTreeSet<String>,
+    /// Instances left out of the config, and why.
+    quarantine: Quarantine,
+    rules: Rules,
 }
 
 impl HaproxyDriver {
@@ -58,7 +67,12 @@ impl HaproxyDriver {
         status: Arc<HaproxyStatus>,
     ) -> Self {
         let last_good = write::read_live(&cfg.config_file);
+        let rules = Rules {
+            use_hostnames: cfg.use_hostnames,
+        };
         HaproxyDriver {
+            quarantine: Quarantine::default(),
+            rules,
             cfg,
             emitter,
             status,
@@ -95,28 +109,63 @@ impl HaproxyDriver {
 
     /// Renders and applies one snapshot. Public for tests and tools.
     pub async fn deliver(&mut self, snap: &Snapshot) -> Applied {
-        self.status.counters.renders.fetch_add(1, Ordering::Relaxed);
-        let text = match self.emitter.emit(feed::emit_request(snap)).await {
-            Ok(Emitted::ConfigFile(text)) => text,
-            Ok(Emitted::Xds(_)) => {
-                self.status.failed(
-                    "emit",
-                    "the emitter returned xDS resources, not a config file".into(),
-                );
-                return Applied::Done;
-            }
-            Err(e) => {
-                self.status.failed("emit", e.to_string());
-                return Applied::Done;
-            }
+        self.deliver_request(feed::emit_request(snap)).await
+    }
+
+    /// Screens the records (invalid and rejected instances stay out, see
+    /// [`validate`](crate::proxy::validate)), renders the rest and applies it.
+    pub async fn deliver_request(&mut self, req: EmitRequest) -> Applied {
+        let EmitRequest {
+            services,
+            hostname,
+            cluster_name,
+        } = req;
+        let now = Timestamp::now().to_rfc3339();
+        let screened = self.quarantine.screen(services, &self.rules, &now);
+        for q in &screened.newly {
+            self.status.quarantined_now(q);
+        }
+        let req = EmitRequest {
+            services: screened.admitted,
+            hostname,
+            cluster_name,
         };
-        self.apply(text).await
+        let applied = match self.render(&req).await {
+            Ok(text) => self.install(text, Some(&req)).await,
+            Err(message) if req.services.is_empty() => {
+                self.status.failed("emit", message);
+                Applied::Done
+            }
+            // A template can fail on one record's data: search like a refused config.
+            Err(message) => self.search(&req, "emit", message.clone(), message).await,
+        };
+        self.status.set_quarantined(self.quarantine.list());
+        applied
+    }
+
+    /// One emitter call.
+    async fn render(&self, req: &EmitRequest) -> Result<String, String> {
+        self.status.counters.renders.fetch_add(1, Ordering::Relaxed);
+        match self.emitter.emit(req.clone()).await {
+            Ok(Emitted::ConfigFile(text)) => Ok(text),
+            Ok(Emitted::Xds(_)) => {
+                Err("the emitter returned xDS resources, not a config file".into())
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// Verifies and installs `text` unless it is what HAProxy already runs, then makes
     /// it live: through the runtime API when only servers changed, else by a reload
     /// (deferred while the last reload is more recent than the minimum interval).
     pub async fn apply(&mut self, text: String) -> Applied {
+        self.install(text, None).await
+    }
+
+    /// [`apply`](Self::apply); when the candidate fails `haproxy -c` and `instances`
+    /// (what it was rendered from) is given, the instances to blame are searched for,
+    /// quarantined, and the config without them is applied instead.
+    async fn install(&mut self, text: String, instances: Option<&EmitRequest>) -> Applied {
         let version = version_of(&text);
         let running = self.cfg.reload_command.is_some() && self.applied_once
             || self.cfg.reload_command.is_none()
@@ -151,8 +200,15 @@ impl HaproxyDriver {
         }
         if let Err(e) = verify::verify(&self.cfg, &candidate).await {
             let _ = std::fs::remove_file(&candidate);
-            self.status.failed("verify", e.to_string());
-            return Applied::Done;
+            return match instances {
+                Some(req) if !req.services.is_empty() => {
+                    self.search(req, "verify", e.to_string(), refusal(&e)).await
+                }
+                _ => {
+                    self.status.failed("verify", e.to_string());
+                    Applied::Done
+                }
+            };
         }
         if let Err(e) = write::install(&candidate, live) {
             let _ = std::fs::remove_file(&candidate);
@@ -210,6 +266,122 @@ impl HaproxyDriver {
         }
         Applied::Done
     }
+}
+
+impl HaproxyDriver {
+    /// The render of `req` failed at `stage` (`emit` or `verify`): finds the instances
+    /// to blame with at most `HAPROXY_MAX_VERIFY_RUNS` renders and checks
+    /// ([`Bisect`]), quarantines them and applies the largest accepted set. When even
+    /// a config without instances fails (a broken template), nobody is blamed and the
+    /// last good config stays. Instances the budget did not reach are held back and the
+    /// delivery is retried after `HAPROXY_MIN_RELOAD_INTERVAL`.
+    /// `message` is the full error (for the status), `reason` its short form (for the
+    /// quarantine).
+    async fn search(
+        &mut self,
+        req: &EmitRequest,
+        stage: &'static str,
+        message: String,
+        reason: String,
+    ) -> Applied {
+        tracing::warn!(
+            stage,
+            instances = req.services.len(),
+            "HAProxy candidate refused, searching for the instances to blame: {message}"
+        );
+        self.status
+            .counters
+            .bisections
+            .fetch_add(1, Ordering::Relaxed);
+        let mut search = Bisect::new(req.services.len(), self.cfg.max_verify_runs, reason);
+        while let Some(probe) = search.next_probe() {
+            let subset = EmitRequest {
+                services: probe.iter().map(|&i| req.services[i].clone()).collect(),
+                hostname: req.hostname.clone(),
+                cluster_name: req.cluster_name.clone(),
+            };
+            let outcome = self.probe(&subset).await;
+            search.report(outcome);
+        }
+        self.status
+            .counters
+            .bisect_verify_runs
+            .fetch_add(search.runs() as u64, Ordering::Relaxed);
+        if let Some(base) = search.base_failure() {
+            tracing::warn!("a config without any instance fails too: {base}");
+            self.status.failed(stage, message);
+            return Applied::Done;
+        }
+        let counter = match stage {
+            "emit" => &self.status.counters.emit_errors,
+            _ => &self.status.counters.verify_failures,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let now = Timestamp::now().to_rfc3339();
+        for (i, reason) in search.culprits() {
+            let q = self
+                .quarantine
+                .reject(&req.services[*i], reason.clone(), &now);
+            self.status.quarantined_now(&q);
+        }
+        let held = search.untested().to_vec();
+        for i in &held {
+            let q = self.quarantine.hold_back(
+                &req.services[*i],
+                format!(
+                    "not checked yet: HAPROXY_MAX_VERIFY_RUNS ({}) ran out on other refusals; retried shortly",
+                    self.cfg.max_verify_runs
+                ),
+                &now,
+            );
+            self.status.quarantined_now(&q);
+        }
+        let (_, text) = search.accepted();
+        let Some(text) = text else {
+            return Applied::Done;
+        };
+        let applied = Box::pin(self.install(text, None)).await;
+        if held.is_empty() || applied != Applied::Done {
+            return applied;
+        }
+        Applied::Deferred(Instant::now() + self.cfg.min_reload_interval.max(RETRY_HELD_BACK))
+    }
+
+    /// Renders and checks one subset; `Ok` carries the accepted text.
+    async fn probe(&self, req: &EmitRequest) -> Result<String, String> {
+        let text = self.render(req).await?;
+        let candidate = write::candidate_path(&self.cfg.config_file);
+        write::write_synced(&candidate, &text)
+            .map_err(|e| format!("{}: {e}", candidate.display()))?;
+        let verdict = verify::verify(&self.cfg, &candidate).await;
+        let _ = std::fs::remove_file(&candidate);
+        verdict.map_err(|e| refusal(&e))?;
+        Ok(text)
+    }
+}
+
+/// The shortest wait before held-back instances are tried again.
+const RETRY_HELD_BACK: Duration = Duration::from_millis(500);
+
+/// A refusal as a quarantine reason: HAProxy's `[ALERT]` lines without their prefix
+/// (the rest of its output is notices), else the whole message; at most 500 bytes.
+fn refusal(e: &command::CommandError) -> String {
+    let text = match e {
+        command::CommandError::Failed { output, .. } if !output.trim().is_empty() => {
+            let alerts: Vec<&str> = output
+                .lines()
+                .filter(|l| l.contains("[ALERT]"))
+                .map(|l| l.split_once(") : ").map_or(l, |(_, rest)| rest).trim())
+                .collect();
+            if alerts.is_empty() {
+                output.clone()
+            } else {
+                alerts.join("; ")
+            }
+        }
+        other => other.to_string(),
+    };
+    sidecar_plugin_sdk::text::truncate_with(&text, 500, "...")
 }
 
 /// What became of a delivery.

@@ -2,8 +2,11 @@
 //! Shared with the HTTP API (`/api/proxy.json`) and `/metrics`.
 
 use crate::metrics::{encode_counter, encode_gauge};
+use crate::proxy::validate::{Kind, Quarantined};
 use parking_lot::Mutex;
-use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use serde::Serialize;
 use sidecar_catalog::Timestamp;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,11 +54,29 @@ pub struct HaproxyCounters {
     pub unchanged: AtomicU64,
     /// Live files restored after a reload failed.
     pub rollbacks: AtomicU64,
+    /// Changes whose candidate failed and were searched for the instances to blame.
+    pub bisections: AtomicU64,
+    /// `haproxy -c` runs of those searches.
+    pub bisect_verify_runs: AtomicU64,
+    /// Instances put in quarantine, by [`Kind`] (in `Kind::ALL` order).
+    pub quarantines: [AtomicU64; 3],
+}
+
+impl HaproxyCounters {
+    pub fn quarantine(&self, kind: Kind) -> &AtomicU64 {
+        &self.quarantines[kind as usize]
+    }
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
 }
 
 #[derive(Debug, Default)]
 pub struct HaproxyStatus {
     state: Mutex<HaproxyState>,
+    quarantined: Mutex<Vec<Quarantined>>,
     pub counters: HaproxyCounters,
 }
 
@@ -66,12 +87,37 @@ impl HaproxyStatus {
                 config_file: config_file.to_string(),
                 ..HaproxyState::default()
             }),
+            quarantined: Mutex::default(),
             counters: HaproxyCounters::default(),
         }
     }
 
     pub fn state(&self) -> HaproxyState {
         self.state.lock().clone()
+    }
+
+    /// The instances out of the config now, with their reasons.
+    pub fn quarantined(&self) -> Vec<Quarantined> {
+        self.quarantined.lock().clone()
+    }
+
+    pub fn set_quarantined(&self, list: Vec<Quarantined>) {
+        *self.quarantined.lock() = list;
+    }
+
+    /// Logs and counts an instance that just entered quarantine.
+    pub fn quarantined_now(&self, q: &Quarantined) {
+        self.counters
+            .quarantine(q.kind)
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            id = %q.id,
+            service = %q.service,
+            host = %q.host,
+            kind = q.kind.as_str(),
+            "instance left out of haproxy.cfg: {}",
+            q.reason
+        );
     }
 
     pub fn delivered(&self, version: String, how: &str, master_pid: Option<u32>) {
@@ -147,6 +193,16 @@ impl HaproxyStatus {
                 "Live config files restored after a failed reload.",
                 &c.rollbacks,
             ),
+            (
+                "bisections",
+                "Failed candidates searched for the instances to blame.",
+                &c.bisections,
+            ),
+            (
+                "bisect_verify_runs",
+                "haproxy -c runs made by those searches.",
+                &c.bisect_verify_runs,
+            ),
         ] {
             encode_counter(
                 encoder,
@@ -155,6 +211,27 @@ impl HaproxyStatus {
                 v.load(Ordering::Relaxed),
             )?;
         }
+        {
+            let mut family = encoder.encode_descriptor(
+                "sidecar_haproxy_quarantines",
+                "Instances put in quarantine (left out of haproxy.cfg), by reason: invalid record, rejected by haproxy -c, held back for lack of check budget.",
+                None,
+                MetricType::Counter,
+            )?;
+            for kind in Kind::ALL {
+                let labels = ReasonLabel {
+                    reason: kind.as_str(),
+                };
+                ConstCounter::new(c.quarantine(kind).load(Ordering::Relaxed))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        encode_gauge(
+            encoder,
+            "sidecar_haproxy_quarantined_instances",
+            "Instances left out of haproxy.cfg now.",
+            i64::try_from(self.quarantined.lock().len()).unwrap_or(i64::MAX),
+        )?;
         let ok = self.state.lock().last_error.is_none();
         encode_gauge(
             encoder,
