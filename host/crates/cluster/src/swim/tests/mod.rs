@@ -4,6 +4,7 @@
 
 mod determinism;
 mod gossip;
+mod limits;
 mod lifeguard;
 mod membership;
 mod probe;
