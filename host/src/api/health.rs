@@ -1,0 +1,37 @@
+//! `GET /health`: liveness of the HTTP server, and whether this node has joined its
+//! cluster. Always 200 (a node that cannot join is alive and serves its own catalog);
+//! monitoring reads `joined`.
+
+use super::ApiContext;
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+/// `{"status":"ok","joined":true,"members":N}` (`members`: alive or suspect, ourselves
+/// included).
+pub async fn health(State(ctx): State<ApiContext>) -> Json<Value> {
+    let list = ctx.membership.borrow().clone();
+    Json(json!({
+        "status": "ok",
+        "joined": list.joined,
+        "members": list.live().count(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sidecar_cluster::MemberList;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn health_reports_joined_and_live_members() {
+        let mut list = MemberList::just("a", SocketAddr::from(([127, 0, 0, 1], 7946)));
+        list.joined = false;
+        let (_tx, rx) = tokio::sync::watch::channel(Arc::new(list));
+        let (catalog, _out) = crate::shared_catalog::SharedCatalog::with_defaults("a", "default");
+        let Json(v) = health(State(ApiContext::new(catalog, rx))).await;
+        assert_eq!(v, json!({"status": "ok", "joined": false, "members": 1}));
+    }
+}
