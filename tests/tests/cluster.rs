@@ -432,7 +432,13 @@ fn seeds_without_a_key_on_a_public_address_refuse_to_start() {
         .env("HAPROXY_DISABLE", "true")
         .env("ENVOY_USE_GRPC_API", "false")
         .env("SIDECAR_SEEDS", "127.0.0.1:1")
-        .args(["agent", "--bind-ip", "0.0.0.0", "--http-addr", "127.0.0.1:0"])
+        .args([
+            "agent",
+            "--bind-ip",
+            "0.0.0.0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()

@@ -154,8 +154,8 @@ impl ClusterConfig {
             .int::<usize>("SIDECAR_GOSSIP_MAX_CONNECTIONS", None)?
             .unwrap_or(DEFAULT_MAX_CONNECTIONS)
             .max(1);
-        let insecure =
-            args.cluster.gossip_insecure || env.bool("SIDECAR_GOSSIP_INSECURE", None)?.unwrap_or(false);
+        let insecure = args.cluster.gossip_insecure
+            || env.bool("SIDECAR_GOSSIP_INSECURE", None)?.unwrap_or(false);
         let handoff_queue_depth = env
             .int::<usize>("SIDECAR_HANDOFF_QUEUE_DEPTH", Some("HANDOFF_QUEUE_DEPTH"))?
             .unwrap_or(1024)
@@ -185,7 +185,8 @@ impl ClusterConfig {
                 ConfigError::Invalid(format!("SIDECAR_ENCRYPTION_KEYS: {e}"))
             })?)
         };
-        let security = GossipSecurity::decide(keyring.is_some(), bind_ip, !seeds.is_empty(), insecure)?;
+        let security =
+            GossipSecurity::decide(keyring.is_some(), bind_ip, !seeds.is_empty(), insecure)?;
         // Only gossip's addresses change; records and proxies keep the advertise IP.
         let (bind_ip, advertise_ip) = match security {
             GossipSecurity::LoopbackOnly => {
@@ -311,7 +312,8 @@ mod tests {
         use GossipSecurity::*;
         let any: IpAddr = "0.0.0.0".parse().expect("ip");
         let lo: IpAddr = "127.0.0.5".parse().expect("ip");
-        let decide = |keys, ip, seeds, insecure| GossipSecurity::decide(keys, ip, seeds, insecure).ok();
+        let decide =
+            |keys, ip, seeds, insecure| GossipSecurity::decide(keys, ip, seeds, insecure).ok();
         assert_eq!(decide(true, any, true, false), Some(Encrypted));
         assert_eq!(decide(true, any, true, true), Some(Encrypted), "keys win");
         assert_eq!(decide(false, lo, true, false), Some(Loopback));
@@ -323,8 +325,12 @@ mod tests {
 
     #[test]
     fn no_key_and_no_seeds_gossips_on_loopback_only() {
-        let c = ClusterConfig::load(&Env::from_pairs([("SIDECAR_BIND_PORT", "7000")]), &AgentArgs::default(), &core())
-            .expect("the no-configuration run works");
+        let c = ClusterConfig::load(
+            &Env::from_pairs([("SIDECAR_BIND_PORT", "7000")]),
+            &AgentArgs::default(),
+            &core(),
+        )
+        .expect("the no-configuration run works");
         assert_eq!(c.security, GossipSecurity::LoopbackOnly);
         assert_eq!(c.bind.to_string(), "127.0.0.1:7000");
         assert_eq!(c.advertise.to_string(), "127.0.0.1:7000");
@@ -335,8 +341,12 @@ mod tests {
         };
         assert!(ClusterConfig::load(&Env::from_pairs::<&str, &str>([]), &args, &core()).is_err());
         args.cluster.gossip_insecure = true;
-        let c = ClusterConfig::load(&Env::from_pairs::<&str, &str>([]), &args, &core()).expect("opted in");
-        assert_eq!((c.security, c.bind.to_string()), (GossipSecurity::Insecure, "0.0.0.0:7946".to_string()));
+        let c = ClusterConfig::load(&Env::from_pairs::<&str, &str>([]), &args, &core())
+            .expect("opted in");
+        assert_eq!(
+            (c.security, c.bind.to_string()),
+            (GossipSecurity::Insecure, "0.0.0.0:7946".to_string())
+        );
     }
 
     #[test]
@@ -351,7 +361,10 @@ mod tests {
         let c = ClusterConfig::load(&env, &AgentArgs::default(), &core()).expect("valid");
         assert_eq!(c.security, GossipSecurity::Loopback);
         assert_eq!((c.max_stream, c.max_connections), (65536, 2));
-        assert_eq!((c.swim.max_members, c.swim.new_members_per_sender), (100, 5));
+        assert_eq!(
+            (c.swim.max_members, c.swim.new_members_per_sender),
+            (100, 5)
+        );
         let bad = Env::from_pairs([("SIDECAR_GOSSIP_MAX_CONNECTIONS", "many")]);
         assert!(ClusterConfig::load(&bad, &AgentArgs::default(), &core()).is_err());
     }

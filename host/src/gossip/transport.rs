@@ -144,9 +144,7 @@ async fn read_message(
         .map_err(ReadError::Refused)?;
     let mut body = vec![0u8; h.body_len];
     s.read_exact(&mut body).await.map_err(ReadError::Io)?;
-    counters
-        .stream_bytes_in
-        .inc_by((1 + n + body.len()) as u64);
+    counters.stream_bytes_in.inc_by((1 + n + body.len()) as u64);
     framer.open_body(&h, &body).map_err(ReadError::Refused)
 }
 
@@ -557,7 +555,7 @@ impl Driver {
         members.sort_by(|a, b| a.name.cmp(&b.name));
         let joined = self.seeds.is_empty() || self.core.members().live() > 0;
         if joined != self.joined {
-            if joined {
+            if joined && !self.seeds.is_empty() {
                 tracing::info!(members = self.core.cluster_size(), "joined the cluster");
             } else {
                 tracing::warn!("no other member is alive: not joined to any cluster");
@@ -592,7 +590,12 @@ async fn resolve_seeds(seeds: Vec<String>, tx: mpsc::Sender<Vec<(String, SocketA
         let mut addrs = Vec::new();
         for s in &seeds {
             match tokio::net::lookup_host(s.as_str()).await {
-                Ok(found) => addrs.extend(found.filter(|a| a.is_ipv4()).take(1).map(|a| (s.clone(), a))),
+                Ok(found) => addrs.extend(
+                    found
+                        .filter(|a| a.is_ipv4())
+                        .take(1)
+                        .map(|a| (s.clone(), a)),
+                ),
                 Err(e) => tracing::warn!(seed = %s, "cannot resolve seed: {e}"),
             }
         }
@@ -620,7 +623,10 @@ async fn request(
     let reply = tokio::time::timeout(STREAM_TIMEOUT, async {
         let written = write_message(&mut s, msg).await;
         // A refusing peer may stop reading and answer its refusal byte: prefer the byte.
-        match (written, read_message(&mut s, framer, max_stream, counters).await) {
+        match (
+            written,
+            read_message(&mut s, framer, max_stream, counters).await,
+        ) {
             (_, Err(ReadError::RefusedBy(r))) => Err(ReadError::RefusedBy(r)),
             (Err(e), _) => Err(ReadError::Io(e)),
             (Ok(()), r) => r,

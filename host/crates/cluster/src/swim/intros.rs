@@ -89,7 +89,10 @@ mod tests {
             assert!(i.allow(&a, 0));
         }
         assert!(!i.allow(&9u32, 0), "no room for a fourth sender");
-        assert!(i.allow(&9u32, 1_000_000), "full buckets are forgotten to make room");
+        assert!(
+            i.allow(&9u32, 1_000_000),
+            "full buckets are forgotten to make room"
+        );
         i.forget_full(10_000_000);
         assert_eq!(i.senders(), 0);
     }

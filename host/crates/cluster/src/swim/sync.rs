@@ -138,7 +138,13 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         let remote = d.sender.key.clone();
         let mut fresh = Vec::new();
         let limit = from.source();
-        self.apply_update(d.sender, Source::Gossip(remote), Some(&limit), now, &mut fresh);
+        self.apply_update(
+            d.sender,
+            Source::Gossip(remote),
+            Some(&limit),
+            now,
+            &mut fresh,
+        );
         // A joining member is news: push it like any other.
         self.spread(fresh, Some(&from), self.cfg.eager_fanout);
         let fps = cat.fingerprints();

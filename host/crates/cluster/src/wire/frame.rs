@@ -122,7 +122,9 @@ impl Refusal {
     }
 
     pub fn from_code(c: u8) -> Option<Refusal> {
-        Self::ALL.get(usize::from(c.checked_sub(REFUSAL_BASE)?)).copied()
+        Self::ALL
+            .get(usize::from(c.checked_sub(REFUSAL_BASE)?))
+            .copied()
     }
 
     /// What a refusal by a peer tells us, for the operator.
@@ -139,7 +141,9 @@ impl Refusal {
             Refusal::Unauthenticated => {
                 "it does not accept our key (wrong SIDECAR_ENCRYPTION_KEYS, or another cluster name)"
             }
-            Refusal::TooLarge => "our message is larger than it accepts (SIDECAR_GOSSIP_MAX_STREAM)",
+            Refusal::TooLarge => {
+                "our message is larger than it accepts (SIDECAR_GOSSIP_MAX_STREAM)"
+            }
             Refusal::ConnectionLimit => {
                 "it is at its connection limit (SIDECAR_GOSSIP_MAX_CONNECTIONS)"
             }
@@ -345,7 +349,10 @@ mod tests {
             let h = f.open_header(header, 1 << 20).expect("header");
             assert_eq!(h.body_len, body.len());
             assert_eq!(f.open_body(&h, body), Ok(payload.clone()));
-            assert_eq!(f.open_header(header, body.len() - 1), Err(Refusal::TooLarge));
+            assert_eq!(
+                f.open_header(header, body.len() - 1),
+                Err(Refusal::TooLarge)
+            );
         }
     }
 
@@ -355,7 +362,10 @@ mod tests {
         let msg = e.seal_stream(b"hello");
         let (header, _) = split(&msg);
         let wrong = Framer::new("prod", ring(2));
-        assert_eq!(wrong.open_header(header, 1 << 20), Err(Refusal::Unauthenticated));
+        assert_eq!(
+            wrong.open_header(header, 1 << 20),
+            Err(Refusal::Unauthenticated)
+        );
         let plain = Framer::new("prod", None);
         assert_eq!(
             plain.open_header(header, 1 << 20),
@@ -364,14 +374,23 @@ mod tests {
         let foreign = Framer::new("staging", None);
         let pm = plain.seal_stream(b"x");
         let (ph, _) = split(&pm);
-        assert_eq!(foreign.open_header(ph, 1 << 20), Err(Refusal::ForeignCluster));
+        assert_eq!(
+            foreign.open_header(ph, 1 << 20),
+            Err(Refusal::ForeignCluster)
+        );
         assert_eq!(e.open_header(ph, 1 << 20), Err(Refusal::Unencrypted));
         // A forged length in a sealed header fails authentication.
         let mut forged = header.to_vec();
         forged[1 + NONCE_LEN + 2] ^= 0x40;
-        assert_eq!(e.open_header(&forged, 1 << 20), Err(Refusal::Unauthenticated));
+        assert_eq!(
+            e.open_header(&forged, 1 << 20),
+            Err(Refusal::Unauthenticated)
+        );
         // A body sealed on the header channel (or vice versa) does not open.
-        assert!(e.open_header(&e.seal(Channel::Stream, &[1; 21]), 1 << 20).is_err());
+        assert!(
+            e.open_header(&e.seal(Channel::Stream, &[1; 21]), 1 << 20)
+                .is_err()
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 mod determinism;
 mod gossip;
-mod limits;
 mod lifeguard;
+mod limits;
 mod membership;
 mod probe;
 mod relay;
