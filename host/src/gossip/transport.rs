@@ -13,7 +13,7 @@ use crate::shared_catalog::SharedCatalog;
 use prometheus_client::metrics::counter::Counter;
 use sidecar_catalog::{Fingerprint, Record, Service, Timestamp};
 use sidecar_cluster::swim::{CatalogPort, Micros, Output, StreamAnswer, Swim};
-use sidecar_cluster::wire::frame::{Channel, Framer, Lead, Refusal};
+use sidecar_cluster::wire::frame::{Channel, Framer, Lead, Refusal, StreamHeader};
 use sidecar_cluster::wire::{self, State};
 use sidecar_cluster::{MemberInfo, MemberList};
 use std::collections::HashMap;
@@ -29,6 +29,9 @@ type Core = Swim<Key, SocketAddr>;
 
 const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// An inbound connection must present its header this fast (it holds one of
+/// `SIDECAR_GOSSIP_MAX_CONNECTIONS` slots meanwhile).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The daemon's catalog as the core sees it.
@@ -129,6 +132,16 @@ async fn read_message(
     max_body: usize,
     counters: &ClusterCounters,
 ) -> Result<Vec<u8>, ReadError> {
+    let (h, n) = read_header(s, framer, max_body).await?;
+    read_body(s, framer, h, n, counters).await
+}
+
+/// The lead byte and the header; returns the header and its length.
+async fn read_header(
+    s: &mut TcpStream,
+    framer: &Framer,
+    max_body: usize,
+) -> Result<(StreamHeader, usize), ReadError> {
     let lead = s.read_u8().await.map_err(ReadError::Io)?;
     let n = match Lead::parse(lead) {
         Lead::Header(n) => n,
@@ -142,6 +155,16 @@ async fn read_message(
     let h = framer
         .open_header(&header[..n], max_body)
         .map_err(ReadError::Refused)?;
+    Ok((h, n))
+}
+
+async fn read_body(
+    s: &mut TcpStream,
+    framer: &Framer,
+    h: StreamHeader,
+    n: usize,
+    counters: &ClusterCounters,
+) -> Result<Vec<u8>, ReadError> {
     let mut body = vec![0u8; h.body_len];
     s.read_exact(&mut body).await.map_err(ReadError::Io)?;
     counters.stream_bytes_in.inc_by((1 + n + body.len()) as u64);
@@ -247,7 +270,7 @@ pub async fn start(
         replies: mpsc::unbounded_channel(),
         members_dirty: true,
         max_stream: cfg.max_stream,
-        seeds: HashMap::new(),
+        seeds: None,
         joined: false,
         seen: (0, 0),
     };
@@ -275,8 +298,9 @@ struct Driver {
     ),
     members_dirty: bool,
     max_stream: usize,
-    /// Resolved seeds other than ourselves -> how they were configured.
-    seeds: HashMap<SocketAddr, String>,
+    /// Resolved seeds other than ourselves -> how they were configured (`None` until
+    /// they resolve).
+    seeds: Option<HashMap<SocketAddr, String>>,
     /// At least one other member is live (or there is nobody to join).
     joined: bool,
     /// The core's (refused_members, refused_wants) last seen, to log what is new.
@@ -333,11 +357,13 @@ impl Driver {
                 Some(resolved) = seed_rx.recv() => {
                     let now = self.now();
                     let me = self.core.addr().to_owned();
-                    self.seeds = resolved
-                        .iter()
-                        .filter(|(_, a)| *a != me)
-                        .map(|(s, a)| (*a, s.clone()))
-                        .collect();
+                    self.seeds = Some(
+                        resolved
+                            .iter()
+                            .filter(|(_, a)| *a != me)
+                            .map(|(s, a)| (*a, s.clone()))
+                            .collect(),
+                    );
                     let addrs = resolved.into_iter().map(|(_, a)| a).collect();
                     self.core.join(addrs, now, &Port(&self.catalog));
                     self.members_dirty = true;
@@ -448,7 +474,7 @@ impl Driver {
             Ok(bytes) => Some(bytes),
             Err(e) => {
                 self.counters.stream_failures.inc();
-                match self.seeds.get(&r.to) {
+                match self.seeds.as_ref().and_then(|s| s.get(&r.to)) {
                     Some(seed) if !self.joined => tracing::warn!(
                         seed = %seed,
                         address = %r.to,
@@ -553,9 +579,10 @@ impl Driver {
             })
             .collect();
         members.sort_by(|a, b| a.name.cmp(&b.name));
-        let joined = self.seeds.is_empty() || self.core.members().live() > 0;
+        let no_seeds = self.seeds.as_ref().is_some_and(HashMap::is_empty);
+        let joined = no_seeds || self.core.members().live() > 0;
         if joined != self.joined {
-            if joined && !self.seeds.is_empty() {
+            if joined && !no_seeds {
                 tracing::info!(members = self.core.cluster_size(), "joined the cluster");
             } else {
                 tracing::warn!("no other member is alive: not joined to any cluster");
@@ -681,17 +708,25 @@ async fn accept_loop(
         tokio::spawn(async move {
             let _slot = slot;
             let _ = tokio::time::timeout(STREAM_TIMEOUT, async {
-                let payload =
-                    match read_message(&mut s, &framer, limits.max_stream, &counters).await {
-                        Ok(p) => p,
-                        Err(ReadError::Refused(r)) => {
-                            refusal_counter(&counters, r).inc();
-                            drops.lock().note(r.as_str(), from);
-                            refuse(&mut s, r).await;
-                            return None;
-                        }
-                        Err(_) => return None,
-                    };
+                let read = async {
+                    let header = tokio::time::timeout(
+                        HEADER_TIMEOUT,
+                        read_header(&mut s, &framer, limits.max_stream),
+                    )
+                    .await
+                    .map_err(|_| ReadError::Io(std::io::ErrorKind::TimedOut.into()))??;
+                    read_body(&mut s, &framer, header.0, header.1, &counters).await
+                };
+                let payload = match read.await {
+                    Ok(p) => p,
+                    Err(ReadError::Refused(r)) => {
+                        refusal_counter(&counters, r).inc();
+                        drops.lock().note(r.as_str(), from);
+                        refuse(&mut s, r).await;
+                        return None;
+                    }
+                    Err(_) => return None,
+                };
                 counters.streams_in.inc();
                 let (tx, rx) = oneshot::channel();
                 to_core
