@@ -30,8 +30,13 @@ impl CatalogPort for Port {
 fuzz_target!(|data: &[u8]| {
     let plain = Framer::new("fuzz", None);
     let _ = plain.open(Channel::Datagram, data);
+    if let Ok(h) = plain.open_header(data, 1 << 20) {
+        let _ = plain.open_body(&h, data);
+    }
     if let Ok(ring) = Keyring::new(&[[7; 32]]) {
-        let _ = Framer::new("fuzz", Some(ring)).open(Channel::Stream, data);
+        let sealed = Framer::new("fuzz", Some(ring));
+        let _ = sealed.open(Channel::Stream, data);
+        let _ = sealed.open_header(data, 1 << 20);
     }
     let _ = wire::decode_packet::<Arc<str>, SocketAddr>(data);
     let _ = wire::decode_packet::<u32, u32>(data);

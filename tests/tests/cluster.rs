@@ -102,6 +102,11 @@ impl Node {
     fn members(&self) -> Option<Value> {
         get_json(&format!("http://{}/api/members.json", self.http))
     }
+
+    /// `/health`'s `joined`.
+    fn joined(&self) -> Option<bool> {
+        get_json(&format!("http://{}/health", self.http))?["joined"].as_bool()
+    }
 }
 
 impl Drop for Node {
@@ -378,6 +383,76 @@ fn key_rotation_keeps_the_cluster_together() {
     }
 }
 
+#[test]
+fn a_node_that_cannot_join_says_why_and_health_shows_it() {
+    let port = free_port("127.0.0.1");
+    let seed = format!("127.0.0.1:{port}");
+    let spec = |keys| Spec {
+        cluster: "e2e-join",
+        keys: Some(keys),
+        gossip_port: port,
+        seeds: vec![seed.clone()],
+    };
+    let a = Node::start(1, &spec(KEY1), &[("a", 8001)]);
+    let b = Node::start(2, &spec(KEY1), &[("b", 8002)]);
+    let wrong = Node::start(3, &spec(KEY2), &[("c", 8003)]);
+    for n in [&a, &b] {
+        wait_for(&format!("{} joined", n.name), WAIT, || {
+            (n.joined()? && state_of(&n.members()?, "n2")? == "alive").then_some(())
+        });
+    }
+    wait_for("n3 to warn that the seed refuses its key", WAIT, || {
+        wrong
+            .log()
+            .lines()
+            .any(|l| {
+                l.contains("cannot join the cluster through this seed")
+                    && l.contains(&seed)
+                    && l.contains("does not accept our key")
+            })
+            .then_some(())
+    });
+    assert_eq!(wrong.joined(), Some(false));
+    assert_eq!(
+        member_states(&wrong.members().expect("members")),
+        vec![("n3".to_string(), "alive".to_string())]
+    );
+    assert_eq!(a.joined(), Some(true));
+}
+
+#[test]
+fn seeds_without_a_key_on_a_public_address_refuse_to_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = Command::new(sidecar_bin())
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SIDECAR_DISCOVERY", "static")
+        .env("STATIC_CONFIG_FILE", dir.path().join("static.json"))
+        .env("HAPROXY_DISABLE", "true")
+        .env("ENVOY_USE_GRPC_API", "false")
+        .env("SIDECAR_SEEDS", "127.0.0.1:1")
+        .args([
+            "agent",
+            "--bind-ip",
+            "0.0.0.0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run sidecar");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("refusing to gossip unauthenticated")
+            && err.contains("sidecar keygen")
+            && err.contains("SIDECAR_GOSSIP_INSECURE"),
+        "{err}"
+    );
+}
+
 // ----- partition: network namespaces ---------------------------------------------------
 
 /// Namespaces created by this test; removed (with their links and processes' network)
@@ -479,6 +554,7 @@ fn a_partition_heals_into_one_cluster_with_the_full_catalog() {
             .env("HAPROXY_DISABLE", "true")
             .env("ENVOY_USE_GRPC_API", "false")
             .env("RUST_LOG", "info")
+            .env("SIDECAR_ENCRYPTION_KEYS", KEY1)
             .args(["agent", "--node-name", &format!("n{i}"), "--bind-ip", &addr])
             .args(["--advertise-ip", &addr, "--http-addr", "127.0.0.1:7777"])
             .args(["--cluster-ip", "10.199.0.1"])

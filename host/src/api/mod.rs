@@ -3,6 +3,7 @@
 
 mod cluster_members;
 mod guard;
+mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod proxy;
@@ -217,7 +218,7 @@ pub fn router(ctx: ApiContext) -> Router {
         )
         .route("/{file}", get(routes::top_file))
         .route("/metrics", get(metrics::metrics))
-        .route("/health", get(|| async { "ok" }))
+        .route("/health", get(health::health))
         .route("/ui", get(ui::redirect))
         .route("/ui/", get(ui::page))
         .route("/ui/index.html", get(ui::page))

@@ -1,5 +1,6 @@
 //! Command line: `sidecar agent` (the daemon; also what a bare `sidecar` runs, as in
-//! Sidecar), `sidecar plugins ...` for plugin authors, `sidecar members`.
+//! Sidecar), `sidecar plugins ...` for plugin authors, `sidecar members`, `sidecar
+//! keygen`.
 
 mod agent;
 mod envoy_bootstrap;
@@ -37,6 +38,8 @@ pub enum Command {
     Members(MembersArgs),
     /// Print an Envoy bootstrap (YAML) that takes its config from this host's xDS server.
     EnvoyBootstrap(EnvoyBootstrapArgs),
+    /// Print a fresh gossip encryption key (base64, 32 bytes) for SIDECAR_ENCRYPTION_KEYS.
+    Keygen,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -109,5 +112,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Plugins(cmd)) => plugins::run(cmd),
         Some(Command::Members(args)) => members::run(args),
         Some(Command::EnvoyBootstrap(args)) => envoy_bootstrap::run(args),
+        Some(Command::Keygen) => {
+            let key = sidecar_cluster::crypto::Keyring::generate_base64()
+                .map_err(|e| anyhow::anyhow!("cannot read the system's random generator: {e}"))?;
+            println!("{key}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The cluster's settings: Sidecar's variables (`SIDECAR_SEEDS`, `SIDECAR_BIND_PORT`,
 //! `SIDECAR_PUSH_PULL_INTERVAL`, `SIDECAR_GOSSIP_MESSAGES`, `SIDECAR_GOSSIP_INTERVAL`,
-//! `SIDECAR_HANDOFF_QUEUE_DEPTH`) plus ours (`SIDECAR_BIND_IP`, encryption keys).
+//! `SIDECAR_HANDOFF_QUEUE_DEPTH`) plus ours (`SIDECAR_BIND_IP`, encryption keys, the
+//! insecure opt-in and the gossip limits), and the rule that decides whether gossip
+//! may run unauthenticated ([`GossipSecurity`]).
 
 use crate::config::AgentArgs;
 use crate::config::agent::{ConfigError, CoreConfig};
@@ -21,6 +23,54 @@ pub struct ClusterArgs {
     /// (SIDECAR_ENCRYPTION_KEYS_FILE; or the keys inline in SIDECAR_ENCRYPTION_KEYS).
     #[arg(long = "encryption-keys-file")]
     pub encryption_keys_file: Option<PathBuf>,
+    /// Gossip without keys on a non-loopback address: anyone who can reach the gossip
+    /// port can inject routes into every proxy (SIDECAR_GOSSIP_INSECURE).
+    #[arg(long = "gossip-insecure")]
+    pub gossip_insecure: bool,
+}
+
+/// How gossip is protected, decided at start-up from keys, bind address, seeds and the
+/// opt-in (see [`GossipSecurity::decide`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GossipSecurity {
+    /// AES-256-GCM with the configured keyring.
+    Encrypted,
+    /// No key, but bound to a loopback address: only local processes can reach it.
+    Loopback,
+    /// No key, no seeds, a non-loopback bind: gossip binds and advertises 127.0.0.1
+    /// only (a cluster of one, with a warning), so a bare `sidecar` still runs.
+    LoopbackOnly,
+    /// No key on a non-loopback address, explicitly allowed (`SIDECAR_GOSSIP_INSECURE`).
+    Insecure,
+}
+
+impl GossipSecurity {
+    /// The rule: keys → encrypted; a loopback bind → fine; the explicit opt-in →
+    /// insecure; no seeds → loopback only; otherwise refuse to start.
+    pub fn decide(
+        keys: bool,
+        bind_ip: IpAddr,
+        seeds: bool,
+        insecure: bool,
+    ) -> Result<Self, ConfigError> {
+        Ok(if keys {
+            GossipSecurity::Encrypted
+        } else if bind_ip.is_loopback() {
+            GossipSecurity::Loopback
+        } else if insecure {
+            GossipSecurity::Insecure
+        } else if !seeds {
+            GossipSecurity::LoopbackOnly
+        } else {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to gossip unauthenticated on {bind_ip} with seeds: anyone who can reach \
+                 the gossip port could inject members and routes into every proxy. Give every \
+                 node the same key (create one with `sidecar keygen`, set \
+                 SIDECAR_ENCRYPTION_KEYS or SIDECAR_ENCRYPTION_KEYS_FILE), bind gossip to \
+                 loopback (SIDECAR_BIND_IP), or accept the risk with SIDECAR_GOSSIP_INSECURE=true"
+            )));
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -37,9 +87,17 @@ pub struct ClusterConfig {
     pub swim: SwimConfig,
     /// Inbound datagrams buffered before the core reads them.
     pub handoff_queue_depth: usize,
+    pub security: GossipSecurity,
+    /// Largest stream body read (`SIDECAR_GOSSIP_MAX_STREAM`, bytes); also the budget
+    /// of a records reply we build.
+    pub max_stream: usize,
+    /// Concurrent inbound gossip TCP connections (`SIDECAR_GOSSIP_MAX_CONNECTIONS`).
+    pub max_connections: usize,
 }
 
 pub const DEFAULT_PORT: u16 = 7946;
+pub const DEFAULT_MAX_STREAM: usize = 32 << 20;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 
 impl ClusterConfig {
     pub fn load(env: &Env, args: &AgentArgs, core: &CoreConfig) -> Result<Self, ConfigError> {
@@ -82,6 +140,22 @@ impl ClusterConfig {
             }
             swim.gossip_interval = d;
         }
+        if let Some(n) = env.int::<usize>("SIDECAR_GOSSIP_MAX_MEMBERS", None)? {
+            swim.max_members = n.max(1);
+        }
+        if let Some(n) = env.int::<u32>("SIDECAR_GOSSIP_NEW_MEMBERS_PER_SECOND", None)? {
+            swim.new_members_per_sender = n;
+        }
+        let max_stream = env
+            .int::<usize>("SIDECAR_GOSSIP_MAX_STREAM", None)?
+            .unwrap_or(DEFAULT_MAX_STREAM)
+            .clamp(4096, sidecar_cluster::wire::MAX_STREAM);
+        let max_connections = env
+            .int::<usize>("SIDECAR_GOSSIP_MAX_CONNECTIONS", None)?
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+            .max(1);
+        let insecure = args.cluster.gossip_insecure
+            || env.bool("SIDECAR_GOSSIP_INSECURE", None)?.unwrap_or(false);
         let handoff_queue_depth = env
             .int::<usize>("SIDECAR_HANDOFF_QUEUE_DEPTH", Some("HANDOFF_QUEUE_DEPTH"))?
             .unwrap_or(1024)
@@ -111,15 +185,27 @@ impl ClusterConfig {
                 ConfigError::Invalid(format!("SIDECAR_ENCRYPTION_KEYS: {e}"))
             })?)
         };
+        let security =
+            GossipSecurity::decide(keyring.is_some(), bind_ip, !seeds.is_empty(), insecure)?;
+        // Only gossip's addresses change; records and proxies keep the advertise IP.
+        let (bind_ip, advertise_ip) = match security {
+            GossipSecurity::LoopbackOnly => {
+                (IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 1]))
+            }
+            _ => (bind_ip, core.advertise_ip),
+        };
         Ok(ClusterConfig {
             node_name: core.node_name.clone(),
             cluster_name: core.cluster_name.clone(),
             bind: SocketAddr::new(bind_ip, port),
-            advertise: SocketAddr::new(core.advertise_ip, port),
+            advertise: SocketAddr::new(advertise_ip, port),
             seeds,
             keyring,
             swim,
             handoff_queue_depth,
+            security,
+            max_stream,
+            max_connections,
         })
     }
 
@@ -165,9 +251,22 @@ mod tests {
             ("SIDECAR_PUSH_PULL_INTERVAL", "0"),
             ("GOSSIP_MESSAGES", "0"),
         ]);
+        let c = ClusterConfig::load(&env, &AgentArgs::default(), &core())
+            .expect_err("seeds without a key on 0.0.0.0");
+        assert!(c.to_string().contains("SIDECAR_GOSSIP_INSECURE"), "{c}");
+        let env = Env::from_pairs([
+            ("SIDECAR_SEEDS", "10.0.0.1, seed.example:8000,[::1]:9,::2"),
+            ("SIDECAR_PUSH_PULL_INTERVAL", "0"),
+            ("GOSSIP_MESSAGES", "0"),
+            ("SIDECAR_GOSSIP_INSECURE", "true"),
+        ]);
         let c = ClusterConfig::load(&env, &AgentArgs::default(), &core()).expect("valid");
+        assert_eq!(c.security, GossipSecurity::Insecure);
         assert_eq!(c.bind.to_string(), "0.0.0.0:7946");
         assert_eq!(c.advertise.to_string(), "127.0.0.3:7946");
+        assert_eq!(c.max_stream, DEFAULT_MAX_STREAM);
+        assert_eq!(c.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(c.swim.max_members, 16_384);
         assert_eq!(c.swim.push_pull_interval, Duration::from_secs(79));
         assert_eq!(c.swim.gossip_messages, 3);
         assert_eq!(
@@ -205,6 +304,68 @@ mod tests {
         let bad = Env::from_pairs([("SIDECAR_ENCRYPTION_KEYS", "c2hvcnQ=")]);
         assert!(ClusterConfig::load(&bad, &AgentArgs::default(), &core()).is_err());
         let bad = Env::from_pairs([("SIDECAR_BIND_PORT", "x")]);
+        assert!(ClusterConfig::load(&bad, &AgentArgs::default(), &core()).is_err());
+    }
+
+    #[test]
+    fn unauthenticated_gossip_needs_loopback_or_the_opt_in() {
+        use GossipSecurity::*;
+        let any: IpAddr = "0.0.0.0".parse().expect("ip");
+        let lo: IpAddr = "127.0.0.5".parse().expect("ip");
+        let decide =
+            |keys, ip, seeds, insecure| GossipSecurity::decide(keys, ip, seeds, insecure).ok();
+        assert_eq!(decide(true, any, true, false), Some(Encrypted));
+        assert_eq!(decide(true, any, true, true), Some(Encrypted), "keys win");
+        assert_eq!(decide(false, lo, true, false), Some(Loopback));
+        assert_eq!(decide(false, any, false, false), Some(LoopbackOnly));
+        assert_eq!(decide(false, any, true, true), Some(Insecure));
+        assert_eq!(decide(false, any, false, true), Some(Insecure));
+        assert_eq!(decide(false, any, true, false), None);
+    }
+
+    #[test]
+    fn no_key_and_no_seeds_gossips_on_loopback_only() {
+        let c = ClusterConfig::load(
+            &Env::from_pairs([("SIDECAR_BIND_PORT", "7000")]),
+            &AgentArgs::default(),
+            &core(),
+        )
+        .expect("the no-configuration run works");
+        assert_eq!(c.security, GossipSecurity::LoopbackOnly);
+        assert_eq!(c.bind.to_string(), "127.0.0.1:7000");
+        assert_eq!(c.advertise.to_string(), "127.0.0.1:7000");
+        // The flag is the same opt-in as the variable.
+        let mut args = AgentArgs {
+            cluster_ip: vec!["10.0.0.1".into()],
+            ..AgentArgs::default()
+        };
+        assert!(ClusterConfig::load(&Env::from_pairs::<&str, &str>([]), &args, &core()).is_err());
+        args.cluster.gossip_insecure = true;
+        let c = ClusterConfig::load(&Env::from_pairs::<&str, &str>([]), &args, &core())
+            .expect("opted in");
+        assert_eq!(
+            (c.security, c.bind.to_string()),
+            (GossipSecurity::Insecure, "0.0.0.0:7946".to_string())
+        );
+    }
+
+    #[test]
+    fn gossip_limits_are_settings() {
+        let env = Env::from_pairs([
+            ("SIDECAR_BIND_IP", "127.0.0.1"),
+            ("SIDECAR_GOSSIP_MAX_STREAM", "65536"),
+            ("SIDECAR_GOSSIP_MAX_CONNECTIONS", "2"),
+            ("SIDECAR_GOSSIP_MAX_MEMBERS", "100"),
+            ("SIDECAR_GOSSIP_NEW_MEMBERS_PER_SECOND", "5"),
+        ]);
+        let c = ClusterConfig::load(&env, &AgentArgs::default(), &core()).expect("valid");
+        assert_eq!(c.security, GossipSecurity::Loopback);
+        assert_eq!((c.max_stream, c.max_connections), (65536, 2));
+        assert_eq!(
+            (c.swim.max_members, c.swim.new_members_per_sender),
+            (100, 5)
+        );
+        let bad = Env::from_pairs([("SIDECAR_GOSSIP_MAX_CONNECTIONS", "many")]);
         assert!(ClusterConfig::load(&bad, &AgentArgs::default(), &core()).is_err());
     }
 }

@@ -28,6 +28,8 @@ pub struct ClusterCounters {
     pub dropped_unencrypted: Counter,
     pub dropped_unexpected_encryption: Counter,
     pub dropped_unauthenticated: Counter,
+    pub dropped_too_large: Counter,
+    pub dropped_connection_limit: Counter,
     pub dropped_decode: Counter,
     pub dropped_send: Counter,
     pub stream_failures: Counter,
@@ -36,6 +38,8 @@ pub struct ClusterCounters {
     pub deaths_declared: Counter,
     pub refutations: Counter,
     pub refused_generations: Counter,
+    pub refused_members: Counter,
+    pub refused_wants: Counter,
     pub queue_dropped: Counter,
 }
 
@@ -46,7 +50,7 @@ impl ClusterCounters {
     }
 
     /// `(name, help, counter)`: names without `_total`, which the encoder appends.
-    fn families(&self) -> [(&'static str, &'static str, &Counter); 22] {
+    fn families(&self) -> [(&'static str, &'static str, &Counter); 26] {
         [
             (
                 "sidecar_gossip_datagrams_in",
@@ -114,6 +118,16 @@ impl ClusterCounters {
                 &self.dropped_unauthenticated,
             ),
             (
+                "sidecar_gossip_dropped_too_large",
+                "Gossip streams dropped: body longer than SIDECAR_GOSSIP_MAX_STREAM",
+                &self.dropped_too_large,
+            ),
+            (
+                "sidecar_gossip_dropped_connection_limit",
+                "Gossip TCP connections closed at once: SIDECAR_GOSSIP_MAX_CONNECTIONS reached",
+                &self.dropped_connection_limit,
+            ),
+            (
                 "sidecar_gossip_dropped_decode",
                 "Gossip input dropped: payload does not decode",
                 &self.dropped_decode,
@@ -150,6 +164,16 @@ impl ClusterCounters {
                 &self.refused_generations,
             ),
             (
+                "sidecar_swim_refused_members",
+                "New members refused: the member table is full, or their sender introduced too many new members lately",
+                &self.refused_members,
+            ),
+            (
+                "sidecar_swim_refused_wants",
+                "Anti-entropy requests refused for wanting more hosts than SIDECAR_GOSSIP_MAX_MEMBERS",
+                &self.refused_wants,
+            ),
+            (
                 "sidecar_gossip_queue_dropped",
                 "Broadcasts dropped from the full gossip queue",
                 &self.queue_dropped,
@@ -181,6 +205,13 @@ impl Collector for MembersCollector {
             let n = i64::try_from(members.count(state)).unwrap_or(i64::MAX);
             ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
         }
+        let joined = encoder.encode_descriptor(
+            "sidecar_gossip_joined",
+            "1 once another member is alive (or there are no seeds to join), else 0.",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::from(members.joined)).encode(joined)?;
         Ok(())
     }
 }
@@ -206,6 +237,11 @@ impl ClusterHandle {
     /// Wakes whenever the member list changes.
     pub fn watch(&self) -> watch::Receiver<Arc<MemberList>> {
         self.members.clone()
+    }
+
+    /// True once another member is alive (or there are no seeds to join).
+    pub fn joined(&self) -> bool {
+        self.members.borrow().joined
     }
 
     /// Names of alive and suspect members (the API's `ClusterMembers`).
@@ -253,6 +289,7 @@ mod tests {
                     local: i == 0,
                 })
                 .collect(),
+            joined: true,
         };
         let (_tx, rx) = watch::channel(Arc::new(list));
         let (cmd, _cmd_rx) = mpsc::channel(1);
@@ -279,6 +316,10 @@ mod tests {
                 "sidecar_gossip_datagrams_in_total 0",
                 "sidecar_swim_probes_total 40",
                 "sidecar_gossip_queue_dropped_total 0",
+                "# TYPE sidecar_gossip_joined gauge",
+                "sidecar_gossip_joined 1",
+                "sidecar_gossip_dropped_connection_limit_total 0",
+                "sidecar_swim_refused_members_total 0",
             ],
         );
         assert!(!out.contains("sidecar_cluster_members"), "{out}");

@@ -1,16 +1,20 @@
 //! The tokio driver: one UDP socket and one TCP listener on the gossip port, one task
 //! owning the sans-IO core. Everything from the network passes the envelope check
 //! ([`Framer`]) first; refused input is counted per reason and logged at most once per
-//! reason every 10 s, never a panic.
+//! reason every 10 s, never a panic. A stream's small header is authenticated before
+//! its body is read (bounded by `SIDECAR_GOSSIP_MAX_STREAM`), connections are capped
+//! (`SIDECAR_GOSSIP_MAX_CONNECTIONS`), and records replies are built off the driver
+//! task so a large request cannot stall probing.
 
 use super::handle::{ClusterCounters, ClusterHandle, Command};
 use crate::config::ClusterConfig;
+use crate::config::cluster::GossipSecurity;
 use crate::shared_catalog::SharedCatalog;
 use prometheus_client::metrics::counter::Counter;
 use sidecar_catalog::{Fingerprint, Record, Service, Timestamp};
-use sidecar_cluster::swim::{CatalogPort, Micros, Output, Swim};
-use sidecar_cluster::wire::frame::{Channel, Framer, Refusal};
-use sidecar_cluster::wire::{MAX_STREAM, State};
+use sidecar_cluster::swim::{CatalogPort, Micros, Output, StreamAnswer, Swim};
+use sidecar_cluster::wire::frame::{Channel, Framer, Lead, Refusal, StreamHeader};
+use sidecar_cluster::wire::{self, State};
 use sidecar_cluster::{MemberInfo, MemberList};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,7 +29,9 @@ type Core = Swim<Key, SocketAddr>;
 
 const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const MAX_FRAME: usize = MAX_STREAM + 64;
+/// An inbound connection must present its header this fast (it holds one of
+/// `SIDECAR_GOSSIP_MAX_CONNECTIONS` slots meanwhile).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The daemon's catalog as the core sees it.
@@ -68,6 +74,8 @@ fn refusal_counter(c: &ClusterCounters, r: Refusal) -> &Counter {
         Refusal::Unencrypted => &c.dropped_unencrypted,
         Refusal::UnexpectedEncryption => &c.dropped_unexpected_encryption,
         Refusal::Unauthenticated => &c.dropped_unauthenticated,
+        Refusal::TooLarge => &c.dropped_too_large,
+        Refusal::ConnectionLimit => &c.dropped_connection_limit,
     }
 }
 
@@ -75,6 +83,118 @@ struct InboundStream {
     from: SocketAddr,
     payload: Vec<u8>,
     reply: oneshot::Sender<Option<Vec<u8>>>,
+}
+
+/// Why a stream exchange of ours failed (what a node that cannot join reports).
+#[derive(Debug)]
+enum StreamError {
+    Connect(std::io::Error),
+    Timeout,
+    Io(std::io::Error),
+    /// The peer refused our message and said why.
+    RefusedBy(Refusal),
+    /// We refused the peer's reply.
+    RefusedReply(Refusal),
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamError::Connect(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                f.write_str("connection refused (nothing listens on its gossip port)")
+            }
+            StreamError::Connect(e) => write!(f, "unreachable: {e}"),
+            StreamError::Timeout => f.write_str("timed out"),
+            StreamError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => f.write_str(
+                "it closed the connection without answering (an older sidecar refusing us?)",
+            ),
+            StreamError::Io(e) => write!(f, "connection failed: {e}"),
+            StreamError::RefusedBy(r) => write!(f, "refused: {}", r.explain_remote()),
+            StreamError::RefusedReply(r) => write!(f, "we refused its reply ({})", r.as_str()),
+        }
+    }
+}
+
+/// Why reading a stream message failed.
+enum ReadError {
+    Io(std::io::Error),
+    /// The peer sent a refusal code.
+    RefusedBy(Refusal),
+    /// We refuse what the peer sent.
+    Refused(Refusal),
+}
+
+/// Reads one stream message: the header first (authenticated, announcing at most
+/// `max_body` bytes), only then the body.
+async fn read_message(
+    s: &mut TcpStream,
+    framer: &Framer,
+    max_body: usize,
+    counters: &ClusterCounters,
+) -> Result<Vec<u8>, ReadError> {
+    let (h, n) = read_header(s, framer, max_body).await?;
+    read_body(s, framer, h, n, counters).await
+}
+
+/// The lead byte and the header; returns the header and its length.
+async fn read_header(
+    s: &mut TcpStream,
+    framer: &Framer,
+    max_body: usize,
+) -> Result<(StreamHeader, usize), ReadError> {
+    let lead = s.read_u8().await.map_err(ReadError::Io)?;
+    let n = match Lead::parse(lead) {
+        Lead::Header(n) => n,
+        Lead::Refused(r) => return Err(ReadError::RefusedBy(r)),
+        Lead::Malformed => return Err(ReadError::Refused(Refusal::Malformed)),
+    };
+    let mut header = [0u8; wire::frame::MAX_HEADER];
+    s.read_exact(&mut header[..n])
+        .await
+        .map_err(ReadError::Io)?;
+    let h = framer
+        .open_header(&header[..n], max_body)
+        .map_err(ReadError::Refused)?;
+    Ok((h, n))
+}
+
+async fn read_body(
+    s: &mut TcpStream,
+    framer: &Framer,
+    h: StreamHeader,
+    n: usize,
+    counters: &ClusterCounters,
+) -> Result<Vec<u8>, ReadError> {
+    let mut body = vec![0u8; h.body_len];
+    s.read_exact(&mut body).await.map_err(ReadError::Io)?;
+    counters.stream_bytes_in.inc_by((1 + n + body.len()) as u64);
+    framer.open_body(&h, &body).map_err(ReadError::Refused)
+}
+
+async fn write_message(s: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
+    s.write_all(msg).await?;
+    s.flush().await
+}
+
+/// Tells the peer why we refuse it (one byte), then discards what it already sent
+/// (at most 1 MiB, 1 s) until it closes: closing with unread input would reset the
+/// connection and could destroy the byte before the peer reads it.
+async fn refuse(s: &mut TcpStream, r: Refusal) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        s.write_all(&[r.code()]).await?;
+        s.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut left = 1usize << 20;
+        while left > 0 {
+            let n = s.read(&mut sink).await?;
+            if n == 0 {
+                break;
+            }
+            left = left.saturating_sub(n);
+        }
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
 }
 
 /// Binds the gossip sockets, joins the seeds and runs the member until the process ends.
@@ -90,6 +210,21 @@ pub async fn start(
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind gossip TCP {}: {e}", cfg.bind))?;
     let framer = Arc::new(Framer::new(&cfg.cluster_name, cfg.keyring.clone()));
+    match cfg.security {
+        GossipSecurity::Encrypted | GossipSecurity::Loopback => {}
+        GossipSecurity::LoopbackOnly => tracing::warn!(
+            "no SIDECAR_ENCRYPTION_KEYS and no seeds: gossip listens on 127.0.0.1 only, a \
+             cluster of one. To form a cluster, give every node the same key (create one with \
+             `sidecar keygen`, set SIDECAR_ENCRYPTION_KEYS) and SIDECAR_SEEDS, or opt into \
+             unauthenticated gossip with SIDECAR_GOSSIP_INSECURE=true"
+        ),
+        GossipSecurity::Insecure => tracing::warn!(
+            bind = %cfg.bind,
+            "SIDECAR_GOSSIP_INSECURE: gossip is neither authenticated nor encrypted; anyone who \
+             can reach the gossip port can inject members and routes into every proxy of the \
+             cluster. Use SIDECAR_ENCRYPTION_KEYS (`sidecar keygen`) instead"
+        ),
+    }
     let counters = Arc::new(ClusterCounters::default());
     let started = Instant::now();
     let generation = (Timestamp::now().unix_nanos() / 1_000_000).max(1) as u64;
@@ -114,6 +249,10 @@ pub async fn start(
     );
     tokio::spawn(accept_loop(
         tcp,
+        Limits {
+            max_stream: cfg.max_stream,
+            max_connections: cfg.max_connections,
+        },
         framer.clone(),
         counters.clone(),
         stream_tx,
@@ -130,6 +269,10 @@ pub async fn start(
         drops: DropLog::default(),
         replies: mpsc::unbounded_channel(),
         members_dirty: true,
+        max_stream: cfg.max_stream,
+        seeds: None,
+        joined: false,
+        seen: (0, 0),
     };
     tokio::spawn(driver.run(cfg, outbound, cmd_rx, stream_rx));
     Ok(ClusterHandle {
@@ -149,12 +292,33 @@ struct Driver {
     members_tx: watch::Sender<Arc<MemberList>>,
     cluster_name: String,
     drops: DropLog,
-    #[allow(clippy::type_complexity)]
     replies: (
-        mpsc::UnboundedSender<(u64, Option<Vec<u8>>)>,
-        mpsc::UnboundedReceiver<(u64, Option<Vec<u8>>)>,
+        mpsc::UnboundedSender<StreamReply>,
+        mpsc::UnboundedReceiver<StreamReply>,
     ),
     members_dirty: bool,
+    max_stream: usize,
+    /// Resolved seeds other than ourselves -> how they were configured (`None` until
+    /// they resolve).
+    seeds: Option<HashMap<SocketAddr, String>>,
+    /// At least one other member is live (or there is nobody to join).
+    joined: bool,
+    /// The core's (refused_members, refused_wants) last seen, to log what is new.
+    seen: (u64, u64),
+}
+
+/// The outcome of one of our stream requests.
+struct StreamReply {
+    req: u64,
+    to: SocketAddr,
+    reply: Result<Vec<u8>, StreamError>,
+}
+
+/// Bounds on inbound streams.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_stream: usize,
+    max_connections: usize,
 }
 
 impl Driver {
@@ -188,26 +352,21 @@ impl Driver {
                     let now = self.now();
                     self.core.local_records(records, now);
                 }
-                Some(s) = streams.recv() => {
+                Some(s) = streams.recv() => self.stream_request(s),
+                Some(r) = self.replies.1.recv() => self.stream_reply(r),
+                Some(resolved) = seed_rx.recv() => {
                     let now = self.now();
-                    let reply = self.core.handle_stream(s.from, &s.payload, now, &mut Port(&self.catalog));
-                    if let Err(e) = &reply {
-                        self.counters.dropped_decode.inc();
-                        tracing::debug!(from = %s.from, "bad stream request: {e}");
-                        self.drops.note("decode", s.from);
-                    }
-                    let _ = s.reply.send(reply.ok());
-                }
-                Some((req, reply)) = self.replies.1.recv() => {
-                    let now = self.now();
-                    if let Err(e) = self.core.handle_stream_reply(req, reply.as_deref(), now, &mut Port(&self.catalog)) {
-                        self.counters.dropped_decode.inc();
-                        tracing::debug!("bad stream reply: {e}");
-                    }
-                }
-                Some(addrs) = seed_rx.recv() => {
-                    let now = self.now();
+                    let me = self.core.addr().to_owned();
+                    self.seeds = Some(
+                        resolved
+                            .iter()
+                            .filter(|(_, a)| *a != me)
+                            .map(|(s, a)| (*a, s.clone()))
+                            .collect(),
+                    );
+                    let addrs = resolved.into_iter().map(|(_, a)| a).collect();
                     self.core.join(addrs, now, &Port(&self.catalog));
+                    self.members_dirty = true;
                 }
                 _ = refresh.tick() => self.refresh(),
                 Some(cmd) = commands.recv() => match cmd {
@@ -254,6 +413,86 @@ impl Driver {
             tracing::debug!(%from, "undecodable datagram: {e}");
             self.drops.note("decode", from);
         }
+        self.note_refusals(from);
+    }
+
+    /// Logs (rate-limited, with the sender) what the core refused since the last call.
+    fn note_refusals(&mut self, from: SocketAddr) {
+        let s = self.core.stats();
+        let (members, wants) = (s.refused_members, s.refused_wants);
+        if members > self.seen.0 {
+            self.drops.note("refused_members", from);
+        }
+        if wants > self.seen.1 {
+            self.drops.note("refused_wants", from);
+        }
+        self.seen = (members, wants);
+    }
+
+    /// A stream request: answered at once, or, for records, by a blocking task that
+    /// reads and encodes them while this loop goes on probing.
+    fn stream_request(&mut self, s: InboundStream) {
+        let now = self.now();
+        let answer =
+            self.core
+                .handle_stream_request(s.from, &s.payload, now, &mut Port(&self.catalog));
+        self.note_refusals(s.from);
+        match answer {
+            Ok(StreamAnswer::Reply(r)) => {
+                let _ = s.reply.send(Some(r));
+            }
+            Ok(StreamAnswer::Records(want)) => {
+                let catalog = self.catalog.clone();
+                let max = self.max_stream;
+                let from = s.from;
+                tokio::task::spawn_blocking(move || {
+                    let (reply, cut) = wire::encode_records_reply(&want, max, |h| {
+                        catalog.read(|c| c.host_records(h))
+                    });
+                    if cut {
+                        tracing::warn!(%from, wanted = want.len(), max_bytes = max,
+                            "anti-entropy reply cut at SIDECAR_GOSSIP_MAX_STREAM; the rest follows in later exchanges");
+                    }
+                    let _ = s.reply.send(Some(reply));
+                });
+            }
+            Err(e) => {
+                self.counters.dropped_decode.inc();
+                tracing::debug!(from = %s.from, "bad stream request: {e}");
+                self.drops.note("decode", s.from);
+                let _ = s.reply.send(None);
+            }
+        }
+    }
+
+    /// The outcome of one of our requests; a failed exchange with a seed while we have
+    /// not joined is reported with its reason (the core retries with backoff, 1 s to
+    /// 60 s, so the warnings back off too).
+    fn stream_reply(&mut self, r: StreamReply) {
+        let now = self.now();
+        let reply = match r.reply {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                self.counters.stream_failures.inc();
+                match self.seeds.as_ref().and_then(|s| s.get(&r.to)) {
+                    Some(seed) if !self.joined => tracing::warn!(
+                        seed = %seed,
+                        address = %r.to,
+                        reason = %e,
+                        "cannot join the cluster through this seed; retrying"
+                    ),
+                    _ => tracing::debug!(to = %r.to, "gossip stream failed: {e}"),
+                }
+                None
+            }
+        };
+        if let Err(e) =
+            self.core
+                .handle_stream_reply(r.req, reply.as_deref(), now, &mut Port(&self.catalog))
+        {
+            self.counters.dropped_decode.inc();
+            tracing::debug!("bad stream reply: {e}");
+        }
     }
 
     /// Sends what the core produced and acts on member changes.
@@ -269,19 +508,16 @@ impl Driver {
                     }
                 }
                 Output::Stream { to, req, payload } => {
-                    let frame = self.framer.seal(Channel::Stream, &payload);
+                    let msg = self.framer.seal_stream(&payload);
                     self.counters.streams_out.inc();
-                    self.counters.stream_bytes_out.inc_by(frame.len() as u64);
+                    self.counters.stream_bytes_out.inc_by(msg.len() as u64);
                     let replies = self.replies.0.clone();
                     let framer = self.framer.clone();
                     let counters = self.counters.clone();
+                    let max = self.max_stream;
                     tokio::spawn(async move {
-                        let reply = request(to, &frame, &framer, &counters).await;
-                        if reply.is_none() {
-                            counters.stream_failures.inc();
-                            tracing::debug!(%to, "gossip stream failed");
-                        }
-                        let _ = replies.send((req, reply));
+                        let reply = request(to, &msg, max, &framer, &counters).await;
+                        let _ = replies.send(StreamReply { req, to, reply });
                     });
                 }
                 Output::Member { key, state, was } => {
@@ -320,6 +556,8 @@ impl Driver {
             );
         }
         set(&self.counters.refused_generations, s.refused_generations);
+        set(&self.counters.refused_members, s.refused_members);
+        set(&self.counters.refused_wants, s.refused_wants);
         set(&self.counters.queue_dropped, self.core.queue_dropped());
         self.publish();
     }
@@ -341,9 +579,20 @@ impl Driver {
             })
             .collect();
         members.sort_by(|a, b| a.name.cmp(&b.name));
+        let no_seeds = self.seeds.as_ref().is_some_and(HashMap::is_empty);
+        let joined = no_seeds || self.core.members().live() > 0;
+        if joined != self.joined {
+            if joined && !no_seeds {
+                tracing::info!(members = self.core.cluster_size(), "joined the cluster");
+            } else {
+                tracing::warn!("no other member is alive: not joined to any cluster");
+            }
+            self.joined = joined;
+        }
         let list = MemberList {
             cluster_name: self.cluster_name.clone(),
             members,
+            joined,
         };
         self.members_tx.send_if_modified(|cur| {
             if **cur == list {
@@ -357,8 +606,9 @@ impl Driver {
 }
 
 /// Resolves the seeds, retrying every 5 s while none resolves (Sidecar exited instead;
-/// a host that boots before DNS or its seeds should not crash-loop).
-async fn resolve_seeds(seeds: Vec<String>, tx: mpsc::Sender<Vec<SocketAddr>>) {
+/// a host that boots before DNS or its seeds should not crash-loop). Sends each seed as
+/// configured with its address.
+async fn resolve_seeds(seeds: Vec<String>, tx: mpsc::Sender<Vec<(String, SocketAddr)>>) {
     if seeds.is_empty() {
         let _ = tx.send(Vec::new()).await;
         return;
@@ -367,7 +617,12 @@ async fn resolve_seeds(seeds: Vec<String>, tx: mpsc::Sender<Vec<SocketAddr>>) {
         let mut addrs = Vec::new();
         for s in &seeds {
             match tokio::net::lookup_host(s.as_str()).await {
-                Ok(found) => addrs.extend(found.filter(|a| a.is_ipv4()).take(1)),
+                Ok(found) => addrs.extend(
+                    found
+                        .filter(|a| a.is_ipv4())
+                        .take(1)
+                        .map(|a| (s.clone(), a)),
+                ),
                 Err(e) => tracing::warn!(seed = %s, "cannot resolve seed: {e}"),
             }
         }
@@ -380,60 +635,53 @@ async fn resolve_seeds(seeds: Vec<String>, tx: mpsc::Sender<Vec<SocketAddr>>) {
     }
 }
 
-async fn write_frame(s: &mut TcpStream, frame: &[u8]) -> std::io::Result<()> {
-    s.write_all(&(frame.len() as u32).to_be_bytes()).await?;
-    s.write_all(frame).await?;
-    s.flush().await
-}
-
-async fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(std::io::Error::other("frame too large"));
-    }
-    let mut buf = vec![0u8; len];
-    s.read_exact(&mut buf).await?;
-    Ok(buf)
-}
-
 /// One request/reply exchange on a fresh connection.
 async fn request(
     to: SocketAddr,
-    frame: &[u8],
+    msg: &[u8],
+    max_stream: usize,
     framer: &Framer,
     counters: &ClusterCounters,
-) -> Option<Vec<u8>> {
+) -> Result<Vec<u8>, StreamError> {
     let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to))
         .await
-        .ok()?
-        .ok()?;
+        .map_err(|_| StreamError::Timeout)?
+        .map_err(StreamError::Connect)?;
     let reply = tokio::time::timeout(STREAM_TIMEOUT, async {
-        write_frame(&mut s, frame).await?;
-        read_frame(&mut s).await
+        let written = write_message(&mut s, msg).await;
+        // A refusing peer may stop reading and answer its refusal byte: prefer the byte.
+        match (
+            written,
+            read_message(&mut s, framer, max_stream, counters).await,
+        ) {
+            (_, Err(ReadError::RefusedBy(r))) => Err(ReadError::RefusedBy(r)),
+            (Err(e), _) => Err(ReadError::Io(e)),
+            (Ok(()), r) => r,
+        }
     })
     .await
-    .ok()?
-    .ok()?;
-    counters.stream_bytes_in.inc_by(reply.len() as u64);
-    match framer.open(Channel::Stream, &reply) {
-        Ok(p) => Some(p),
-        Err(r) => {
+    .map_err(|_| StreamError::Timeout)?;
+    match reply {
+        Ok(p) => Ok(p),
+        Err(ReadError::Io(e)) => Err(StreamError::Io(e)),
+        Err(ReadError::RefusedBy(r)) => Err(StreamError::RefusedBy(r)),
+        Err(ReadError::Refused(r)) => {
             refusal_counter(counters, r).inc();
             tracing::warn!(%to, reason = r.as_str(), "refused gossip stream reply");
-            None
+            Err(StreamError::RefusedReply(r))
         }
     }
 }
 
 async fn accept_loop(
     tcp: TcpListener,
+    limits: Limits,
     framer: Arc<Framer>,
     counters: Arc<ClusterCounters>,
     to_core: mpsc::Sender<InboundStream>,
 ) {
     let drops = Arc::new(parking_lot::Mutex::new(DropLog::default()));
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
         let (mut s, from) = match tcp.accept().await {
             Ok(x) => x,
@@ -443,6 +691,14 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            counters.dropped_connection_limit.inc();
+            drops.lock().note(Refusal::ConnectionLimit.as_str(), from);
+            // Best effort, never waiting: the accept loop must not block.
+            let _ = s.try_write(&[Refusal::ConnectionLimit.code()]);
+            drop(s);
+            continue;
+        };
         let (framer, counters, to_core, drops) = (
             framer.clone(),
             counters.clone(),
@@ -450,18 +706,28 @@ async fn accept_loop(
             drops.clone(),
         );
         tokio::spawn(async move {
+            let _slot = slot;
             let _ = tokio::time::timeout(STREAM_TIMEOUT, async {
-                let frame = read_frame(&mut s).await.ok()?;
-                counters.streams_in.inc();
-                counters.stream_bytes_in.inc_by(frame.len() as u64);
-                let payload = match framer.open(Channel::Stream, &frame) {
+                let read = async {
+                    let header = tokio::time::timeout(
+                        HEADER_TIMEOUT,
+                        read_header(&mut s, &framer, limits.max_stream),
+                    )
+                    .await
+                    .map_err(|_| ReadError::Io(std::io::ErrorKind::TimedOut.into()))??;
+                    read_body(&mut s, &framer, header.0, header.1, &counters).await
+                };
+                let payload = match read.await {
                     Ok(p) => p,
-                    Err(r) => {
+                    Err(ReadError::Refused(r)) => {
                         refusal_counter(&counters, r).inc();
                         drops.lock().note(r.as_str(), from);
+                        refuse(&mut s, r).await;
                         return None;
                     }
+                    Err(_) => return None,
                 };
+                counters.streams_in.inc();
                 let (tx, rx) = oneshot::channel();
                 to_core
                     .send(InboundStream {
@@ -472,9 +738,9 @@ async fn accept_loop(
                     .await
                     .ok()?;
                 let reply = rx.await.ok()??;
-                let frame = framer.seal(Channel::Stream, &reply);
-                counters.stream_bytes_out.inc_by(frame.len() as u64);
-                write_frame(&mut s, &frame).await.ok()
+                let msg = framer.seal_stream(&reply);
+                counters.stream_bytes_out.inc_by(msg.len() as u64);
+                write_message(&mut s, &msg).await.ok()
             })
             .await;
         });

@@ -58,6 +58,16 @@ impl Keyring {
         Self::new(&raw)
     }
 
+    /// A fresh key from the operating system's CSPRNG, as base64 (what
+    /// `SIDECAR_ENCRYPTION_KEYS` takes; `sidecar keygen` prints it).
+    pub fn generate_base64() -> Result<String, rand::rand_core::OsError> {
+        use base64::Engine;
+        use rand::TryRngCore;
+        let mut key = [0u8; KEY_LEN];
+        rand::rngs::OsRng.try_fill_bytes(&mut key)?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(key))
+    }
+
     pub fn len(&self) -> usize {
         self.ciphers.len()
     }
@@ -112,6 +122,14 @@ mod tests {
         let mut sealed = Vec::new();
         both.seal(b"aad", b"x", &mut sealed);
         assert!(new.open(b"aad", &sealed).is_some(), "the primary seals");
+    }
+
+    #[test]
+    fn generated_keys_are_valid_and_fresh() {
+        let a = Keyring::generate_base64().expect("os rng");
+        let b = Keyring::generate_base64().expect("os rng");
+        assert_ne!(a, b);
+        assert_eq!(Keyring::from_base64(&[a]).map(|r| r.len()), Ok(1));
     }
 
     #[test]

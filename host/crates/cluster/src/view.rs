@@ -37,6 +37,10 @@ pub struct MemberList {
     pub cluster_name: String,
     #[serde(rename = "Members")]
     pub members: Vec<MemberInfo>,
+    /// At least one other member is live, or there are no seeds to join (`/health`,
+    /// `sidecar_gossip_joined`). Not part of `/api/members.json`.
+    #[serde(skip)]
+    pub joined: bool,
 }
 
 impl MemberList {
@@ -52,6 +56,7 @@ impl MemberList {
                 generation: 0,
                 local: true,
             }],
+            joined: true,
         }
     }
 

@@ -50,6 +50,12 @@ pub struct SwimConfig {
     /// than this ahead of ours (plus the time we have run) is refused, so one forged
     /// datagram cannot declare a life that outlives every real restart.
     pub max_generation_ahead: Duration,
+    /// Most members in the table (dead and departed included); members beyond it are
+    /// refused and counted. Also the most hosts one anti-entropy request may want.
+    pub max_members: usize,
+    /// New members (not updates) one sending host may introduce per second, and the
+    /// burst; a join's own exchange with its seed is not limited.
+    pub new_members_per_sender: u32,
 }
 
 impl Default for SwimConfig {
@@ -80,6 +86,9 @@ impl Default for SwimConfig {
             max_payload: 1400 - 32,
             queue_limit: 4096,
             max_generation_ahead: Duration::from_secs(2 * 3600),
+            // The simulator runs 10,000 members; room to spare above that.
+            max_members: 16_384,
+            new_members_per_sender: 64,
         }
     }
 }

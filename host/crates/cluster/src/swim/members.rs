@@ -1,9 +1,12 @@
-//! The member table: one entry per member name, ordered by name (compact: no per-entry
-//! allocation beyond the key, which matters with 10,000 tables of 10,000 in the
-//! simulator), with the precedence rule that decides which claim about a member wins.
+//! The member table: one entry per member name, in a dense `Vec` indexed by a hash map
+//! (compact, and O(1) per update, which matters with 10,000 tables of 10,000 in the
+//! simulator and with hostile 200k-member lists), with the precedence rule that decides
+//! which claim about a member wins.
 
 use super::Micros;
 use crate::wire::{MemberUpdate, State, Wire, Writer};
+use std::collections::HashMap;
+use std::hash::Hash;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member<K, A> {
@@ -55,22 +58,30 @@ pub fn member_hash<K: Wire>(key: &K, generation: u64, inc: u32, state: State) ->
     xxhash_rust::xxh3::xxh3_64(&w.buf)
 }
 
+/// Dense storage plus a key index: lookups, inserts and removals are O(1), so a list of
+/// n members costs O(n) to apply (a sorted `Vec` made a 200k-member frame O(n²)). Probing
+/// and random picks address members by position in `entries`; positions are stable
+/// except that a removal moves the last entry into the hole (`swap_remove`), which keeps
+/// the order deterministic for a given history (the map is only ever looked up, never
+/// iterated, so its per-process random order never shows).
 #[derive(Clone, Debug)]
 pub struct MemberTable<K, A> {
     entries: Vec<Member<K, A>>,
+    index: HashMap<K, usize>,
     live: usize,
 }
 
-impl<K: Ord + Clone, A: Clone> Default for MemberTable<K, A> {
+impl<K: Hash + Eq + Clone, A: Clone> Default for MemberTable<K, A> {
     fn default() -> Self {
         MemberTable {
             entries: Vec::new(),
+            index: HashMap::new(),
             live: 0,
         }
     }
 }
 
-impl<K: Ord + Clone, A: Clone> MemberTable<K, A> {
+impl<K: Hash + Eq + Clone, A: Clone> MemberTable<K, A> {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -85,7 +96,7 @@ impl<K: Ord + Clone, A: Clone> MemberTable<K, A> {
     }
 
     pub fn index(&self, key: &K) -> Option<usize> {
-        self.entries.binary_search_by(|m| m.key.cmp(key)).ok()
+        self.index.get(key).copied()
     }
 
     pub fn get(&self, key: &K) -> Option<&Member<K, A>> {
@@ -96,54 +107,62 @@ impl<K: Ord + Clone, A: Clone> MemberTable<K, A> {
         &self.entries[i]
     }
 
+    /// In table order (insertion order, disturbed only by removals).
     pub fn iter(&self) -> impl Iterator<Item = &Member<K, A>> {
         self.entries.iter()
     }
 
     /// Inserts or replaces; returns the previous entry.
     pub fn put(&mut self, m: Member<K, A>) -> Option<Member<K, A>> {
-        let live = m.state.is_live();
-        match self.entries.binary_search_by(|e| e.key.cmp(&m.key)) {
-            Ok(i) => {
+        if m.state.is_live() {
+            self.live += 1;
+        }
+        match self.index.get(&m.key) {
+            Some(&i) => {
                 let old = std::mem::replace(&mut self.entries[i], m);
                 if old.state.is_live() {
                     self.live -= 1;
                 }
-                if live {
-                    self.live += 1;
-                }
                 Some(old)
             }
-            Err(i) => {
-                self.entries.insert(i, m);
-                if live {
-                    self.live += 1;
-                }
+            None => {
+                self.index.insert(m.key.clone(), self.entries.len());
+                self.entries.push(m);
                 None
             }
         }
     }
 
-    /// Bulk load of a known-sorted, duplicate-free list (simulator pre-seeding).
-    pub fn load_sorted(&mut self, entries: Vec<Member<K, A>>) {
+    /// Bulk load of a duplicate-free list (simulator pre-seeding).
+    pub fn load(&mut self, entries: Vec<Member<K, A>>) {
         self.live = entries.iter().filter(|m| m.state.is_live()).count();
+        self.index = entries
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.key.clone(), i))
+            .collect();
         self.entries = entries;
     }
 
-    /// Removes entries for which `keep` is false; returns them.
+    /// Removes entries for which `keep` is false; returns them. O(n) for any number of
+    /// removals.
     pub fn retain(&mut self, mut keep: impl FnMut(&Member<K, A>) -> bool) -> Vec<Member<K, A>> {
         let mut gone = Vec::new();
         let mut i = 0;
         while i < self.entries.len() {
             if keep(&self.entries[i]) {
                 i += 1;
-            } else {
-                let m = self.entries.remove(i);
-                if m.state.is_live() {
-                    self.live -= 1;
-                }
-                gone.push(m);
+                continue;
             }
+            let m = self.entries.swap_remove(i);
+            self.index.remove(&m.key);
+            if let Some(moved) = self.entries.get(i) {
+                self.index.insert(moved.key.clone(), i);
+            }
+            if m.state.is_live() {
+                self.live -= 1;
+            }
+            gone.push(m);
         }
         gone
     }
@@ -183,9 +202,48 @@ mod tests {
         assert_eq!((t.len(), t.live()), (3, 2));
         t.put(m(3, Dead));
         assert_eq!(t.live(), 1);
-        assert_eq!(t.at(0).key, 1);
+        assert_eq!(t.at(0).key, 3, "insertion order");
         let gone = t.retain(|m| m.state != Dead);
         assert_eq!(gone.len(), 2);
         assert_eq!(t.live(), 1);
+    }
+
+    /// Positions and the key index agree after any mix of inserts, updates and removals,
+    /// and the order depends only on the history (not on the map's hashing).
+    #[test]
+    fn index_and_positions_agree_after_removals() {
+        let build = || {
+            let mut t: MemberTable<u32, u32> = MemberTable::default();
+            for k in 0..1000u32 {
+                let state = if k % 3 == 0 { Dead } else { Alive };
+                t.put(Member {
+                    key: k * 7919 % 1000,
+                    addr: k,
+                    generation: 1,
+                    inc: 0,
+                    state,
+                    since: 0,
+                });
+            }
+            t.retain(|m| m.state != Dead);
+            t.put(Member {
+                key: 5000,
+                addr: 0,
+                generation: 1,
+                inc: 0,
+                state: Suspect,
+                since: 0,
+            });
+            t
+        };
+        let t = build();
+        assert_eq!(t.len(), 667);
+        assert_eq!(t.live(), 667);
+        for i in 0..t.len() {
+            assert_eq!(t.index(&t.at(i).key), Some(i));
+        }
+        let keys = |t: &MemberTable<u32, u32>| t.iter().map(|m| m.key).collect::<Vec<_>>();
+        assert_eq!(keys(&t), keys(&build()), "deterministic order");
+        assert!(t.get(&0).is_none(), "removed");
     }
 }

@@ -33,6 +33,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         list: Vec<MemberUpdate<K, A>>,
         remote: Option<K>,
         join: bool,
+        limit: Option<&A>,
         now: Micros,
     ) {
         let mut fresh = Vec::new();
@@ -43,6 +44,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
                     remote: remote.clone(),
                     join,
                 },
+                limit,
                 now,
                 &mut fresh,
             );
@@ -79,7 +81,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             ..m.update(None)
         };
         let mut fresh = Vec::new();
-        self.apply_update(u, Source::Gossip(self.me.clone()), now, &mut fresh);
+        self.apply_update(u, Source::Gossip(self.me.clone()), None, now, &mut fresh);
         self.spread(fresh, None, self.cfg.eager_fanout);
     }
 
@@ -95,6 +97,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         }
         self.contact_syncs
             .retain(|_, t| now.saturating_sub(*t) < 60_000_000);
+        self.intros.forget_full(now);
     }
 
     /// The newest generation a real member can have now (see `SwimConfig`).
@@ -161,11 +164,15 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
 
     /// Applies one claim about a member: updates the table when it supersedes what we
     /// hold, counts a repeated suspicion as a confirmation, starts or clears suspicion
-    /// timers, reports state changes, and collects what is news into `fresh`.
+    /// timers, reports state changes, and collects what is news into `fresh`. A member
+    /// new to us is refused when the table is full or when `limit` (the sending host;
+    /// `None` for our own conclusions and for answers to our own requests) has introduced
+    /// too many new members lately.
     pub(super) fn apply_update(
         &mut self,
         mut u: MemberUpdate<K, A>,
         src: Source<K>,
+        limit: Option<&A>,
         now: Micros,
         fresh: &mut Vec<(Subject, Arc<[u8]>)>,
     ) {
@@ -179,6 +186,13 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             return;
         }
         let cur = self.members.get(&u.key).cloned();
+        if cur.is_none()
+            && (self.members.len() >= self.cfg.max_members
+                || limit.is_some_and(|a| !self.intros.allow(a, now)))
+        {
+            self.stats.refused_members += 1;
+            return;
+        }
         let mut broadcast = match &src {
             Source::Gossip(_) => true,
             Source::Sync { join, .. } => !join && cur.is_some(),

@@ -26,6 +26,7 @@
 mod awareness;
 pub mod config;
 mod gossip;
+mod intros;
 pub mod members;
 mod membership;
 mod probe;
@@ -44,6 +45,7 @@ use crate::wire::{
     self, Item, MemberUpdate, Msg, NodeAddr, NodeKey, State, Stream, WireError, WireRecord, Writer,
 };
 use awareness::Awareness;
+use intros::Intros;
 use members::member_hash;
 use membership::Source;
 use probe::Probe;
@@ -103,6 +105,22 @@ pub struct CoreStats {
     pub name_conflicts: u64,
     /// Claims refused for a generation too far in the future.
     pub refused_generations: u64,
+    /// Members new to us refused: the table is full, or their sender introduced too
+    /// many new members lately.
+    pub refused_members: u64,
+    /// Anti-entropy requests refused for wanting more hosts than `max_members`.
+    pub refused_wants: u64,
+}
+
+/// What to answer a stream request with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamAnswer {
+    /// The encoded reply.
+    Reply(Vec<u8>),
+    /// A records reply with these hosts' records (de-duplicated, at most `max_members`):
+    /// the driver reads and encodes them off its loop with [`wire::encode_records_reply`],
+    /// so a large request cannot stall probing.
+    Records(Vec<String>),
 }
 
 pub struct Swim<K: NodeKey, A: NodeAddr> {
@@ -117,6 +135,8 @@ pub struct Swim<K: NodeKey, A: NodeAddr> {
     inc: u32,
     leaving: bool,
     members: MemberTable<K, A>,
+    /// New members introduced per sending host (rate limit).
+    intros: Intros<A>,
     /// XOR of [`member_hash`] over the table (ourselves added on demand).
     table_hash: u64,
     awareness: Awareness,
@@ -170,6 +190,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             inc: 0,
             leaving: false,
             members: MemberTable::default(),
+            intros: Intros::new(cfg.new_members_per_sender, cfg.max_members),
             table_hash: 0,
             suspicions: HashMap::new(),
             queue: TransmitQueue::default(),
@@ -201,12 +222,12 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
     }
 
     /// Loads a member table without gossip (simulator start-up at large N). `members`
-    /// must be sorted by key, without duplicates and without ourselves.
+    /// must be without duplicates and without ourselves.
     pub fn preload_members(&mut self, members: Vec<Member<K, A>>) {
         self.table_hash = members.iter().fold(0, |h, m| {
             h ^ member_hash(&m.key, m.generation, m.inc, m.state)
         });
-        self.members.load_sorted(members);
+        self.members.load(members);
         self.joined = true;
     }
 
@@ -424,13 +445,18 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             return Ok(());
         }
         self.stats.items_received += p.items.len() as u64;
+        let limit = from.source();
         let mut fresh = Vec::new();
         let mut records = Vec::new();
         for item in p.items {
             match item {
-                Item::Member(u) => {
-                    self.apply_update(u, Source::Gossip(p.sender.clone()), now, &mut fresh)
-                }
+                Item::Member(u) => self.apply_update(
+                    u,
+                    Source::Gossip(p.sender.clone()),
+                    Some(&limit),
+                    now,
+                    &mut fresh,
+                ),
                 Item::Record(r) => records.push(r),
             }
         }
@@ -479,7 +505,9 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         Ok(())
     }
 
-    /// A request on the reliable channel; returns the reply to send back.
+    /// A request on the reliable channel; returns the reply to send back, its records
+    /// read from `cat` (at most `wire::MAX_STREAM` bytes of them). The daemon uses
+    /// [`Self::handle_stream_request`] and builds records replies off its loop.
     pub fn handle_stream(
         &mut self,
         from: A,
@@ -487,10 +515,30 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         now: Micros,
         cat: &mut impl CatalogPort,
     ) -> Result<Vec<u8>, WireError> {
+        Ok(match self.handle_stream_request(from, payload, now, cat)? {
+            StreamAnswer::Reply(r) => r,
+            StreamAnswer::Records(want) => {
+                wire::encode_records_reply(&want, wire::MAX_STREAM, |h| cat.host_records(h)).0
+            }
+        })
+    }
+
+    /// A request on the reliable channel; returns what to answer.
+    pub fn handle_stream_request(
+        &mut self,
+        from: A,
+        payload: &[u8],
+        now: Micros,
+        cat: &mut impl CatalogPort,
+    ) -> Result<StreamAnswer, WireError> {
         self.last_now = now;
         let reply = match Stream::<K, A>::decode(payload)? {
             Stream::Digest(d) => self.answer_digest(from, d, now, cat),
-            Stream::Records(s) => self.answer_records(s, now, cat),
+            Stream::Records(s) => {
+                return Ok(StreamAnswer::Records(
+                    self.answer_records(&from, s, now, cat),
+                ));
+            }
             Stream::Push(recs) => {
                 let stored = merge_records(cat, recs);
                 let items = self.record_items(&stored);
@@ -502,7 +550,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
                 return Err(WireError::Invalid);
             }
         };
-        Ok(reply.encode())
+        Ok(StreamAnswer::Reply(reply.encode()))
     }
 
     /// The reply to one of our stream requests (`None`: it failed).

@@ -195,7 +195,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             ..m.update(None)
         };
         let mut fresh = Vec::new();
-        self.apply_update(u, Source::Gossip(self.me.clone()), now, &mut fresh);
+        self.apply_update(u, Source::Gossip(self.me.clone()), None, now, &mut fresh);
         self.spread(fresh, None, self.cfg.eager_fanout);
     }
 }

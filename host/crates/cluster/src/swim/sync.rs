@@ -97,11 +97,11 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             return;
         }
         if !self.joined {
-            // Nobody answered yet: keep trying every seed, backing off to 30 s.
+            // Nobody answered yet: keep trying every seed, backing off to 60 s.
             for s in self.seeds.clone() {
                 self.start_sync(s, true, cat);
             }
-            self.join_backoff = (self.join_backoff * 2).min(Duration::from_secs(30));
+            self.join_backoff = (self.join_backoff * 2).min(Duration::from_secs(60));
             self.next_rejoin = now + us(self.join_backoff);
             return;
         }
@@ -137,7 +137,14 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
     ) -> Stream<K, A> {
         let remote = d.sender.key.clone();
         let mut fresh = Vec::new();
-        self.apply_update(d.sender, Source::Gossip(remote), now, &mut fresh);
+        let limit = from.source();
+        self.apply_update(
+            d.sender,
+            Source::Gossip(remote),
+            Some(&limit),
+            now,
+            &mut fresh,
+        );
         // A joining member is news: push it like any other.
         self.spread(fresh, Some(&from), self.cfg.eager_fanout);
         let fps = cat.fingerprints();
@@ -156,25 +163,32 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         })
     }
 
-    /// Answers the initiator's second request: takes its members and records, returns
-    /// the records of the hosts it wants.
+    /// Answers the initiator's second request: takes its members (new ones rate-limited
+    /// per sending host) and records, returns the hosts it wants, de-duplicated. More
+    /// wants than `max_members` (every host is a member) is a hostile request: nothing
+    /// is answered and it is counted. The driver reads and encodes the records
+    /// ([`super::StreamAnswer::Records`]).
     pub(super) fn answer_records(
         &mut self,
+        from: &A,
         s: SyncRecords<K, A>,
         now: Micros,
         cat: &mut impl CatalogPort,
-    ) -> Stream<K, A> {
+    ) -> Vec<String> {
         if let Some(list) = s.members {
-            self.apply_member_list(list, None, false, now);
+            self.apply_member_list(list, None, false, Some(&from.source()), now);
         }
         let stored = merge_records(cat, s.records);
         let items = self.record_items(&stored);
         self.enqueue(items, 0);
-        let mut out = Vec::new();
-        for host in s.want.iter().take(1 << 20) {
-            out.extend(cat.host_records(host).into_iter().map(to_wire));
+        let mut want = s.want;
+        want.sort_unstable();
+        want.dedup();
+        if want.len() > self.cfg.max_members {
+            self.stats.refused_wants += 1;
+            return Vec::new();
         }
-        Stream::RecordsReply(out)
+        want
     }
 
     /// The answer to our digest: we are joined; take its members, then send what differs
@@ -191,7 +205,9 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         self.joined = true;
         let sent_members = h.members.is_some();
         if let Some(list) = h.members {
-            self.apply_member_list(list, None, join, now);
+            // Our own request to a peer we chose: not rate-limited (a join learns the
+            // whole cluster at once).
+            self.apply_member_list(list, None, join, None, now);
         }
         let mine = antientropy::hosts_in(cat.fingerprints(), bits, &h.buckets);
         let (send, want) = antientropy::plan(&mine, &h.hosts);

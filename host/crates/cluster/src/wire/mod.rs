@@ -42,7 +42,13 @@ pub trait NodeKey: Wire + Clone + Ord + Hash + Debug + Send + Sync + 'static {
 }
 
 /// Where a member is reached.
-pub trait NodeAddr: Wire + Clone + Eq + Hash + Debug + Send + Sync + 'static {}
+pub trait NodeAddr: Wire + Clone + Eq + Hash + Debug + Send + Sync + 'static {
+    /// The sending host this address stands for, as per-sender limits count it (a
+    /// socket address without its port: a TCP peer's port is ephemeral).
+    fn source(&self) -> Self {
+        self.clone()
+    }
+}
 
 impl Wire for u32 {
     fn put(&self, w: &mut Writer) {
@@ -111,7 +117,11 @@ impl Wire for SocketAddr {
         Ok(SocketAddr::new(ip, u16::from_le_bytes([p[0], p[1]])))
     }
 }
-impl NodeAddr for SocketAddr {}
+impl NodeAddr for SocketAddr {
+    fn source(&self) -> Self {
+        SocketAddr::new(self.ip(), 0)
+    }
+}
 
 /// A member's state as gossip states it. Within one generation and incarnation a later
 /// state in this order overrides an earlier one.
@@ -463,6 +473,59 @@ fn get_fp(r: &mut Reader) -> Result<Fingerprint, WireError> {
     })
 }
 
+/// `version tag flags body`, compressing large bodies with zstd.
+fn finish(tag: u8, body: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() / 2 + 16);
+    out.push(VERSION);
+    out.push(tag);
+    if body.len() > COMPRESS_OVER
+        && let Ok(z) = zstd::bulk::compress(&body, 3)
+        && z.len() + 8 < body.len()
+    {
+        out.push(1);
+        let mut w = Writer::new();
+        w.varint(body.len() as u64);
+        out.extend_from_slice(&w.buf);
+        out.extend_from_slice(&z);
+        return out;
+    }
+    out.push(0);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// An encoded records reply with the records of `want`'s hosts, stopping before the
+/// uncompressed body exceeds `max_body` bytes (the requester asks again in a later
+/// exchange); returns the reply and whether it was cut short.
+pub fn encode_records_reply<R>(
+    want: &[String],
+    max_body: usize,
+    mut host_records: impl FnMut(&str) -> R,
+) -> (Vec<u8>, bool)
+where
+    R: IntoIterator<Item = sidecar_catalog::Record>,
+{
+    let mut recs = Writer::with_capacity(256);
+    let mut count = 0u64;
+    let mut cut = false;
+    'hosts: for host in want {
+        for r in host_records(host) {
+            let before = recs.len();
+            records::put_record(&mut recs, &r.announcer, &r.service);
+            if recs.len() > max_body {
+                recs.buf.truncate(before);
+                cut = true;
+                break 'hosts;
+            }
+            count += 1;
+        }
+    }
+    let mut body = Writer::with_capacity(recs.len() + 10);
+    body.varint(count);
+    body.raw(&recs.buf);
+    (finish(4, body.into_inner()), cut)
+}
+
 impl<K: Wire, A: Wire> Stream<K, A> {
     /// Encodes, compressing large bodies with zstd.
     pub fn encode(&self) -> Vec<u8> {
@@ -497,7 +560,7 @@ impl<K: Wire, A: Wire> Stream<K, A> {
             }
             Stream::RecordsReply(recs) => {
                 put_records(&mut w, recs);
-                4
+                4 // as encode_records_reply
             }
             Stream::Push(recs) => {
                 put_records(&mut w, recs);
@@ -505,24 +568,7 @@ impl<K: Wire, A: Wire> Stream<K, A> {
             }
             Stream::Done => 6,
         };
-        let body = w.into_inner();
-        let mut out = Vec::with_capacity(body.len() / 2 + 16);
-        out.push(VERSION);
-        out.push(tag);
-        if body.len() > COMPRESS_OVER
-            && let Ok(z) = zstd::bulk::compress(&body, 3)
-            && z.len() + 8 < body.len()
-        {
-            out.push(1);
-            let mut w = Writer::new();
-            w.varint(body.len() as u64);
-            out.extend_from_slice(&w.buf);
-            out.extend_from_slice(&z);
-            return out;
-        }
-        out.push(0);
-        out.extend_from_slice(&body);
-        out
+        finish(tag, w.into_inner())
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, WireError> {
@@ -719,6 +765,31 @@ mod tests {
         let big = Stream::<K, A>::RecordsReply(recs).encode();
         assert_eq!(big[2], 1, "large bodies are compressed");
         assert!(big.len() < 200 * 20);
+    }
+
+    #[test]
+    fn records_replies_are_bounded() {
+        let host_records = |h: &str| {
+            (0..50)
+                .map(|i| sidecar_catalog::Record {
+                    announcer: Arc::from(h),
+                    service: sample(h, &format!("svc{i}")),
+                })
+                .collect::<Vec<_>>()
+        };
+        let want: Vec<String> = vec!["h1".into(), "h2".into()];
+        let (all, cut) = encode_records_reply(&want, MAX_STREAM, host_records);
+        assert!(!cut);
+        let Ok(Stream::<K, A>::RecordsReply(recs)) = Stream::decode(&all) else {
+            panic!("a records reply");
+        };
+        assert_eq!(recs.len(), 100);
+        let (some, cut) = encode_records_reply(&want, 2_000, host_records);
+        assert!(cut);
+        let Ok(Stream::<K, A>::RecordsReply(recs)) = Stream::decode(&some) else {
+            panic!("a records reply");
+        };
+        assert!(!recs.is_empty() && recs.len() < 50, "{}", recs.len());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod determinism;
 mod gossip;
 mod lifeguard;
+mod limits;
 mod membership;
 mod probe;
 mod relay;
