@@ -5,6 +5,8 @@
 
 #[path = "support/envoy.rs"]
 pub mod envoy;
+#[path = "support/forge.rs"]
+pub mod forge;
 #[path = "support/net.rs"]
 pub mod net;
 

@@ -249,7 +249,11 @@ fn main() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
         .unwrap_or_default();
-    if up.is_empty() || up.lines().any(|l| l.split_whitespace().nth(1) != Some("lo")) {
+    if up.is_empty()
+        || up
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) != Some("lo"))
+    {
         eprintln!("run me inside a loopback-only network namespace (scripts/bench-attacks.sh)");
         std::process::exit(2);
     }

@@ -17,11 +17,10 @@ mod daemon_common;
 
 use daemon_common::{Agent, WAIT};
 use sidecar_catalog::{Service, Status, Timestamp};
-use sidecar_cluster::crypto::Keyring;
-use sidecar_cluster::wire::frame::{Channel, Framer};
-use sidecar_cluster::wire::{self, Item, MemberUpdate, Msg, State, WireRecord};
+use sidecar_cluster::wire::{Item, MemberUpdate, State};
+use sidecar_e2e::forge::{self, Forger};
 use sidecar_e2e::wait_for;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -137,42 +136,24 @@ fn api_answers_within_1s(agent: &Agent) {
     assert!(r.is_ok(), "the API did not answer within 1 s: {r:?}");
 }
 
-/// Sends forged datagrams as a member named `sender` would.
-struct Forger {
-    socket: UdpSocket,
-    framer: Framer,
-    sender: Arc<str>,
+fn insider() -> Forger {
+    Forger::new("default", "mallory", Some(KEY)).expect("forger")
 }
 
-impl Forger {
-    /// With the cluster key (an insider) or without (`None`: an outsider, plaintext).
-    fn new(sender: &str, key: Option<&str>) -> Forger {
-        let keyring = key.map(|k| Keyring::from_base64(&[k.to_string()]).expect("key"));
-        Forger {
-            socket: UdpSocket::bind("127.0.0.1:0").expect("bind"),
-            framer: Framer::new("default", keyring),
-            sender: Arc::from(sender),
-        }
-    }
+fn outsider() -> Forger {
+    Forger::new("default", "mallory", None).expect("forger")
+}
 
-    fn send(&self, to: SocketAddr, items: &[Item<Arc<str>, SocketAddr>]) {
-        let mut payload = wire::encode_head::<Arc<str>, SocketAddr>(&self.sender, 1, &Msg::Gossip);
-        for item in items {
-            payload.extend_from_slice(&item.encode());
-        }
-        let frame = self.framer.seal(Channel::Datagram, &payload);
-        self.socket.send_to(&frame, to).expect("send");
+/// Runs `attack` on a thread while checking every 100 ms that the victim's API answers
+/// within 1 s; returns when both are done.
+fn during(victim: &Agent, attack: impl FnOnce() + Send + 'static) {
+    let running = std::thread::spawn(attack);
+    while !running.is_finished() {
+        api_answers_within_1s(victim);
+        std::thread::sleep(Duration::from_millis(100));
     }
-
-    fn record(&self, to: SocketAddr, announcer: &str, service: Service) {
-        self.send(
-            to,
-            &[Item::Record(WireRecord {
-                announcer: announcer.into(),
-                service,
-            })],
-        );
-    }
+    running.join().expect("the attack thread");
+    api_answers_within_1s(victim);
 }
 
 /// Row: a forged record for another host's service, stamped at the largest timestamp,
@@ -185,7 +166,7 @@ fn a_forged_record_does_not_reroute_another_hosts_service() {
         return;
     }
     let p = pair(&[]);
-    let insider = Forger::new("mallory", Some(KEY));
+    let insider = insider();
     let mut evil = p.web.clone();
     evil.ports[0].ip = "127.0.0.66".into();
 
@@ -193,8 +174,12 @@ fn a_forged_record_does_not_reroute_another_hosts_service() {
     let mut far = evil.clone();
     far.updated = Timestamp::from_unix_secs(i64::MAX / 1_000_000_000);
     for announcer in ["victim", "mallory"] {
-        insider.record(gossip_addr(&p.observer), announcer, far.clone());
-        insider.record(gossip_addr(&p.victim), announcer, far.clone());
+        insider
+            .record(gossip_addr(&p.observer), announcer, far.clone())
+            .expect("sent");
+        insider
+            .record(gossip_addr(&p.victim), announcer, far.clone())
+            .expect("sent");
     }
     wait_for("the future stamps refused", WAIT, || {
         (metric(
@@ -208,12 +193,18 @@ fn a_forged_record_does_not_reroute_another_hosts_service() {
     // answers its copy with its own version, newer, which wins everywhere.
     let mut soon = evil.clone();
     soon.updated = Timestamp::now();
-    insider.record(gossip_addr(&p.observer), "victim", soon.clone());
-    insider.record(gossip_addr(&p.victim), "victim", soon);
+    insider
+        .record(gossip_addr(&p.observer), "victim", soon.clone())
+        .expect("sent");
+    insider
+        .record(gossip_addr(&p.victim), "victim", soon)
+        .expect("sent");
     // In the attacker's name: a member's records come only from that member.
     let mut foreign = evil.clone();
     foreign.updated = Timestamp::now();
-    insider.record(gossip_addr(&p.observer), "mallory", foreign);
+    insider
+        .record(gossip_addr(&p.observer), "mallory", foreign)
+        .expect("sent");
 
     api_answers_within_1s(&p.observer);
     let settled = wait_for("the victim's own address on the observer", WAIT, || {
@@ -246,12 +237,16 @@ fn a_forged_drain_is_refuted_by_the_owner() {
         return;
     }
     let p = pair(&[]);
-    let insider = Forger::new("mallory", Some(KEY));
+    let insider = insider();
     let mut drained = p.web.clone();
     drained.status = Status::Draining;
     drained.updated = Timestamp::now();
-    insider.record(gossip_addr(&p.observer), "victim", drained.clone());
-    insider.record(gossip_addr(&p.victim), "victim", drained);
+    insider
+        .record(gossip_addr(&p.observer), "victim", drained.clone())
+        .expect("sent");
+    insider
+        .record(gossip_addr(&p.victim), "victim", drained)
+        .expect("sent");
     let deadline = Instant::now() + WAIT;
     let back = loop {
         let on_victim = record(&p.victim, "victim", "web-1");
@@ -287,7 +282,7 @@ fn a_forged_death_with_a_huge_generation_is_refused() {
         return;
     }
     let p = pair(&[]);
-    let insider = Forger::new("mallory", Some(KEY));
+    let insider = insider();
     let death = Item::Member(MemberUpdate {
         key: Arc::from("victim"),
         addr: gossip_addr(&p.victim),
@@ -296,8 +291,12 @@ fn a_forged_death_with_a_huge_generation_is_refused() {
         state: State::Dead,
         from: None,
     });
-    insider.send(gossip_addr(&p.observer), std::slice::from_ref(&death));
-    insider.send(gossip_addr(&p.victim), &[death]);
+    insider
+        .datagram(gossip_addr(&p.observer), std::slice::from_ref(&death))
+        .expect("sent");
+    insider
+        .datagram(gossip_addr(&p.victim), &[death])
+        .expect("sent");
     wait_for("the generation refused", WAIT, || {
         (metric(&p.observer, "sidecar_swim_refused_generations_total") >= 1.0).then_some(())
     });
@@ -332,11 +331,13 @@ fn an_outsider_without_the_key_is_ignored() {
         return;
     }
     let p = pair(&[]);
-    let outsider = Forger::new("mallory", None);
+    let outsider = outsider();
     let mut evil = p.web.clone();
     evil.ports[0].ip = "127.0.0.66".into();
     evil.updated = Timestamp::now();
-    outsider.record(gossip_addr(&p.observer), "victim", evil);
+    outsider
+        .record(gossip_addr(&p.observer), "victim", evil)
+        .expect("sent");
     wait_for("the plaintext forgery dropped", WAIT, || {
         (metric(&p.observer, "sidecar_gossip_dropped_unencrypted_total") >= 1.0).then_some(())
     });
@@ -370,5 +371,138 @@ fn an_outsider_without_the_key_is_ignored() {
     assert!(
         after < before + 64 * 1024,
         "RSS grew from {before} kB to {after} kB"
+    );
+}
+
+/// Row: an anti-entropy request with a million `want` names (1.6 GB RSS, a 5 s stall of
+/// the gossip task, peers declaring the node dead). Now: de-duplicated and capped,
+/// refused with a count, answered off the gossip task.
+#[test]
+fn a_flood_of_wants_is_refused_without_stalling() {
+    if !in_loopback_namespace("a_flood_of_wants_is_refused_without_stalling") {
+        return;
+    }
+    let p = pair(&[]);
+    let before = rss_kb(&p.victim);
+    let to = gossip_addr(&p.victim);
+    during(&p.victim, move || {
+        let f = insider();
+        let payload = f.want_flood(1_000_000);
+        let _ = f.stream(to, &payload, Duration::from_secs(10));
+    });
+    wait_for("the wants refused", WAIT, || {
+        (metric(&p.victim, "sidecar_swim_refused_wants_total") >= 1.0).then_some(())
+    });
+    let after = rss_kb(&p.victim);
+    assert!(
+        after < before + 128 * 1024,
+        "RSS grew from {before} kB to {after} kB"
+    );
+    still_routed(&p);
+}
+
+/// Row: 8 gossip TCP connections sending 64 MiB frames before any authentication
+/// (545 MB RSS, no connection limit). Now: a 64-byte header is authenticated first and
+/// the connection closed when it fails.
+#[test]
+fn oversized_frames_before_authentication_cost_nothing() {
+    if !in_loopback_namespace("oversized_frames_before_authentication_cost_nothing") {
+        return;
+    }
+    let p = pair(&[]);
+    let before = rss_kb(&p.victim);
+    let to = gossip_addr(&p.victim);
+    during(&p.victim, move || {
+        drop(forge::oversized_frames(to, 8, 64 << 20));
+    });
+    let after = rss_kb(&p.victim);
+    assert!(
+        after < before + 32 * 1024,
+        "RSS grew from {before} kB to {after} kB"
+    );
+    // Refused at the header, whatever the reason it is counted under.
+    let dropped: f64 = p
+        .victim
+        .get("/metrics")
+        .body
+        .lines()
+        .filter(|l| l.starts_with("sidecar_gossip_dropped_") && !l.contains("_send_"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        dropped >= 8.0,
+        "the 8 frames are counted as dropped ({dropped})"
+    );
+    still_routed(&p);
+}
+
+/// Row: 200,000 members in one frame (a 22 s stall, 200k fake members gossiped
+/// everywhere). Now: new members from one sender are rate-limited and capped.
+#[test]
+fn a_member_flood_is_rate_limited() {
+    if !in_loopback_namespace("a_member_flood_is_rate_limited") {
+        return;
+    }
+    let p = pair(&[]);
+    let to = gossip_addr(&p.observer);
+    during(&p.observer, move || {
+        let f = insider();
+        let payload = f.member_flood(200_000);
+        let _ = f.stream(to, &payload, Duration::from_secs(10));
+    });
+    wait_for("the members refused", WAIT, || {
+        (metric(&p.observer, "sidecar_swim_refused_members_total") >= 1.0).then_some(())
+    });
+    let members = p.observer.get("/api/members.json").json();
+    let count = members["Members"].as_array().map_or(0, Vec::len);
+    assert!(count < 1_000, "{count} members admitted from one frame");
+    // The fake members did not spread: the victim learned at most what one sender may
+    // introduce per second, per second.
+    std::thread::sleep(Duration::from_secs(2));
+    let on_victim = p.victim.get("/api/members.json").json();
+    let count = on_victim["Members"].as_array().map_or(0, Vec::len);
+    assert!(count < 1_000, "{count} members reached the victim");
+    still_routed(&p);
+}
+
+/// Row: 100,000 records for one announcer (+300 MB, a 43 MB services.json). Now: held
+/// to the per-announcer limit, the rest refused and counted.
+#[test]
+fn a_record_flood_is_held_to_the_announcer_limit() {
+    if !in_loopback_namespace("a_record_flood_is_held_to_the_announcer_limit") {
+        return;
+    }
+    let p = pair(&[("SIDECAR_MAX_RECORDS_PER_ANNOUNCER", "1000")]);
+    let to = gossip_addr(&p.observer);
+    let template = p.web.clone();
+    during(&p.observer, move || {
+        let f = insider();
+        let payload = f.record_flood(100_000, &template);
+        let _ = f.stream(to, &payload, Duration::from_secs(10));
+    });
+    wait_for("the records over the limit refused", WAIT, || {
+        (metric(
+            &p.observer,
+            "sidecar_gossip_records_refused_total{reason=\"over_limit\"}",
+        ) >= 1.0)
+            .then_some(())
+    });
+    let state = p.observer.get("/api/state.json").json();
+    let held = state["Servers"]["mallory"]["Services"]
+        .as_object()
+        .map_or(0, |m| m.len());
+    assert!(held <= 1000, "{held} records of one announcer held");
+    still_routed(&p);
+}
+
+/// The victim's service is still routed to its real address, ALIVE, on the observer.
+fn still_routed(p: &Pair) {
+    wait_for(
+        "the victim's service, unchanged, on the observer",
+        WAIT,
+        || {
+            record(&p.observer, "victim", "web-1")
+                .filter(|s| s.ports[0].ip == p.web.ports[0].ip && s.status == Status::Alive)
+        },
     );
 }

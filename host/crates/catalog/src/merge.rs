@@ -125,13 +125,7 @@ impl Catalog {
     }
 
     /// Stores `n` if it is new or newer (the checks on who may write it are done).
-    pub(super) fn merge_into(
-        &mut self,
-        announcer: &str,
-        mut n: Service,
-        now: Now,
-        out: &mut Applied,
-    ) {
+    pub(super) fn merge_into(&mut self, announcer: &str, n: Service, now: Now, out: &mut Applied) {
         let ours = announcer == &*self.me;
         if ours {
             self.clock.observe(n.updated);
