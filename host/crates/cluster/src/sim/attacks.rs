@@ -113,22 +113,20 @@ fn clocks_an_hour_apart_change_nothing() {
     assert_eq!(check::converged(&sim), Ok(()));
 }
 
-/// A node that announces a million records: every peer keeps at most its per-announcer
-/// limit of them, and every other node's records still converge.
-#[test]
-fn a_node_announcing_a_million_records_is_held_to_its_limit() {
-    const ANNOUNCED: usize = 1_000_000;
+/// A node that announces `announced` records: every peer keeps at most its
+/// per-announcer limit of them, and every other node's records still converge.
+fn flood(announced: usize) {
     let mut cfg = SimConfig::new(4, 13);
-    cfg.check = false; // the checker would copy a million records after every event
+    cfg.check = false; // the checker would copy every record after every event
     let mut sim = Sim::new(cfg);
     for id in 1..4u32 {
         sim.set_local(id, vec![service(id, 0, Status::Alive)]);
     }
-    let flood: Vec<Service> = (0..ANNOUNCED)
+    let flood: Vec<Service> = (0..announced)
         .map(|i| service(0, i, Status::Alive))
         .collect();
     sim.set_local(0, flood);
-    sim.run_until(40 * S);
+    sim.run_until(12 * S);
     let limit = sidecar_catalog::Lifespans::default().max_records_per_announcer;
     for id in 1..4u32 {
         let from_flood = held(&sim, id, 0);
@@ -140,6 +138,21 @@ fn a_node_announcing_a_million_records_is_held_to_its_limit() {
             assert_eq!(held(&sim, id, other), 1, "n{id} misses n{other}'s record");
         }
     }
+}
+
+/// Five times the per-announcer limit (CI).
+#[test]
+fn a_node_announcing_100k_records_is_held_to_its_limit() {
+    flood(100_000);
+}
+
+/// The figure; about 100 s of CPU (the announcer itself re-encodes its million
+/// records for every peer's exchange), so not in CI:
+/// `cargo test --release -p sidecar-cluster --lib million -- --ignored`.
+#[test]
+#[ignore]
+fn a_node_announcing_a_million_records_is_held_to_its_limit() {
+    flood(1_000_000);
 }
 
 /// A member that crashes and restarts every few seconds for a minute: invariants hold
