@@ -201,7 +201,8 @@ fn a_forged_record_does_not_reroute_another_hosts_service() {
         .expect("sent");
     // In the attacker's name: a member's records come only from that member.
     let mut foreign = evil.clone();
-    foreign.updated = Timestamp::now();
+    // Newer than any version so far, so that it is judged on who sent it, not on age.
+    foreign.updated = Timestamp::from_unix_nanos(Timestamp::now().unix_nanos() + 600_000_000_000);
     insider
         .record(gossip_addr(&p.observer), "mallory", foreign)
         .expect("sent");
@@ -254,6 +255,7 @@ fn a_forged_drain_is_refuted_by_the_owner() {
         let on_observer = record(&p.observer, "victim", "web-1");
         if let (Some(v), Some(o)) = (&on_victim, &on_observer)
             && v.status == Status::Alive
+            && v.updated > p.web.updated
             && o == v
         {
             break v.clone();

@@ -528,6 +528,9 @@ impl Driver {
                             tracing::info!(member = %key, state = state.as_str(), tombstoned = applied.events.len(), "member down");
                         }
                     } else if was.is_none_or(|w| !w.is_live()) {
+                        // Vouch for it now, not at the next refresh: from here on, only it
+                        // may write its records.
+                        self.catalog.refresh_announcer(&key);
                         tracing::info!(member = %key, "member up");
                     }
                 }

@@ -57,7 +57,10 @@ impl Catalog {
             self.answer_own_copy(n, now, out);
             return;
         }
-        if n.hostname != announcer && self.announcer_heard.contains_key(n.hostname.as_str()) {
+        // A member: membership vouches for it, or it announces records of its own here.
+        let member =
+            |h: &str| self.announcer_heard.contains_key(h) || self.per_announcer.contains_key(h);
+        if n.hostname != announcer && member(n.hostname.as_str()) {
             out.refused_foreign += 1;
             return;
         }
@@ -672,6 +675,11 @@ pub(super) mod tests {
         let out = c.merge("evil", svc("victim", "x", Status::Alive, T0), now(T0));
         assert_eq!(out.refused_foreign, 1);
         assert!(c.state().get("victim", "x").is_none());
+        // A host that announces its own records is a member too, even before membership
+        // vouches for it (a copy can arrive before the first refresh).
+        c.merge("early", svc("early", "x", Status::Alive, T0), now(T0));
+        let out = c.merge("evil", svc("early", "y", Status::Alive, T0), now(T0));
+        assert_eq!(out.refused_foreign, 1);
         // A third-party host (not a member) may be announced by whoever runs its file.
         let out = c.merge("peer", svc("legacy-db", "db", Status::Alive, T0), now(T0));
         assert_eq!(out.stored.len(), 1);
