@@ -104,7 +104,8 @@ fn half_sent_requests_and_idle_connections_are_closed_while_others_are_served() 
     let mut idle = connect(&agent);
     get_on(&mut idle, "/health", "");
     let (status, _, body) = read_response(&mut idle);
-    assert_eq!((status, body.as_str()), (200, "ok"));
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""status":"ok""#), "{body}");
 
     // Meanwhile the API answers everyone else.
     assert_eq!(agent.get("/health").status, 200);
