@@ -93,12 +93,12 @@ fn wait<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// A plain HTTP/1.0 GET: the body, or None on any failure or timeout.
+/// A plain HTTP/1.1 GET on a fresh connection: the body, or None on any failure or timeout.
 fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Option<Vec<u8>> {
     let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
     s.set_write_timeout(Some(timeout)).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
         .ok()?;
     let mut out = Vec::new();
     s.read_to_end(&mut out).ok()?;
