@@ -144,21 +144,7 @@ fn attack(name: &str, victim: &Node, web: &Service) {
         "idle" => std::thread::sleep(Duration::from_secs(3)),
         "random-datagrams" => {
             let f = Forger::new("default", "mallory", None).expect("forger");
-            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-            let mut buf = vec![0u8; 1400];
-            for i in 0..20_000usize {
-                let len = (x as usize) % buf.len();
-                for b in buf.iter_mut().take(len) {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    *b = x as u8;
-                }
-                if i % 2 == 0 && len > 0 {
-                    buf[0] = 1;
-                }
-                let _ = f.socket.send_to(&buf[..len], victim.gossip);
-            }
+            f.random_datagrams(victim.gossip, 20_000, |_| {});
         }
         "future-records" => {
             let f = insider();

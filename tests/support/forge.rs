@@ -79,6 +79,27 @@ impl Forger {
         }
     }
 
+    /// `n` random and truncated datagrams (every other one claiming to be sealed), from
+    /// a xorshift so that no extra crate is needed; `after(i)` runs after datagram `i`.
+    pub fn random_datagrams(&self, to: SocketAddr, n: usize, mut after: impl FnMut(usize)) {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut buf = vec![0u8; 1400];
+        for i in 0..n {
+            let len = (x as usize) % buf.len();
+            for b in buf.iter_mut().take(len) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            if i % 2 == 0 && len > 0 {
+                buf[0] = 1;
+            }
+            let _ = self.socket.send_to(&buf[..len], to);
+            after(i);
+        }
+    }
+
     /// A member claim about ourselves, as a stream request's sender.
     fn me(&self) -> Update {
         MemberUpdate {
