@@ -326,15 +326,19 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn statuses_follow_check_results() {
-        let healthy = Arc::new(AtomicBool::new(true));
-        let mut registry = CheckRegistry::default();
-        registry.insert("Switch", Arc::new(Switch(healthy.clone())));
+    /// A scheduler checking every 50 ms: the view to feed it and the statuses it publishes.
+    fn start(
+        registry: CheckRegistry,
+        container_exec_checks: bool,
+    ) -> (
+        watch::Sender<Option<Arc<LocalView>>>,
+        watch::Receiver<Statuses>,
+    ) {
         let sched = Scheduler {
             config: HealthConfig {
                 interval: Duration::from_millis(50),
                 timeout: Duration::from_millis(50),
+                container_exec_checks,
                 ..HealthConfig::default()
             },
             registry,
@@ -343,8 +347,17 @@ mod tests {
             plugins: Arc::default(),
         };
         let (view_tx, view_rx) = watch::channel(None);
-        let (out_tx, mut out_rx) = watch::channel(Statuses::default());
+        let (out_tx, out_rx) = watch::channel(Statuses::default());
         tokio::spawn(sched.run(view_rx, out_tx));
+        (view_tx, out_rx)
+    }
+
+    #[tokio::test]
+    async fn statuses_follow_check_results() {
+        let healthy = Arc::new(AtomicBool::new(true));
+        let mut registry = CheckRegistry::default();
+        registry.insert("Switch", Arc::new(Switch(healthy.clone())));
+        let (view_tx, mut out_rx) = start(registry, false);
         let local = LocalService {
             service: Service {
                 id: "a".into(),
@@ -387,21 +400,7 @@ mod tests {
                 Arc::new(Switch(Arc::new(AtomicBool::new(true)))),
             );
             let registry = registry.with_exec_types(["External".to_string()]);
-            let sched = Scheduler {
-                config: HealthConfig {
-                    interval: Duration::from_millis(50),
-                    timeout: Duration::from_millis(50),
-                    container_exec_checks: allowed,
-                    ..HealthConfig::default()
-                },
-                registry,
-                host_ip: "127.0.0.1".into(),
-                metrics: Arc::default(),
-                plugins: Arc::default(),
-            };
-            let (view_tx, view_rx) = watch::channel(None);
-            let (out_tx, mut out_rx) = watch::channel(Statuses::default());
-            tokio::spawn(sched.run(view_rx, out_tx));
+            let (view_tx, mut out_rx) = start(registry, allowed);
             let local = |id: &str, from_container: bool| LocalService {
                 service: Service {
                     id: id.into(),
