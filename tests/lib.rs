@@ -50,6 +50,21 @@ pub fn plugin_wasm(crate_name: &str) -> PathBuf {
     path
 }
 
+/// The benchmark clients' runtime: one thread drives every connection, so the client
+/// costs the shared two cores as little as possible. Exits 1 if it can't be built.
+pub fn client_runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// A TCP port on `ip` that was free a moment ago.
 pub fn free_port(ip: &str) -> u16 {
     let addr: SocketAddr = format!("{ip}:0").parse().expect("valid ip");

@@ -19,16 +19,7 @@ fn main() {
         eprintln!("CLIENTS and DAEMON_PID must be numbers");
         std::process::exit(2);
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            std::process::exit(1);
-        }
-    };
+    let runtime = sidecar_e2e::client_runtime();
     if let Err(e) = runtime.block_on(run(&args[1], n, pid, &args[4..])) {
         eprintln!("bench-stalled-sse: {e}");
         std::process::exit(1);

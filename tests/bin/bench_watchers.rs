@@ -28,16 +28,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            std::process::exit(1);
-        }
-    };
+    let runtime = sidecar_e2e::client_runtime();
     if let Err(e) = runtime.block_on(run(args[1].clone(), n, args[3].clone())) {
         eprintln!("bench-watchers: {e}");
         std::process::exit(1);
