@@ -11,7 +11,7 @@ use crate::config::AgentConfig;
 use crate::discovery::docker::DockerConfig;
 use crate::discovery::{self, DiscoveryConfig, LocalView, Method, Origin};
 use crate::health::scheduler::{Scheduler, Statuses};
-use crate::health::{CheckRegistry, HealthConfig, HealthMetrics};
+use crate::health::{CheckRegistry, CheckReports, HealthConfig, HealthMetrics};
 use crate::listeners::{self, ListenerMetrics};
 use crate::metrics::{Exposition, PluginMetrics, Registry};
 use crate::shared_catalog::SharedCatalog;
@@ -32,6 +32,8 @@ pub struct Policy {
     pub namer: Arc<dyn Namer>,
     pub checks: CheckRegistry,
     pub discovery: Vec<LoadedDiscovery>,
+    /// Replacement check registries after a plugins.toml reload.
+    pub check_updates: Option<watch::Receiver<CheckRegistry>>,
 }
 
 impl Policy {
@@ -48,6 +50,7 @@ impl Policy {
             )
             .with_exec_types(loaded.exec_check_types()),
             discovery: loaded.discovery.clone(),
+            check_updates: None,
         }
     }
 }
@@ -82,6 +85,8 @@ pub struct LocalSide {
     pub health: watch::Receiver<Statuses>,
     /// True once the first complete local discovery result is in the catalog.
     pub ready: watch::Receiver<bool>,
+    /// Each local check's last result.
+    pub checks: CheckReports,
 }
 
 /// What the local side records: check latency and results, failed plugin calls.
@@ -106,6 +111,7 @@ pub fn start_local(
     catalog: Arc<SharedCatalog>,
     metrics: &LocalMetrics,
     listeners: Option<Arc<listeners::Registry>>,
+    rescan: watch::Receiver<u64>,
     tasks: &mut JoinSet<()>,
 ) -> LocalSide {
     let origin = Origin {
@@ -118,6 +124,7 @@ pub fn start_local(
         namer: policy.namer.clone(),
         plugins: &policy.discovery,
         metrics: metrics.plugins.clone(),
+        rescan,
     };
     let mut view = discovery::start(sources, &origin, tasks);
     if let Some(registry) = listeners {
@@ -133,7 +140,10 @@ pub fn start_local(
         host_ip: cfg.advertise_ip.clone(),
         metrics: metrics.health.clone(),
         plugins: metrics.plugins.clone(),
+        reports: CheckReports::default(),
+        updates: policy.check_updates.clone(),
     };
+    let checks = scheduler.reports.clone();
     tasks.spawn(scheduler.run(view.clone(), health_tx));
 
     let (ready_tx, ready) = watch::channel(false);
@@ -147,11 +157,19 @@ pub fn start_local(
         view,
         health,
         ready,
+        checks,
     }
 }
 
-/// Runs the agent until SIGINT/SIGTERM.
-pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
+/// What SIGHUP needs: the configuration read again the way it was read at start, and
+/// a way to change the log filter of the running subscriber.
+pub struct Reloader {
+    pub load: Box<dyn Fn() -> anyhow::Result<AgentConfig> + Send + Sync>,
+    pub set_log_filter: Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>,
+}
+
+/// Runs the agent until SIGINT/SIGTERM; SIGHUP reloads (see [`crate::reload`]).
+pub async fn run(cfg: AgentConfig, reloader: Option<Reloader>) -> anyhow::Result<()> {
     let started = Instant::now();
     let core = &cfg.core;
     crate::memory::tune_allocator();
@@ -186,7 +204,8 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         plugins = loaded.describe().len(),
         "plugins ready"
     );
-    let policy = Policy::from_loaded(&loaded);
+    let live = Arc::new(crate::reload::LivePlugins::new(loaded));
+    let policy = live.policy();
     tracing::info!(
         discovery = ?local_cfg.discovery.methods,
         static_file = %local_cfg.discovery.static_file.display(),
@@ -200,6 +219,9 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         &core.cluster_name,
         cfg.catalog.lifespans.clone(),
     ));
+    // Before anything local is announced: a node in maintenance stays out of routing.
+    let maintenance =
+        crate::maintenance::Maintenance::restore(core.state_dir.as_deref(), catalog.clone());
     let cluster = crate::gossip::start(cfg.cluster.clone(), catalog.clone(), outbound).await?;
     // Every subsystem registers its own families; the API renders the one registry.
     let mut registry = Registry::default();
@@ -221,12 +243,14 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         listener_metrics,
         &mut tasks,
     )?;
+    let (rescan_tx, rescan) = watch::channel(0u64);
     let local = start_local(
         &local_cfg,
         &policy,
         catalog.clone(),
         &local_metrics,
         Some(listeners),
+        rescan,
         &mut tasks,
     );
     // Proxy drivers (HAProxy, Envoy xDS): they publish nothing before the first
@@ -235,7 +259,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         &cfg.proxy,
         catalog.clone(),
         local.ready.clone(),
-        &loaded.emitters,
+        &live.emitters(),
         &mut tasks,
     )
     .await?;
@@ -249,7 +273,21 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         .with_metrics(api_metrics, Arc::new(Exposition::new(registry)))
         .with_proxy(proxy);
     ctx.write_token = core.api_token.as_deref().map(Arc::from);
-    let api = crate::api::serve(core.http_addr, cfg.http.clone(), ctx).await?;
+    ctx.checks = local.checks.clone();
+    ctx.maintenance = Some(maintenance);
+    ctx.envoy_v1 = Arc::new(crate::api::envoy_v1::EnvoyV1 {
+        bind_ip: cfg.proxy.haproxy.bind_ip.clone(),
+        use_hostnames: cfg.proxy.haproxy.use_hostnames,
+    });
+    if core.api_auth_reads {
+        anyhow::ensure!(
+            ctx.write_token.is_some(),
+            "SIDECAR_API_AUTH_READS needs a token: set SIDECAR_API_TOKEN or SIDECAR_API_TOKEN_FILE"
+        );
+        ctx.read_token = ctx.write_token.clone();
+    }
+    let api =
+        crate::api::serve(core.http_addr, cfg.http.clone(), core.api_tls.clone(), ctx).await?;
     tasks.spawn(async move {
         if let Err(e) = api.await {
             tracing::error!("HTTP API stopped: {e}");
@@ -261,7 +299,18 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     );
     tokio::spawn(settle_memory(local.ready.clone()));
 
+    if let Some(reloader) = reloader {
+        tokio::spawn(crate::reload::on_sighup(
+            reloader,
+            cfg.clone(),
+            live.clone(),
+            rescan_tx,
+        ));
+    }
     tokio::select! {
+        e = cluster.join_failure() => {
+            return Err(e.into());
+        }
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
             cluster.leave().await;

@@ -235,6 +235,32 @@ impl SharedCatalog {
         result
     }
 
+    /// Ends a drain of one of our records.
+    pub fn undrain(&self, id: &str) -> Result<Applied, DrainError> {
+        let mut result = Err(DrainError::NotFound(id.to_string()));
+        self.apply(true, |c, now| match c.undrain(id, now) {
+            Ok(applied) => {
+                result = Ok(applied.clone());
+                applied
+            }
+            Err(e) => {
+                result = Err(e);
+                Applied::default()
+            }
+        });
+        result
+    }
+
+    /// Node maintenance on or off (every local ALIVE record DRAINING while on).
+    pub fn set_maintenance(&self, on: bool) -> Applied {
+        self.apply(true, |c, now| c.set_maintenance(on, now))
+    }
+
+    /// Whether node maintenance is on.
+    pub fn maintenance(&self) -> bool {
+        self.read(|c| c.maintenance())
+    }
+
     /// Expires unrefreshed records and purges old tombstones.
     pub fn expire(&self) -> Applied {
         self.apply(true, |c, now| c.expire(now))

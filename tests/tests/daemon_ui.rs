@@ -138,3 +138,120 @@ fn the_ui_shows_services_and_follows_changes_without_reload() {
     });
     assert_eq!(dt.eval("window.__sameLoad"), 42, "updated without a reload");
 }
+
+/// Saves a screenshot of the page as a test artefact (`target/e2e-artifacts/`).
+fn screenshot(dt: &mut DevTools, name: &str) {
+    use base64::Engine;
+    let shot = dt.call("Page.captureScreenshot", json!({"format": "png"}));
+    let data = shot["data"].as_str().expect("png data");
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("base64");
+    let dir = sidecar_e2e::workspace_root().join("target/e2e-artifacts");
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+}
+
+fn click(dt: &mut DevTools, selector: &str) {
+    let ok = dt.eval(&format!(
+        "(() => {{ const e = document.querySelector({selector:?}); if (!e) return false; e.click(); return true; }})()"
+    ));
+    assert_eq!(ok, true, "nothing to click at {selector}");
+}
+
+#[test]
+fn the_console_filters_shows_detail_and_drains_from_the_page() {
+    let web = r#"{"Service":{"ID":"web-1","Name":"web","Image":"shop/web:3","Ports":[{"Type":"tcp","Port":8080,"ServicePort":10300}]},"Check":{"Type":"AlwaysSuccessful"}}"#;
+    let down = r#"{"Service":{"ID":"db-1","Name":"db","Image":"shop/db:9","Ports":[{"Type":"tcp","Port":1,"ServicePort":10301}]},"Check":{"Type":"HttpGet","Args":"http://127.0.0.1:1/health"}}"#;
+    let state = tempfile::tempdir().expect("state dir");
+    let state_s = state.path().display().to_string();
+    let agent = Agent::start(
+        "console-node",
+        &format!("[{web},{down}]"),
+        &[("SIDECAR_STATE_DIR", state_s.as_str())],
+    );
+    agent.wait_status("web", 0);
+    agent.wait_status("db", 2);
+
+    let (_browser, _profile, ws) = chromium();
+    let mut dt = DevTools::connect(&ws);
+    dt.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+    );
+    dt.call("Page.navigate", json!({"url": agent.url("/ui/")}));
+    wait_for("both services and this node's member row", WAIT, || {
+        let t = dt.text();
+        (t.contains("web") && t.contains("db") && t.contains("(this node)")).then_some(())
+    });
+    let member_row =
+        dt.eval("document.querySelector('tr[data-member=\"console-node\"]').innerText");
+    let member_row = member_row.as_str().unwrap_or_default().to_string();
+    assert!(member_row.contains("alive"), "member state: {member_row}");
+    assert!(
+        member_row.contains("127.0.0.1:"),
+        "member address: {member_row}"
+    );
+    screenshot(&mut dt, "console-services");
+
+    // Filters: by status, then by text.
+    dt.eval("document.getElementById('status').value = '2'; document.getElementById('status').dispatchEvent(new Event('input'))");
+    let visible =
+        dt.eval("[...document.querySelectorAll('tr.inst')].map(r => r.dataset.id).join(',')");
+    assert_eq!(visible, "db-1", "only the unhealthy instance");
+    dt.eval("document.getElementById('status').value = ''; document.getElementById('q').value = 'shop/web'; document.getElementById('q').dispatchEvent(new Event('input'))");
+    let visible =
+        dt.eval("[...document.querySelectorAll('tr.inst')].map(r => r.dataset.id).join(',')");
+    assert_eq!(visible, "web-1", "search matches the image");
+    dt.eval("document.getElementById('q').value = ''; document.getElementById('q').dispatchEvent(new Event('input'))");
+
+    // The failing instance's detail shows its last check and why it fails.
+    click(&mut dt, "tr[data-id=\"db-1\"]");
+    let check = wait_for("the check result in the detail", WAIT, || {
+        let t = dt
+            .eval("(document.getElementById('check') || {}).innerText || ''")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        t.to_lowercase().contains("refused").then_some(t)
+    });
+    assert!(check.contains("HttpGet"), "{check}");
+    screenshot(&mut dt, "console-detail");
+
+    // Drain from the page: the API's answer shows, and the row turns DRAINING live.
+    dt.eval("window.__sameLoad = 7");
+    click(&mut dt, "tr[data-id=\"web-1\"]");
+    wait_for("the drain button", WAIT, || {
+        (dt.eval("!!document.getElementById('drain')") == true).then_some(())
+    });
+    click(&mut dt, "#drain");
+    wait_for("DRAINING in the row", WAIT, || {
+        (dt.eval("document.querySelector('tr[data-id=\"web-1\"] .status').textContent")
+            == "Draining")
+            .then_some(())
+    });
+    let notice = dt.eval("document.getElementById('notice').textContent");
+    assert!(
+        notice.as_str().is_some_and(|n| n.contains("DRAINING")),
+        "the API's answer: {notice}"
+    );
+    agent.wait_status("web", 4);
+    click(&mut dt, "#undrain");
+    agent.wait_status("web", 0);
+
+    // Maintenance from the page.
+    dt.eval("document.getElementById('maint-reason').value = 'disk swap'");
+    click(&mut dt, "#maint-on");
+    wait_for("the maintenance badge", WAIT, || {
+        dt.text().contains("maintenance: disk swap").then_some(())
+    });
+    agent.wait_status("web", 4);
+    screenshot(&mut dt, "console-maintenance");
+    click(&mut dt, "#maint-off");
+    agent.wait_status("web", 0);
+    assert_eq!(
+        dt.eval("window.__sameLoad"),
+        7,
+        "all of it without a reload"
+    );
+}

@@ -86,6 +86,43 @@ fn check(
     Ok(())
 }
 
+/// With `SIDECAR_API_AUTH_READS`, every request but the liveness probe and the
+/// console's static page needs the token: as `Authorization: Bearer`, or, for the
+/// console's event stream (a browser's `EventSource` cannot set headers), the
+/// `sidecar_token` cookie. Writes still need the header (a cookie rides along on
+/// cross-site requests; the header does not).
+pub async fn reads(State(ctx): State<ApiContext>, req: Request, next: Next) -> Response {
+    if let Some(token) = ctx.read_token.as_deref()
+        && !is_public(req.uri().path())
+        && !presents(token, req.headers())
+    {
+        return error(StatusCode::UNAUTHORIZED, "a valid API token is required");
+    }
+    next.run(req).await
+}
+
+/// What stays open: `/health` (probes) and the console page, which holds no data.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/health" | "/" | "/ui" | "/ui/" | "/ui/index.html")
+}
+
+fn presents(token: &str, headers: &HeaderMap) -> bool {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if bearer.is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes())) {
+        return true;
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix("sidecar_token="))
+        .any(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+}
+
 /// Compares without an early exit, so response time says nothing about the token.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -155,6 +192,24 @@ mod tests {
             ("origin", "http://127.0.0.1:7777"),
         ]);
         assert!(check(None, peer(LOOPBACK), &own).is_ok());
+    }
+
+    #[test]
+    fn reads_accept_the_header_or_the_console_cookie() {
+        assert!(!presents("s3cret", &HeaderMap::new()));
+        assert!(presents(
+            "s3cret",
+            &headers(&[("authorization", "Bearer s3cret")])
+        ));
+        assert!(presents(
+            "s3cret",
+            &headers(&[("cookie", "a=b; sidecar_token=s3cret")])
+        ));
+        assert!(!presents(
+            "s3cret",
+            &headers(&[("cookie", "sidecar_token=s3cre")])
+        ));
+        assert!(is_public("/health") && is_public("/ui/") && !is_public("/api/services.json"));
     }
 
     #[test]

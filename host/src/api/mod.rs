@@ -1,7 +1,9 @@
 //! The HTTP API: Sidecar's routes (existing clients decode them unchanged) plus ours
 //! (SSE watch, `/metrics`, the UI, an OpenAPI document). See `docs/api.md`.
 
+mod checks;
 mod cluster_members;
+pub mod envoy_v1;
 mod guard;
 mod health;
 pub mod metrics;
@@ -10,12 +12,14 @@ pub mod proxy;
 pub mod render;
 pub mod routes;
 pub mod server;
+mod tls;
 pub mod ui;
 pub mod watch;
 
 use crate::metrics::Exposition;
 use crate::shared_catalog::SharedCatalog;
 use axum::Router;
+use axum::handler::Handler;
 use axum::middleware;
 use axum::routing::{get, post};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -43,8 +47,16 @@ pub struct ApiContext {
     pub exposition: Arc<Exposition>,
     /// `SIDECAR_API_TOKEN`: required for writes when set (else writes are loopback-only).
     pub write_token: Option<Arc<str>>,
+    /// The token reads need too (`SIDECAR_API_AUTH_READS`); `None`: reads are open.
+    pub read_token: Option<Arc<str>>,
     /// The proxy drivers' status (empty when none runs).
     pub proxy: Arc<crate::proxy::ProxyStatus>,
+    /// Node maintenance mode (`/api/maintenance`); `None` in tests without one.
+    pub maintenance: Option<Arc<crate::maintenance::Maintenance>>,
+    /// Each local check's last result (`/api/checks.json`).
+    pub checks: crate::health::CheckReports,
+    /// What Envoy's v1 REST API reads besides the catalog.
+    pub envoy_v1: Arc<envoy_v1::EnvoyV1>,
     renders: Arc<render::Renders>,
     /// `/api/watch` streams: a slot each, at most `SIDECAR_HTTP_MAX_WATCHERS`.
     watch_slots: Arc<watch::Slots>,
@@ -61,7 +73,11 @@ impl ApiContext {
             metrics: Arc::default(),
             exposition: Arc::default(),
             write_token: None,
+            read_token: None,
             proxy: Arc::default(),
+            envoy_v1: Arc::default(),
+            checks: Default::default(),
+            maintenance: None,
             renders: Arc::default(),
             watch_slots: Arc::new(watch::Slots::new(HttpLimits::default().max_watchers)),
         }
@@ -157,8 +173,10 @@ impl ApiMetrics {
 pub async fn serve(
     addr: SocketAddr,
     limits: HttpLimits,
+    tls: Option<crate::config::agent::ApiTls>,
     ctx: ApiContext,
-) -> anyhow::Result<impl Future<Output = std::io::Result<()>>> {
+) -> anyhow::Result<impl Future<Output = std::io::Result<()>> + use<>> {
+    let tls = tls.as_ref().map(tls::acceptor).transpose()?;
     let listener =
         bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the HTTP API: {e}"))?;
     let mut limits = limits;
@@ -175,6 +193,8 @@ pub async fn serve(
     }
     tracing::info!(
         %addr,
+        tls = tls.is_some(),
+        reads_need_token = ctx.read_token.is_some(),
         max_connections = limits.max_connections,
         max_watchers = limits.max_watchers,
         header_timeout = ?limits.header_timeout,
@@ -184,7 +204,7 @@ pub async fn serve(
     );
     let metrics = ctx.metrics.clone();
     let app = router(ctx.with_max_watchers(limits.max_watchers));
-    Ok(server::run(listener, app, Arc::new(limits), metrics))
+    Ok(server::run(listener, app, Arc::new(limits), metrics, tls))
 }
 
 /// A listener with a deep accept queue: a thousand watchers reconnecting at once (after
@@ -209,6 +229,18 @@ pub fn router(ctx: ApiContext) -> Router {
             post(routes::drain)
                 .route_layer(middleware::from_fn_with_state(ctx.clone(), guard::writes)),
         )
+        .route(
+            "/api/services/{key}/undrain",
+            post(routes::undrain)
+                .route_layer(middleware::from_fn_with_state(ctx.clone(), guard::writes)),
+        )
+        .route(
+            "/api/maintenance",
+            get(routes::maintenance_get).post(
+                routes::maintenance_set
+                    .layer(middleware::from_fn_with_state(ctx.clone(), guard::writes)),
+            ),
+        )
         .route("/api/watch", get(watch::watch))
         .route("/watch", get(watch::watch))
         .route("/api/openapi.json", get(openapi::document))
@@ -223,7 +255,10 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/ui/", get(ui::page))
         .route("/ui/index.html", get(ui::page))
         .merge(proxy::routes())
+        .merge(envoy_v1::routes())
+        .merge(checks::routes())
         .merge(cluster_members::routes())
         .fallback(routes::not_found)
+        .layer(middleware::from_fn_with_state(ctx.clone(), guard::reads))
         .with_state(ctx)
 }

@@ -169,6 +169,73 @@ pub async fn drain(State(ctx): State<ApiContext>, Path(id): Path<String>) -> Res
     }
 }
 
+/// `POST /api/services/{id}/undrain`: 202 and the drain ended (ALIVE again unless the
+/// node is in maintenance), or 404 for an ID not ours. Sidecar had no undrain.
+pub async fn undrain(State(ctx): State<ApiContext>, Path(id): Path<String>) -> Response {
+    match ctx.catalog.undrain(&id) {
+        Ok(_) => {
+            #[derive(Serialize)]
+            struct Doc {
+                #[serde(rename = "Message")]
+                message: String,
+            }
+            tracing::info!(%id, "undrain requested");
+            let note = if ctx.catalog.maintenance() {
+                " (the node is in maintenance: it stays DRAINING until maintenance is off)"
+            } else {
+                ""
+            };
+            json(
+                StatusCode::ACCEPTED,
+                pretty(&Doc {
+                    message: format!("Service instance {id:?} is no longer drained{note}"),
+                }),
+            )
+        }
+        Err(e @ DrainError::NotFound(_)) => {
+            error(StatusCode::NOT_FOUND, &format!("Not Found - {e}"))
+        }
+    }
+}
+
+/// `GET /api/maintenance`: `{"enabled":..,"reason":..,"since":..}`.
+pub async fn maintenance_get(State(ctx): State<ApiContext>) -> Response {
+    match &ctx.maintenance {
+        Some(m) => json(StatusCode::OK, pretty(&m.state())),
+        None => error(StatusCode::NOT_FOUND, "Not Found - no maintenance switch"),
+    }
+}
+
+/// `POST /api/maintenance` with `{"enabled":true,"reason":".."}`: turns node
+/// maintenance on or off and answers the new state.
+pub async fn maintenance_set(State(ctx): State<ApiContext>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Req {
+        enabled: bool,
+        #[serde(default)]
+        reason: String,
+    }
+    let Some(m) = &ctx.maintenance else {
+        return error(StatusCode::NOT_FOUND, "Not Found - no maintenance switch");
+    };
+    let req: Req = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("expected {{\"enabled\": true|false, \"reason\": \"...\"}}: {e}"),
+            );
+        }
+    };
+    match m.set(req.enabled, &req.reason) {
+        Ok(state) => json(StatusCode::OK, pretty(&state)),
+        Err(why) => {
+            tracing::error!("{why}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, &why)
+        }
+    }
+}
+
 /// `OPTIONS /api/{path}`: 200, empty body, CORS headers.
 pub async fn options() -> Response {
     cors(Body::empty().into_response())

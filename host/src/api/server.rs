@@ -133,12 +133,13 @@ pub fn effective_max_connections(configured: usize, nofile: Option<libc::rlim_t>
     configured.min(nofile.saturating_sub(headroom)).max(1)
 }
 
-/// Serves `app` on `listener` until the process ends.
+/// Serves `app` on `listener` until the process ends; over TLS when `tls` is given.
 pub async fn run(
     listener: TcpListener,
     app: Router,
     limits: Arc<HttpLimits>,
     metrics: Arc<ApiMetrics>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let refused_log = LogEvery::default();
@@ -171,9 +172,24 @@ pub async fn run(
             continue;
         };
         let (app, limits, metrics) = (app.clone(), limits.clone(), metrics.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
             metrics.connections.inc();
-            serve_connection(stream, peer, app, &limits, &metrics).await;
+            match tls {
+                None => serve_connection(stream, peer, app, &limits, &metrics).await,
+                // The handshake counts against the header timeout: a client that opens
+                // a connection and says nothing is cut off there too.
+                Some(tls) => match tokio::time::timeout(limits.header_timeout, tls.accept(stream))
+                    .await
+                {
+                    Ok(Ok(stream)) => serve_connection(stream, peer, app, &limits, &metrics).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                    Err(_) => {
+                        metrics.closed(CloseReason::HeaderTimeout).inc();
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                    }
+                },
+            }
             metrics.connections.dec();
             drop(permit);
         });
@@ -198,13 +214,15 @@ fn refuse(stream: &TcpStream) {
     let _ = stream.try_write(resp.as_bytes());
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     peer: SocketAddr,
     app: Router,
     limits: &HttpLimits,
     metrics: &ApiMetrics,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
         inner: stream,
@@ -395,12 +413,12 @@ impl Body for TrackedBody {
 /// The socket, reporting reads and write progress to the watchdog. Vectored writes are
 /// passed through: without them hyper would copy every response body into a
 /// per-connection buffer instead of queueing the shared `Bytes`.
-struct Watched {
-    inner: TcpStream,
+struct Watched<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -415,7 +433,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl Watched {
+impl<S> Watched<S> {
     fn note<T>(&self, r: &Poll<io::Result<T>>) {
         match r {
             Poll::Pending => self.activity.on_write(false),
@@ -424,7 +442,7 @@ impl Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

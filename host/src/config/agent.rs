@@ -6,6 +6,7 @@
 use super::env::{Env, EnvError};
 use crate::config::AgentArgs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreConfig {
@@ -18,6 +19,22 @@ pub struct CoreConfig {
     /// `SIDECAR_API_TOKEN`, or the first line of `SIDECAR_API_TOKEN_FILE`: the bearer
     /// token writes must carry. Without one, writes are accepted from loopback only.
     pub api_token: Option<String>,
+    /// `SIDECAR_API_AUTH_READS`: reads need the token too (Sidecar's clients then need
+    /// it, so it is off by default).
+    pub api_auth_reads: bool,
+    /// `SIDECAR_API_TLS_CERT` and `SIDECAR_API_TLS_KEY`: serve the API over HTTPS.
+    pub api_tls: Option<ApiTls>,
+    /// Where the daemon keeps state across restarts (maintenance mode):
+    /// `SIDECAR_STATE_DIR`, else the XDG state directory, else `/var/lib/sidecar` for
+    /// root. `None`: nothing is kept.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// PEM files of the API's certificate chain and private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl CoreConfig {
@@ -95,8 +112,42 @@ impl CoreConfig {
             advertise_ip,
             http_addr,
             api_token: Self::api_token(env)?,
+            api_auth_reads: env.bool("SIDECAR_API_AUTH_READS", None)?.unwrap_or(false),
+            api_tls: Self::api_tls(env)?,
+            state_dir: state_dir(env),
         })
     }
+
+    fn api_tls(env: &Env) -> Result<Option<ApiTls>, ConfigError> {
+        match (
+            env.non_empty("SIDECAR_API_TLS_CERT", None),
+            env.non_empty("SIDECAR_API_TLS_KEY", None),
+        ) {
+            (Some(cert), Some(key)) => Ok(Some(ApiTls {
+                cert: cert.into(),
+                key: key.into(),
+            })),
+            (None, None) => Ok(None),
+            _ => Err(ConfigError::Invalid(
+                "SIDECAR_API_TLS_CERT and SIDECAR_API_TLS_KEY go together: set both or neither"
+                    .into(),
+            )),
+        }
+    }
+}
+
+fn state_dir(env: &Env) -> Option<PathBuf> {
+    if let Some(d) = env.non_empty("SIDECAR_STATE_DIR", None) {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = env.non_empty("XDG_STATE_HOME", None) {
+        return Some(PathBuf::from(d).join("sidecar"));
+    }
+    if nix::unistd::geteuid().is_root() {
+        return Some(PathBuf::from("/var/lib/sidecar"));
+    }
+    env.non_empty("HOME", None)
+        .map(|h| PathBuf::from(h).join(".local/state/sidecar"))
 }
 
 /// The host name, as Sidecar uses it for the member name.

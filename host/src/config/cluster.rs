@@ -27,6 +27,10 @@ pub struct ClusterArgs {
     /// port can inject routes into every proxy (SIDECAR_GOSSIP_INSECURE).
     #[arg(long = "gossip-insecure")]
     pub gossip_insecure: bool,
+    /// Keep retrying the seeds when none can be joined at start-up, instead of exiting
+    /// as Sidecar does (SIDECAR_JOIN_RETRY).
+    #[arg(long = "join-retry")]
+    pub join_retry: bool,
 }
 
 /// How gossip is protected, decided at start-up from keys, bind address, seeds and the
@@ -93,6 +97,18 @@ pub struct ClusterConfig {
     pub max_stream: usize,
     /// Concurrent inbound gossip TCP connections (`SIDECAR_GOSSIP_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// What happens when seeds are given and none can be joined at start-up.
+    pub join: JoinPolicy,
+}
+
+/// Start-up join: Sidecar exits when no seed can be joined ("Failed to join cluster");
+/// a host that boots before its seeds may prefer to wait for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinPolicy {
+    /// Exit non-zero, naming each seed and why it failed (Sidecar's behaviour).
+    ExitOnFailure,
+    /// Keep retrying with backoff (`SIDECAR_JOIN_RETRY`).
+    Retry,
 }
 
 pub const DEFAULT_PORT: u16 = 7946;
@@ -185,6 +201,12 @@ impl ClusterConfig {
                 ConfigError::Invalid(format!("SIDECAR_ENCRYPTION_KEYS: {e}"))
             })?)
         };
+        let join =
+            if args.cluster.join_retry || env.bool("SIDECAR_JOIN_RETRY", None)?.unwrap_or(false) {
+                JoinPolicy::Retry
+            } else {
+                JoinPolicy::ExitOnFailure
+            };
         let security =
             GossipSecurity::decide(keyring.is_some(), bind_ip, !seeds.is_empty(), insecure)?;
         // Only gossip's addresses change; records and proxies keep the advertise IP.
@@ -206,6 +228,7 @@ impl ClusterConfig {
             security,
             max_stream,
             max_connections,
+            join,
         })
     }
 

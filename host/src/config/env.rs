@@ -25,6 +25,14 @@ pub struct EnvError {
     pub reason: String,
 }
 
+/// An environment file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SIDECAR_CONFIG_FILE {path}: {reason}")]
+pub struct EnvFileError {
+    pub path: String,
+    pub reason: String,
+}
+
 impl Env {
     /// The process environment.
     pub fn from_process() -> Self {
@@ -42,6 +50,43 @@ impl Env {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
         }
+    }
+
+    /// This environment with the variables of an environment file laid over it (the
+    /// file's values win), in the format systemd's `EnvironmentFile=` reads: `KEY=value`
+    /// lines, `#` comments, optional `export `, values optionally in single or double
+    /// quotes. Refuses files over 1 MiB and malformed lines, naming the line.
+    pub fn overlay_file(mut self, path: &std::path::Path) -> Result<Self, EnvFileError> {
+        let err = |reason: String| EnvFileError {
+            path: path.display().to_string(),
+            reason,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+        if meta.len() > 1 << 20 {
+            return Err(err("larger than 1 MiB".into()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let Some((k, v)) = line.split_once('=') else {
+                return Err(err(format!("line {}: expected KEY=value", n + 1)));
+            };
+            let k = k.trim();
+            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(err(format!("line {}: {k:?} is not a variable name", n + 1)));
+            }
+            let v = v.trim();
+            let v = match (v.chars().next(), v.chars().last()) {
+                (Some(q @ ('"' | '\'')), Some(e)) if q == e && v.len() >= 2 => &v[1..v.len() - 1],
+                _ => v,
+            };
+            self.vars.insert(k.to_string(), v.to_string());
+        }
+        Ok(self)
     }
 
     /// The raw value and the name it was found under: `name` first, then `bare`.
@@ -127,6 +172,35 @@ pub fn parse_go_bool(v: &str) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_environment_file_overlays_the_process_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("sidecar.env");
+        std::fs::write(
+            &f,
+            "# comment\n\nSIDECAR_LOGGING_LEVEL=debug\nexport SIDECAR_SEEDS=\"a, b\"\nEMPTY=''\n",
+        )
+        .expect("write");
+        let env = Env::from_pairs([("SIDECAR_LOGGING_LEVEL", "info"), ("KEEP", "1")])
+            .overlay_file(&f)
+            .expect("parses");
+        assert_eq!(
+            env.string("SIDECAR_LOGGING_LEVEL", None).as_deref(),
+            Some("debug")
+        );
+        assert_eq!(env.string("SIDECAR_SEEDS", None).as_deref(), Some("a, b"));
+        assert_eq!(env.string("EMPTY", None).as_deref(), Some(""));
+        assert_eq!(env.string("KEEP", None).as_deref(), Some("1"));
+        std::fs::write(&f, "OK=1\nnot a line\n").expect("write");
+        let e = Env::default().overlay_file(&f).expect_err("malformed");
+        assert!(e.to_string().contains("line 2"), "{e}");
+        assert!(
+            Env::default()
+                .overlay_file(&dir.path().join("missing"))
+                .is_err()
+        );
+    }
 
     #[test]
     fn prefixed_name_wins_then_bare_fallback_when_allowed() {

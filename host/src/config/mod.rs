@@ -16,7 +16,7 @@ pub mod proxy;
 
 pub use args::AgentArgs;
 pub use catalog::CatalogConfig;
-pub use cluster::{ClusterArgs, ClusterConfig};
+pub use cluster::{ClusterArgs, ClusterConfig, JoinPolicy};
 pub use env::{Env, EnvError};
 pub use log::LogSettings;
 pub use plugins::PluginsSetup;
@@ -49,9 +49,15 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
-    /// From the process environment and `args`.
+    /// From the process environment, the file named by `SIDECAR_CONFIG_FILE` (its
+    /// values win: SIGHUP reads it again) and `args`.
     pub fn from_process(args: &AgentArgs) -> anyhow::Result<Self> {
-        AgentConfig::load(&Env::from_process(), args)
+        let env = Env::from_process();
+        let env = match env.non_empty("SIDECAR_CONFIG_FILE", None) {
+            Some(path) => env.overlay_file(std::path::Path::new(&path))?,
+            None => env,
+        };
+        AgentConfig::load(&env, args)
     }
 
     pub fn load(env: &Env, args: &AgentArgs) -> anyhow::Result<Self> {

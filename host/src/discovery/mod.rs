@@ -42,6 +42,8 @@ pub struct Sources<'a> {
     pub plugins: &'a [LoadedDiscovery],
     /// Failed plugin calls, counted per plugin.
     pub metrics: Arc<PluginMetrics>,
+    /// Bumped on reload (SIGHUP): the static file is read again.
+    pub rescan: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Starts every configured source and the combiner on `tasks`; returns the combined
@@ -68,9 +70,12 @@ pub fn start(
             Method::Static => {
                 let path = sources.config.static_file.clone();
                 let max_bytes = sources.config.static_max_bytes;
+                let rescan = sources.rescan.clone();
                 spawn(
                     "static".into(),
-                    Box::new(move |h| Box::pin(static_file::run(path, max_bytes, origin, h))),
+                    Box::new(move |h| {
+                        Box::pin(static_file::run(path, max_bytes, origin, h, rescan))
+                    }),
                 );
             }
             Method::Docker => {

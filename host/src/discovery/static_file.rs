@@ -230,8 +230,15 @@ pub fn to_local(
     out
 }
 
-/// Watches the file and publishes its services; runs forever.
-pub async fn run(path: PathBuf, max_bytes: u64, origin: Origin, handle: SourceHandle) {
+/// Watches the file and publishes its services; runs forever. A change of `rescan`
+/// (SIGHUP) re-reads the file even if its size and time look unchanged.
+pub async fn run(
+    path: PathBuf,
+    max_bytes: u64,
+    origin: Origin,
+    handle: SourceHandle,
+    mut rescan: tokio::sync::watch::Receiver<u64>,
+) {
     let Origin {
         node: me,
         advertise_ip,
@@ -240,8 +247,20 @@ pub async fn run(path: PathBuf, max_bytes: u64, origin: Origin, handle: SourceHa
     let mut last_error_meta = None;
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rescan_open = true;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            r = rescan.changed(), if rescan_open => {
+                if r.is_err() {
+                    rescan_open = false;
+                    continue;
+                }
+                tracing::info!(file = %path.display(), "static discovery: re-reading (reload)");
+                seen = None;
+                last_error_meta = None;
+            }
+        }
         let meta = match tokio::fs::metadata(&path).await {
             Ok(m) => (m.modified().ok(), m.len()),
             Err(e) => {

@@ -226,6 +226,8 @@ pub struct ClusterHandle {
     pub(crate) members: watch::Receiver<Arc<MemberList>>,
     pub counters: Arc<ClusterCounters>,
     pub(crate) commands: mpsc::Sender<Command>,
+    /// The start-up join's outcome, once known.
+    pub(crate) joined: watch::Receiver<Option<Result<(), super::transport::JoinError>>>,
 }
 
 impl ClusterHandle {
@@ -237,6 +239,18 @@ impl ClusterHandle {
     /// Wakes whenever the member list changes.
     pub fn watch(&self) -> watch::Receiver<Arc<MemberList>> {
         self.members.clone()
+    }
+
+    /// Resolves if the start-up join fails (every seed failed; Sidecar exits then);
+    /// pending forever once joined, or with `SIDECAR_JOIN_RETRY`.
+    pub async fn join_failure(&self) -> super::transport::JoinError {
+        let mut rx = self.joined.clone();
+        if let Ok(outcome) = rx.wait_for(|o| matches!(o, Some(Err(_)))).await
+            && let Some(Err(e)) = &*outcome
+        {
+            return e.clone();
+        }
+        std::future::pending().await
     }
 
     /// True once another member is alive (or there are no seeds to join).
@@ -293,10 +307,12 @@ mod tests {
         };
         let (_tx, rx) = watch::channel(Arc::new(list));
         let (cmd, _cmd_rx) = mpsc::channel(1);
+        let (_join_tx, joined) = watch::channel(None);
         let h = ClusterHandle {
             members: rx,
             counters: Arc::default(),
             commands: cmd,
+            joined,
         };
         h.counters.dropped_foreign_cluster.inc_by(2);
         ClusterCounters::set(&h.counters.probes, 40);

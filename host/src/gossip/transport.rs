@@ -7,8 +7,8 @@
 //! task so a large request cannot stall probing.
 
 use super::handle::{ClusterCounters, ClusterHandle, Command};
-use crate::config::ClusterConfig;
 use crate::config::cluster::GossipSecurity;
+use crate::config::{ClusterConfig, JoinPolicy};
 use crate::shared_catalog::SharedCatalog;
 use prometheus_client::metrics::counter::Counter;
 use sidecar_catalog::{Fingerprint, Record, Service, Timestamp};
@@ -16,7 +16,7 @@ use sidecar_cluster::swim::{CatalogPort, Micros, Output, StreamAnswer, Swim};
 use sidecar_cluster::wire::frame::{Channel, Framer, Lead, Refusal, StreamHeader};
 use sidecar_cluster::wire::{self, State};
 use sidecar_cluster::{MemberInfo, MemberList};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -237,6 +237,7 @@ pub async fn start(
         rand::random(),
     );
     let (members_tx, members_rx) = watch::channel(Arc::new(MemberList::default()));
+    let (join_tx, join_rx) = watch::channel(None);
     let (cmd_tx, cmd_rx) = mpsc::channel(4);
     let (stream_tx, stream_rx) = mpsc::channel::<InboundStream>(64);
     tracing::info!(
@@ -273,12 +274,18 @@ pub async fn start(
         seeds: None,
         joined: false,
         seen: (0, 0),
+        join: StartupJoin {
+            policy: cfg.join,
+            outcome: join_tx,
+            failures: BTreeMap::new(),
+        },
     };
     tokio::spawn(driver.run(cfg, outbound, cmd_rx, stream_rx));
     Ok(ClusterHandle {
         members: members_rx,
         counters,
         commands: cmd_tx,
+        joined: join_rx,
     })
 }
 
@@ -305,7 +312,57 @@ struct Driver {
     joined: bool,
     /// The core's (refused_members, refused_wants) last seen, to log what is new.
     seen: (u64, u64),
+    join: StartupJoin,
 }
+
+/// The start-up join's bookkeeping: each seed's first failure, until one seed answers
+/// (joined) or every seed has failed (the outcome Sidecar exits on).
+struct StartupJoin {
+    policy: JoinPolicy,
+    /// Set once the outcome is known.
+    outcome: watch::Sender<Option<Result<(), JoinError>>>,
+    /// Seed as configured -> why it failed.
+    failures: BTreeMap<String, String>,
+}
+
+impl StartupJoin {
+    fn fail(&mut self, seed: &str, reason: String) {
+        self.failures.entry(seed.to_string()).or_insert(reason);
+    }
+
+    fn settle(&mut self, outcome: Result<(), JoinError>) {
+        self.outcome.send_if_modified(|cur| {
+            if cur.is_some() {
+                return false;
+            }
+            *cur = Some(outcome);
+            true
+        });
+    }
+
+    fn settled(&self) -> bool {
+        self.outcome.borrow().is_some()
+    }
+}
+
+/// No seed could be joined at start-up: each seed as configured with why it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinError(pub Vec<(String, String)>);
+
+impl std::fmt::Display for JoinError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("failed to join the cluster: no seed could be joined (")?;
+        for (i, (seed, why)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{seed}: {why}")?;
+        }
+        f.write_str("). Set SIDECAR_JOIN_RETRY=true to keep retrying instead")
+    }
+}
+
+impl std::error::Error for JoinError {}
 
 /// The outcome of one of our stream requests.
 struct StreamReply {
@@ -335,7 +392,7 @@ impl Driver {
     ) {
         let seeds = cfg.seed_targets();
         let (seed_tx, mut seed_rx) = mpsc::channel(1);
-        tokio::spawn(resolve_seeds(seeds, seed_tx));
+        tokio::spawn(resolve_seeds(seeds, cfg.join, seed_tx));
         let mut buf = vec![0u8; 65_536];
         let mut refresh = tokio::time::interval(Duration::from_secs(1));
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -354,7 +411,10 @@ impl Driver {
                 }
                 Some(s) = streams.recv() => self.stream_request(s),
                 Some(r) = self.replies.1.recv() => self.stream_reply(r),
-                Some(resolved) = seed_rx.recv() => {
+                Some((resolved, unresolved)) = seed_rx.recv() => {
+                    for (seed, why) in unresolved {
+                        self.join.fail(&seed, format!("cannot resolve: {why}"));
+                    }
                     let now = self.now();
                     let me = self.core.addr().to_owned();
                     self.seeds = Some(
@@ -364,9 +424,17 @@ impl Driver {
                             .map(|(s, a)| (*a, s.clone()))
                             .collect(),
                     );
+                    let nothing_resolved = resolved.is_empty();
+                    // Sidecar: joining yourself is a successful join.
+                    if resolved.iter().any(|(_, a)| *a == me) {
+                        self.join.settle(Ok(()));
+                    }
                     let addrs = resolved.into_iter().map(|(_, a)| a).collect();
                     self.core.join(addrs, now, &Port(&self.catalog));
                     self.members_dirty = true;
+                    if nothing_resolved {
+                        self.check_join_failed();
+                    }
                 }
                 _ = refresh.tick() => self.refresh(),
                 Some(cmd) = commands.recv() => match cmd {
@@ -474,15 +542,7 @@ impl Driver {
             Ok(bytes) => Some(bytes),
             Err(e) => {
                 self.counters.stream_failures.inc();
-                match self.seeds.as_ref().and_then(|s| s.get(&r.to)) {
-                    Some(seed) if !self.joined => tracing::warn!(
-                        seed = %seed,
-                        address = %r.to,
-                        reason = %e,
-                        "cannot join the cluster through this seed; retrying"
-                    ),
-                    _ => tracing::debug!(to = %r.to, "gossip stream failed: {e}"),
-                }
+                self.seed_failed(r.to, e.to_string());
                 None
             }
         };
@@ -492,6 +552,50 @@ impl Driver {
         {
             self.counters.dropped_decode.inc();
             tracing::debug!("bad stream reply: {e}");
+            self.seed_failed(r.to, format!("its answer could not be read: {e}"));
+        }
+    }
+
+    /// A request to `to` failed: while we have not joined and `to` is a seed, that is
+    /// reported, and counted towards the start-up join failing.
+    fn seed_failed(&mut self, to: SocketAddr, why: String) {
+        let seed = match self.seeds.as_ref().and_then(|s| s.get(&to)) {
+            Some(seed) if !self.joined => seed.clone(),
+            _ => {
+                tracing::debug!(%to, "gossip stream failed: {why}");
+                return;
+            }
+        };
+        let retrying = self.join.policy == JoinPolicy::Retry || self.join.settled();
+        tracing::warn!(
+            seed = %seed,
+            address = %to,
+            reason = %why,
+            "cannot join the cluster through this seed{}",
+            if retrying { "; retrying" } else { "" }
+        );
+        self.join.fail(&seed, why);
+        self.check_join_failed();
+    }
+
+    /// Settles the start-up join as failed once every seed has failed (Sidecar exits
+    /// then); with `SIDECAR_JOIN_RETRY` the core keeps retrying instead.
+    fn check_join_failed(&mut self) {
+        if self.joined || self.join.settled() || self.join.policy == JoinPolicy::Retry {
+            return;
+        }
+        let Some(seeds) = &self.seeds else { return };
+        if seeds.is_empty() && self.join.failures.is_empty() {
+            return;
+        }
+        if seeds.values().all(|s| self.join.failures.contains_key(s)) {
+            let failures = self
+                .join
+                .failures
+                .iter()
+                .map(|(s, w)| (s.clone(), w.clone()))
+                .collect();
+            self.join.settle(Err(JoinError(failures)));
         }
     }
 
@@ -584,6 +688,9 @@ impl Driver {
         members.sort_by(|a, b| a.name.cmp(&b.name));
         let no_seeds = self.seeds.as_ref().is_some_and(HashMap::is_empty);
         let joined = no_seeds || self.core.members().live() > 0;
+        if joined {
+            self.join.settle(Ok(()));
+        }
         if joined != self.joined {
             if joined && !no_seeds {
                 tracing::info!(members = self.core.cluster_size(), "joined the cluster");
@@ -608,35 +715,49 @@ impl Driver {
     }
 }
 
-/// Resolves the seeds, retrying every 5 s while none resolves (Sidecar exited instead;
-/// a host that boots before DNS or its seeds should not crash-loop). Sends each seed as
-/// configured with its address.
-async fn resolve_seeds(seeds: Vec<String>, tx: mpsc::Sender<Vec<(String, SocketAddr)>>) {
+/// Resolves the seeds, retrying every 5 s while none resolves when `policy` is
+/// [`JoinPolicy::Retry`] (a host that boots before DNS or its seeds need not
+/// crash-loop). Sends each seed as configured with its address, and the seeds that did
+/// not resolve with why.
+async fn resolve_seeds(seeds: Vec<String>, policy: JoinPolicy, tx: mpsc::Sender<Resolved>) {
     if seeds.is_empty() {
-        let _ = tx.send(Vec::new()).await;
+        let _ = tx.send((Vec::new(), Vec::new())).await;
         return;
     }
     loop {
         let mut addrs = Vec::new();
+        let mut failed = Vec::new();
         for s in &seeds {
             match tokio::net::lookup_host(s.as_str()).await {
-                Ok(found) => addrs.extend(
-                    found
-                        .filter(|a| a.is_ipv4())
-                        .take(1)
-                        .map(|a| (s.clone(), a)),
-                ),
-                Err(e) => tracing::warn!(seed = %s, "cannot resolve seed: {e}"),
+                Ok(found) => {
+                    let before = addrs.len();
+                    addrs.extend(
+                        found
+                            .filter(|a| a.is_ipv4())
+                            .take(1)
+                            .map(|a| (s.clone(), a)),
+                    );
+                    if addrs.len() == before {
+                        failed.push((s.clone(), "no IPv4 address".to_string()));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(seed = %s, "cannot resolve seed: {e}");
+                    failed.push((s.clone(), e.to_string()));
+                }
             }
         }
-        if !addrs.is_empty() {
-            let _ = tx.send(addrs).await;
+        if !addrs.is_empty() || policy == JoinPolicy::ExitOnFailure {
+            let _ = tx.send((addrs, failed)).await;
             return;
         }
         tracing::warn!("no seed resolves; retrying in 5 s");
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
+
+/// Seeds that resolved (as configured, address) and those that did not (why).
+type Resolved = (Vec<(String, SocketAddr)>, Vec<(String, String)>);
 
 /// One request/reply exchange on a fresh connection.
 async fn request(

@@ -4,11 +4,13 @@
 //! the plugin runtime's check types: the check logic itself is policy, in plugins.
 
 pub mod metrics;
+pub mod reports;
 pub mod scheduler;
 pub mod state;
 pub mod template;
 
 pub use metrics::HealthMetrics;
+pub use reports::{CheckReport, CheckReports};
 use sidecar_catalog::{PortKind, Service};
 use sidecar_plugin_host::{CheckSpec, HealthChecker};
 use std::collections::{HashMap, HashSet};

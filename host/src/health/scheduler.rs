@@ -7,6 +7,7 @@
 //! twice in parallel, so thousands of services (or a hung check) cannot pile up work.
 
 use super::HealthMetrics;
+use super::reports::{CheckReport, CheckReports, Outcome, millis};
 use super::state::CheckState;
 use super::{CheckRegistry, HealthConfig, ResolvedCheck, resolve};
 use crate::discovery::{LocalView, ServiceKey};
@@ -34,6 +35,9 @@ type Runner = Option<(Arc<str>, Arc<dyn HealthChecker>)>;
 struct Entry {
     check: ResolvedCheck,
     runner: Runner,
+    /// A check that runs programs, asked for by a container without consent.
+    denied: bool,
+    name: String,
     /// Bumped when the check changes, so a late result of the old check is ignored.
     version: u64,
     state: CheckState,
@@ -46,6 +50,8 @@ struct Done {
     version: u64,
     healthy: bool,
     message: String,
+    outcome: Outcome,
+    took: Duration,
 }
 
 pub struct Scheduler {
@@ -55,12 +61,16 @@ pub struct Scheduler {
     pub metrics: Arc<HealthMetrics>,
     /// Failed calls into check plugins.
     pub plugins: Arc<PluginMetrics>,
+    /// Each check's last result, for the API.
+    pub reports: CheckReports,
+    /// Replacement check registries (a plugins.toml reload); `None`: fixed.
+    pub updates: Option<watch::Receiver<CheckRegistry>>,
 }
 
 impl Scheduler {
     /// Runs until the discovery channel closes. Statuses go to `out`.
     pub async fn run(
-        self,
+        mut self,
         mut view: watch::Receiver<Option<Arc<LocalView>>>,
         out: watch::Sender<Statuses>,
     ) {
@@ -85,9 +95,25 @@ impl Scheduler {
         let mut tick = tokio::time::interval(granularity);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut view_open = true;
+        let mut updates = self.updates.take();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                Some(registry) = next_registry(&mut updates) => {
+                    // Every check runs on the new set at once; results of runs on the
+                    // old set that are still in flight are ignored (version bump).
+                    self.registry = registry;
+                    let now = Instant::now();
+                    for (key, e) in entries.iter_mut() {
+                        version += 1;
+                        e.runner = self.runner_for(&e.check.check_type, e.denied, key, &e.name);
+                        e.version = version;
+                        e.running = false;
+                        e.due = now;
+                        timers.push(Reverse((now, key.clone())));
+                    }
+                    tracing::info!(checks = ?self.registry.names(), "health checks now run on the reloaded plugins");
+                }
                 changed = view.changed(), if view_open => {
                     if changed.is_err() {
                         view_open = false;
@@ -106,8 +132,11 @@ impl Scheduler {
                         match entries.get_mut(&key) {
                             Some(e) if e.check == check => {}
                             Some(e) => {
+                                self.reports.set(key.clone(), pending(&key, &l.service.name, &check, e.state.status));
                                 version += 1;
                                 e.runner = self.runner_for(&check.check_type, denied, &key, &l.service.name);
+                                e.denied = denied;
+                                e.name.clone_from(&l.service.name);
                                 e.check = check;
                                 e.version = version;
                                 e.running = false;
@@ -119,8 +148,11 @@ impl Scheduler {
                                     tracing::warn!(id = %key.id, name = %l.service.name, check = %check.check_type, "unknown health check type; using HttpGet (as Sidecar)");
                                 }
                                 version += 1;
+                                self.reports.set(key.clone(), pending(&key, &l.service.name, &check, Status::Unknown));
                                 entries.insert(key.clone(), Entry {
                                     runner: self.runner_for(&check.check_type, denied, &key, &l.service.name),
+                                    denied,
+                                    name: l.service.name.clone(),
                                     check,
                                     version,
                                     state: CheckState::default(),
@@ -135,6 +167,7 @@ impl Scheduler {
                     current = latest;
                     let before = entries.len();
                     entries.retain(|k, _| index.contains_key(k));
+                    self.reports.retain(|k| index.contains_key(k));
                     dirty |= entries.len() != before;
                 }
                 Some(done) = done_rx.recv() => {
@@ -145,7 +178,16 @@ impl Scheduler {
                         e.due = Instant::now() + self.config.interval;
                         timers.push(Reverse((e.due, done.key.clone())));
                         let was = e.state.status;
-                        if e.state.record(done.healthy, done.message, self.config.rise, self.config.fall) {
+                        let changed = e.state.record(done.healthy, done.message, self.config.rise, self.config.fall);
+                        let state = &e.state;
+                        self.reports.update(&done.key, |r| {
+                            r.result = done.outcome;
+                            r.status = state.status;
+                            r.message.clone_from(&state.message);
+                            r.time = Some(sidecar_catalog::Timestamp::now());
+                            r.duration_ms = millis(done.took);
+                        });
+                        if changed {
                             tracing::info!(id = %done.key.id, check = %e.check.check_type, from = %was, to = %e.state.status, reason = %e.state.message, "health status changed");
                             dirty = true;
                         }
@@ -231,8 +273,13 @@ impl Scheduler {
         let plugins = self.plugins.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let (healthy, message) = match runner {
-                None => (false, format!("no check type {check_type:?} is available")),
+            let started = Instant::now();
+            let (healthy, message, outcome) = match runner {
+                None => (
+                    false,
+                    format!("no check type {check_type:?} is available"),
+                    Outcome::Error,
+                ),
                 Some((type_name, checker)) => {
                     let req = CheckRequest {
                         service,
@@ -240,7 +287,6 @@ impl Scheduler {
                         timeout,
                         host_ip,
                     };
-                    let started = Instant::now();
                     let res = tokio::time::timeout(timeout, checker.check(req)).await;
                     let took = started.elapsed();
                     match res {
@@ -251,18 +297,23 @@ impl Scheduler {
                                 took,
                                 if healthy { "healthy" } else { "unhealthy" },
                             );
-                            (healthy, o.message)
+                            let outcome = if healthy {
+                                Outcome::Healthy
+                            } else {
+                                Outcome::Unhealthy
+                            };
+                            (healthy, o.message, outcome)
                         }
                         Ok(Err(err)) => {
                             metrics.check_done(&type_name, took, "error");
                             if !matches!(err, PluginError::Failed { .. }) {
                                 plugins.error(err.plugin());
                             }
-                            (false, err.to_string())
+                            (false, err.to_string(), Outcome::Error)
                         }
                         Err(_) => {
                             metrics.check_done(&type_name, took, "timeout");
-                            (false, "Timed out!".to_string())
+                            (false, "Timed out!".to_string(), Outcome::Timeout)
                         }
                     }
                 }
@@ -272,6 +323,8 @@ impl Scheduler {
                 version,
                 healthy,
                 message,
+                outcome,
+                took: started.elapsed(),
             });
         });
     }
@@ -289,6 +342,35 @@ impl HealthChecker for DeniedCheck {
                       (SIDECAR_CONTAINER_EXEC_CHECKS=true allows it)"
                 .into(),
         })
+    }
+}
+
+/// The next registry from `updates`; pending forever without one (or once closed).
+async fn next_registry(
+    updates: &mut Option<watch::Receiver<CheckRegistry>>,
+) -> Option<CheckRegistry> {
+    let Some(rx) = updates else {
+        return std::future::pending().await;
+    };
+    if rx.changed().await.is_err() {
+        *updates = None;
+        return std::future::pending().await;
+    }
+    Some(rx.borrow_and_update().clone())
+}
+
+/// The report of a check that has not run yet.
+fn pending(key: &ServiceKey, name: &str, check: &ResolvedCheck, status: Status) -> CheckReport {
+    CheckReport {
+        id: key.id.clone(),
+        name: name.to_string(),
+        check_type: check.check_type.clone(),
+        args: check.args.clone(),
+        result: Outcome::Pending,
+        status,
+        message: String::new(),
+        time: None,
+        duration_ms: 0.0,
     }
 }
 
@@ -345,6 +427,8 @@ mod tests {
             host_ip: "127.0.0.1".into(),
             metrics: Arc::default(),
             plugins: Arc::default(),
+            reports: CheckReports::default(),
+            updates: None,
         };
         let (view_tx, view_rx) = watch::channel(None);
         let (out_tx, out_rx) = watch::channel(Statuses::default());

@@ -99,6 +99,31 @@ pub fn try_get(url: &str) -> Option<Response> {
     }
 }
 
+/// The daemon's command line as the tests run it: static discovery from `dir`, API and
+/// gossip on loopback, no proxies, stdout discarded (stderr is the caller's to set).
+pub fn agent_command(dir: &Path, node: &str, http_port: u16, gossip_port: u16) -> Command {
+    let mut cmd = Command::new(sidecar_bin());
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SIDECAR_NODE_NAME", node)
+        .env("SIDECAR_ADVERTISE_IP", "127.0.0.1")
+        .env("SIDECAR_BIND_IP", "127.0.0.1")
+        .env("SIDECAR_BIND_PORT", gossip_port.to_string())
+        .env("SIDECAR_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+        .env("SIDECAR_DISCOVERY", "static")
+        .env("STATIC_CONFIG_FILE", dir.join("static.json"))
+        .env("HAPROXY_DISABLE", "true")
+        .env("ENVOY_USE_GRPC_API", "false")
+        .env("RUST_LOG", "info")
+        .env(
+            "SIDECAR_CACHE_DIR",
+            sidecar_e2e::workspace_root().join("target/e2e-plugin-cache"),
+        )
+        .stdout(Stdio::null());
+    cmd
+}
+
 impl Agent {
     /// Starts an agent named `node` with `static_json` and extra environment.
     pub fn start(node: &str, static_json: &str, env: &[(&str, &str)]) -> Agent {
@@ -111,26 +136,8 @@ impl Agent {
         let http_port = free_port("127.0.0.1");
         let gossip_port = free_port("127.0.0.1");
         let log = std::fs::File::create(dir.path().join("agent.log")).expect("log file");
-        let mut cmd = Command::new(sidecar_bin());
-        cmd.current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("SIDECAR_NODE_NAME", node)
-            .env("SIDECAR_ADVERTISE_IP", "127.0.0.1")
-            .env("SIDECAR_BIND_IP", "127.0.0.1")
-            .env("SIDECAR_BIND_PORT", gossip_port.to_string())
-            .env("SIDECAR_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-            .env("SIDECAR_DISCOVERY", "static")
-            .env("STATIC_CONFIG_FILE", dir.path().join("static.json"))
-            .env("HAPROXY_DISABLE", "true")
-            .env("ENVOY_USE_GRPC_API", "false")
-            .env("RUST_LOG", "info")
-            .env(
-                "SIDECAR_CACHE_DIR",
-                sidecar_e2e::workspace_root().join("target/e2e-plugin-cache"),
-            )
-            .stdout(Stdio::null())
-            .stderr(log);
+        let mut cmd = agent_command(dir.path(), node, http_port, gossip_port);
+        cmd.stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -47,6 +47,9 @@ impl Catalog {
                     self.drained.remove(&key);
                 }
             }
+            if self.maintenance && d.status == Status::Alive {
+                d.status = Status::Draining;
+            }
             wanted.insert(key);
             if let Some(stored) = self.state.get(&d.hostname, &d.id) {
                 let fresh = now.wall.duration_since(stored.updated) < self.lifespans.restamp;
@@ -83,13 +86,85 @@ impl Catalog {
 
     /// Sets one of our live records to DRAINING (`POST /api/services/<id>/drain`).
     pub fn drain(&mut self, id: &str, now: Now) -> Result<Applied, DrainError> {
+        let Some(mut svc) = self.own_live(id) else {
+            return Err(DrainError::NotFound(id.to_string()));
+        };
+        svc.status = Status::Draining;
+        svc.updated = self.clock.stamp(now.wall);
+        self.drained.insert((svc.hostname.clone(), svc.id.clone()));
         let me = self.me.clone();
-        let found = self
+        let mut out = Applied::default();
+        self.merge_into(&me, svc, now, &mut out);
+        Ok(out)
+    }
+
+    /// Ends a drain (`POST /api/services/<id>/undrain`), which Sidecar could not: the
+    /// record is ALIVE again, a DRAINING record's last checked status, unless the node
+    /// is in maintenance. Undraining a record that is not draining changes nothing.
+    pub fn undrain(&mut self, id: &str, now: Now) -> Result<Applied, DrainError> {
+        let Some(mut svc) = self.own_live(id) else {
+            return Err(DrainError::NotFound(id.to_string()));
+        };
+        self.drained.remove(&(svc.hostname.clone(), svc.id.clone()));
+        if svc.status != Status::Draining || self.maintenance {
+            return Ok(Applied::default());
+        }
+        svc.status = Status::Alive;
+        svc.updated = self.clock.stamp(now.wall);
+        let me = self.me.clone();
+        let mut out = Applied::default();
+        self.merge_into(&me, svc, now, &mut out);
+        Ok(out)
+    }
+
+    /// Node maintenance on or off: on, every local ALIVE record becomes DRAINING (and
+    /// new ones start so) until it is turned off; off, those return to ALIVE, except
+    /// the ones drained one by one.
+    pub fn set_maintenance(&mut self, on: bool, now: Now) -> Applied {
+        let mut out = Applied::default();
+        if self.maintenance == on {
+            return out;
+        }
+        self.maintenance = on;
+        let me = self.me.clone();
+        let (from, to) = if on {
+            (Status::Alive, Status::Draining)
+        } else {
+            (Status::Draining, Status::Alive)
+        };
+        let targets: Vec<_> = self
             .meta
+            .iter()
+            .flat_map(|(host, ids)| {
+                ids.iter()
+                    .filter(|(_, m)| m.announcer == me)
+                    .map(move |(id, _)| (host.clone(), id.clone()))
+            })
+            .filter(|key| on || !self.drained.contains(key))
+            .filter_map(|(host, id)| self.state.get(&host, &id).cloned())
+            .filter(|s| s.status == from)
+            .collect();
+        for mut svc in targets {
+            svc.status = to;
+            svc.updated = self.clock.stamp(now.wall);
+            self.merge_into(&me, svc, now, &mut out);
+        }
+        out
+    }
+
+    /// Whether node maintenance is on.
+    pub fn maintenance(&self) -> bool {
+        self.maintenance
+    }
+
+    /// One of our live (not tombstoned) records, by ID.
+    fn own_live(&self, id: &str) -> Option<Service> {
+        let me = &self.me;
+        self.meta
             .iter()
             .find_map(|(host, ids)| {
                 ids.get(id)
-                    .filter(|m| m.announcer == me)
+                    .filter(|m| m.announcer == *me)
                     .map(|_| host.clone())
             })
             .and_then(|host| {
@@ -97,16 +172,7 @@ impl Catalog {
                     .get(&host, id)
                     .filter(|s| !s.is_tombstone())
                     .cloned()
-            });
-        let Some(mut svc) = found else {
-            return Err(DrainError::NotFound(id.to_string()));
-        };
-        svc.status = Status::Draining;
-        svc.updated = self.clock.stamp(now.wall);
-        self.drained.insert((svc.hostname.clone(), svc.id.clone()));
-        let mut out = Applied::default();
-        self.merge_into(&me, svc, now, &mut out);
-        Ok(out)
+            })
     }
 }
 
@@ -251,6 +317,102 @@ mod tests {
             c.state().get("me", "a").map(|s| s.status),
             Some(Status::Alive),
             "no undrain, but recovery is ALIVE"
+        );
+    }
+
+    fn status(c: &Catalog, id: &str) -> Option<Status> {
+        c.state().get("me", id).map(|s| s.status)
+    }
+
+    #[test]
+    fn undrain_returns_a_drained_record_to_alive_and_discovery_keeps_it_so() {
+        let mut c = Catalog::new("me", "default");
+        c.sync_local(
+            vec![local("a", Status::Alive)],
+            at("2024-05-01T10:00:01Z", 1),
+        );
+        c.drain("a", at("2024-05-01T10:00:02Z", 2)).expect("drains");
+        let out = c
+            .undrain("a", at("2024-05-01T10:00:03Z", 3))
+            .expect("undrains");
+        assert_eq!(out.events[0].service.status, Status::Alive);
+        assert_eq!(out.events[0].previous_status, Status::Draining);
+        c.sync_local(
+            vec![local("a", Status::Alive)],
+            at("2024-05-01T10:00:04Z", 4),
+        );
+        assert_eq!(status(&c, "a"), Some(Status::Alive), "the drain is over");
+        assert!(
+            c.undrain("a", at("2024-05-01T10:00:05Z", 5))
+                .expect("known")
+                .is_empty(),
+            "undraining an ALIVE record changes nothing"
+        );
+        assert!(matches!(
+            c.undrain("nope", at("2024-05-01T10:00:05Z", 5)),
+            Err(DrainError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn maintenance_drains_every_alive_local_record_and_new_ones() {
+        let mut c = Catalog::new("me", "default");
+        c.sync_local(
+            vec![local("a", Status::Alive), local("b", Status::Unhealthy)],
+            at("2024-05-01T10:00:01Z", 1),
+        );
+        let out = c.set_maintenance(true, at("2024-05-01T10:00:02Z", 2));
+        assert_eq!(out.events.len(), 1, "only the ALIVE record changes");
+        assert_eq!(status(&c, "a"), Some(Status::Draining));
+        assert_eq!(status(&c, "b"), Some(Status::Unhealthy));
+        c.sync_local(
+            vec![
+                local("a", Status::Alive),
+                local("b", Status::Alive),
+                local("c", Status::Alive),
+            ],
+            at("2024-05-01T10:00:03Z", 3),
+        );
+        assert_eq!(
+            status(&c, "b"),
+            Some(Status::Draining),
+            "recovered into maintenance"
+        );
+        assert_eq!(
+            status(&c, "c"),
+            Some(Status::Draining),
+            "new services start draining"
+        );
+        assert!(
+            c.undrain("a", at("2024-05-01T10:00:04Z", 4))
+                .expect("known")
+                .is_empty(),
+            "maintenance wins over undrain"
+        );
+        assert!(c.maintenance());
+    }
+
+    #[test]
+    fn maintenance_off_restores_alive_but_keeps_individual_drains() {
+        let mut c = Catalog::new("me", "default");
+        c.sync_local(
+            vec![local("a", Status::Alive), local("b", Status::Alive)],
+            at("2024-05-01T10:00:01Z", 1),
+        );
+        c.drain("b", at("2024-05-01T10:00:02Z", 2)).expect("drains");
+        c.set_maintenance(true, at("2024-05-01T10:00:03Z", 3));
+        let out = c.set_maintenance(false, at("2024-05-01T10:00:04Z", 4));
+        assert_eq!(out.events.len(), 1);
+        assert_eq!(status(&c, "a"), Some(Status::Alive));
+        assert_eq!(
+            status(&c, "b"),
+            Some(Status::Draining),
+            "drained by hand, still"
+        );
+        assert!(
+            c.set_maintenance(false, at("2024-05-01T10:00:05Z", 5))
+                .is_empty(),
+            "turning it off twice changes nothing"
         );
     }
 

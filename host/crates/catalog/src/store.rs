@@ -121,6 +121,8 @@ pub struct Catalog {
     pub(super) announcer_clock: HashMap<Arc<str>, (Timestamp, Mono)>,
     /// Our records drained through the API (DRAINING is ours to set, nobody else's).
     pub(super) drained: HashSet<(String, String)>,
+    /// Node maintenance: every local ALIVE record is announced DRAINING.
+    pub(super) maintenance: bool,
     /// announcer -> how many records it announces (the limit's count).
     pub(super) per_announcer: HashMap<Arc<str>, usize>,
     /// Whether local discovery has reported once (before that, copies of our records
@@ -144,6 +146,7 @@ impl Catalog {
             announcer_heard: HashMap::new(),
             announcer_clock: HashMap::new(),
             drained: HashSet::new(),
+            maintenance: false,
             per_announcer: HashMap::new(),
             local_synced: false,
             lifespans,
