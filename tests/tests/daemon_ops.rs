@@ -95,10 +95,12 @@ fn sighup_with_a_broken_plugins_toml_keeps_the_running_plugins() {
     assert!(a.proc.is_running());
     a.wait_status("steady", 0);
 
-    // A plugin that does not load: refused, naming it.
+    // A plugin that does not load (not a component): refused, naming it.
+    let ghost = plugins.with_file_name("ghost.wasm");
+    std::fs::write(&ghost, b"\0asm garbage").expect("ghost.wasm");
     std::fs::write(
         &plugins,
-        "[[plugins]]\nname = \"ghost\"\npath = \"/nonexistent/ghost.wasm\"\n",
+        "[checks]\nGhost = \"ghost\"\n[plugins.ghost]\nwasm = \"ghost.wasm\"\n",
     )
     .expect("bad plugin");
     hup(&a);
@@ -157,15 +159,8 @@ fn undrain_and_maintenance_and_maintenance_survives_a_restart() {
     assert_eq!(doc["enabled"], true);
 
     // Restart with the same state directory: still in maintenance, never ALIVE.
-    let dir = a.dir.path().to_path_buf();
     drop(a);
-    let restarted_dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(
-        dir.join("static.json"),
-        restarted_dir.path().join("static.json"),
-    )
-    .expect("copy static");
-    let b = Agent::start_in(restarted_dir, "ops-maint", &env);
+    let b = Agent::start("ops-maint", &statics, &env);
     b.wait_status("web", 4);
     b.wait_status("db", 4);
     assert!(
@@ -208,7 +203,7 @@ fn checks_json_reports_each_checks_last_result_and_why() {
     let checks = doc["checks"].as_array().expect("checks");
     let down = checks.iter().find(|c| c["id"] == "down-1").expect("down");
     assert_eq!(down["type"], "HttpGet");
-    assert_eq!(down["status"], "UNHEALTHY");
+    assert_eq!(down["status"], "Unhealthy");
     assert!(
         matches!(down["result"].as_str(), Some("unhealthy" | "error")),
         "{down}"
@@ -222,7 +217,7 @@ fn checks_json_reports_each_checks_last_result_and_why() {
     assert!(down["time"].is_string() && down["duration_ms"].is_number());
     let ok = checks.iter().find(|c| c["id"] == "ok-1").expect("ok");
     assert_eq!(ok["result"], "healthy");
-    assert_eq!(ok["status"], "ALIVE");
+    assert_eq!(ok["status"], "Alive");
     // Sidecar's Service JSON keeps its nine keys.
     let svc = a.wait_status("down", 2);
     assert_eq!(svc.as_object().map(|m| m.len()), Some(9));

@@ -32,7 +32,7 @@ pub struct CheckReport {
     pub check_type: String,
     pub args: String,
     pub result: Outcome,
-    /// The status the results give the instance (`ALIVE`, `UNHEALTHY`, `UNKNOWN`).
+    /// The status the results give the instance (`Alive`, `Unhealthy`, `Unknown`).
     #[serde(serialize_with = "status_name")]
     pub status: Status,
     pub message: String,
