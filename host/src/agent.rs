@@ -165,8 +165,11 @@ pub fn start_local(
 /// a way to change the log filter of the running subscriber.
 pub struct Reloader {
     pub load: Box<dyn Fn() -> anyhow::Result<AgentConfig> + Send + Sync>,
-    pub set_log_filter: Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>,
+    pub set_log_filter: SetLogFilter,
 }
+
+/// Replaces the running log filter (`RUST_LOG` syntax); the error says why not.
+pub type SetLogFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 /// Runs the agent until SIGINT/SIGTERM; SIGHUP reloads (see [`crate::reload`]).
 pub async fn run(cfg: AgentConfig, reloader: Option<Reloader>) -> anyhow::Result<()> {

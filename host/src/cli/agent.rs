@@ -17,7 +17,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-type SetFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+use crate::agent::SetLogFilter as SetFilter;
 
 /// The daemon's log, whose filter SIGHUP can change.
 fn init_reloadable_logging(settings: &LogSettings) -> SetFilter {
