@@ -87,6 +87,8 @@ fn main() {
             .env("HAPROXY_DISABLE", "true")
             .env("ENVOY_USE_GRPC_API", "false")
             .env("RUST_LOG", "warn")
+            // Started together: a node may look for the seed before it listens.
+            .env("SIDECAR_JOIN_RETRY", "true")
             .args(["agent", "--node-name", &format!("n{i}"), "--bind-ip", &ip])
             .args(["--advertise-ip", &ip, "--http-addr", &http])
             .args(["--cluster-ip", &format!("127.0.0.1:{port}")])

@@ -65,6 +65,9 @@ impl Node {
             .env("HAPROXY_DISABLE", "true")
             .env("ENVOY_USE_GRPC_API", "false")
             .env("RUST_LOG", "info")
+            // These tests start nodes in any order and keep refused nodes running to
+            // watch them; the exit on a failed start-up join has its own test.
+            .env("SIDECAR_JOIN_RETRY", "true")
             .args(["agent", "--node-name", &name, "--bind-ip", &ip])
             .args(["--advertise-ip", &ip, "--http-addr", &http])
             .stdout(Stdio::null())
@@ -555,6 +558,7 @@ fn a_partition_heals_into_one_cluster_with_the_full_catalog() {
             .env("ENVOY_USE_GRPC_API", "false")
             .env("RUST_LOG", "info")
             .env("SIDECAR_ENCRYPTION_KEYS", KEY1)
+            .env("SIDECAR_JOIN_RETRY", "true")
             .args(["agent", "--node-name", &format!("n{i}"), "--bind-ip", &addr])
             .args(["--advertise-ip", &addr, "--http-addr", "127.0.0.1:7777"])
             .args(["--cluster-ip", "10.199.0.1"])
