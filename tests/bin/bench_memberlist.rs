@@ -86,6 +86,7 @@ fn main() {
     let rs2 = lab.host("rs2");
     let seeds = [go1.ip.as_str()];
     let g1 = Node::start(&lab, &go1, Kind::Go, &seeds, &[svc("from-go", 8001, 10001)]);
+    g1.wait_up();
     let g2 = Node::start(&lab, &go2, Kind::Go, &seeds, &[svc("quiet-go", 8002, 10002)]);
     let r1 = Node::start(&lab, &rs1, Kind::RustMemberlist, &seeds, &[svc("from-rs", 8003, 10003)]);
     let r2 = Node::start(&lab, &rs2, Kind::RustMemberlist, &seeds, &[svc("quiet-rs", 8004, 10004)]);

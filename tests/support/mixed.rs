@@ -273,6 +273,17 @@ impl Node {
         self.proc = Some(KillOnDrop::spawn(&mut cmd));
     }
 
+    /// Waits until the node's HTTP API answers (a Go node exits when no seed answers,
+    /// so a seed must be up before the nodes that join through it start).
+    pub fn wait_up(&self) -> &Self {
+        crate::wait_for(
+            &format!("{} ({:?}) to serve its API", self.host.name, self.kind),
+            Duration::from_secs(60),
+            || self.get("/api/state.json").map(|_| ()),
+        );
+        self
+    }
+
     /// Restarts the node as `kind` (same host, same services).
     pub fn restart_as(&mut self, kind: Kind, seeds: &[&str]) {
         self.stop();

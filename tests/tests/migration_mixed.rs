@@ -44,6 +44,7 @@ fn go_and_rust_nodes_form_one_cluster_both_ways() {
     let (h1, h2, h3, h4) = (lab.host("go1"), lab.host("rs1"), lab.host("go2"), lab.host("rs2"));
     let seed = h1.ip.clone();
     let g1 = Node::start(&lab, &h1, Kind::Go, &[&seed], &[svc("alpha", 8001, 10001)]);
+    g1.wait_up();
     let r1 = Node::start(&lab, &h2, Kind::RustMemberlist, &[&seed], &[svc("bravo", 8002, 10002)]);
     let mut g2 = Node::start(&lab, &h3, Kind::Go, &[&seed], &[svc("charlie", 8003, 10003)]);
     let mut r2 = Node::start(&lab, &h4, Kind::RustMemberlist, &[&h2.ip], &[svc("delta", 8004, 10004)]);

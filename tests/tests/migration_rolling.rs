@@ -69,7 +69,10 @@ fn a_go_cluster_rolls_onto_ours_then_onto_the_native_wire_without_losing_an_inst
         .enumerate()
         .map(|(i, (h, name))| {
             let port = 8001 + i as u16;
-            Node::start(&lab, h, Kind::Go, &seeds, &[svc(name, port, 10001 + i as u16)])
+            let n = Node::start(&lab, h, Kind::Go, &seeds, &[svc(name, port, 10001 + i as u16)]);
+            // Go exits when no seed answers: the first must be up before the others.
+            n.wait_up();
+            n
         })
         .collect();
     let expected: BTreeSet<(String, String)> = hosts
@@ -194,7 +197,7 @@ fn a_go_cluster_rolls_onto_ours_then_onto_the_native_wire_without_losing_an_inst
         })
     };
 
-    let mut roll = |nodes: &mut Vec<Node>, kind: Kind| {
+    let roll = |nodes: &mut Vec<Node>, kind: Kind| {
         for i in 0..nodes.len() {
             let host = nodes[i].host.name.clone();
             watch.lock().expect("lock").restarting = Some(host.clone());

@@ -43,6 +43,38 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest user message accepted (one Service JSON; UDP ones are under 1400 bytes).
 const MAX_USER_MSG: usize = 64 * 1024;
 
+/// The newest round stamp we sent of each of our own records: a copy of one of them no
+/// newer than that, coming back on either wire, is our own round echoed by a peer that
+/// merged it, not a copy we did not write.
+#[derive(Debug)]
+pub struct Echoes {
+    me: String,
+    newest: parking_lot::Mutex<HashMap<String, Timestamp>>,
+}
+
+impl Echoes {
+    fn note(&self, s: &Service) {
+        if s.hostname == self.me {
+            let mut m = self.newest.lock();
+            let e = m.entry(s.id.clone()).or_insert(s.updated);
+            *e = (*e).max(s.updated);
+        }
+    }
+
+    pub fn is_echo(&self, s: &Service) -> bool {
+        s.hostname == self.me
+            && self
+                .newest
+                .lock()
+                .get(&s.id)
+                .is_some_and(|newest| s.updated <= *newest)
+    }
+
+    fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.newest.lock().retain(|id, _| keep(id));
+    }
+}
+
 /// A record batch being sent in rounds.
 struct Rounds {
     services: Vec<Service>,
@@ -82,6 +114,7 @@ pub struct MlSide {
     pub counters: Arc<ClusterCounters>,
     /// Records stored from memberlist input since the last take (for the native wire).
     pub merged: Vec<Record>,
+    echoes: Arc<Echoes>,
 }
 
 fn micros(started: Instant) -> u64 {
@@ -135,7 +168,15 @@ impl MlSide {
             joined: false,
             counters,
             merged: Vec::new(),
+            echoes: Arc::new(Echoes {
+                me: node_name.to_string(),
+                newest: parking_lot::Mutex::new(HashMap::new()),
+            }),
         }
+    }
+
+    pub fn echoes(&self) -> Arc<Echoes> {
+        self.echoes.clone()
     }
 
     pub fn now(&self) -> u64 {
@@ -200,6 +241,7 @@ impl MlSide {
                 let e = self.sent.entry(key).or_insert((s.status, copy.updated));
                 e.0 = s.status;
                 e.1 = e.1.max(copy.updated);
+                self.echoes.note(&copy);
                 if let Ok(json) = serde_json::to_vec(&copy) {
                     msgs.push(json);
                 }
@@ -212,6 +254,8 @@ impl MlSide {
         if self.sent.len() > 4 * self.catalog.snapshot().state.len() + 1024 {
             let snap = self.catalog.snapshot();
             self.sent.retain(|(h, id), _| snap.state.get(h, id).is_some());
+            let me = self.me.clone();
+            self.echoes.retain(|id| snap.state.get(&me, id).is_some());
         }
         if !msgs.is_empty() {
             self.core.queue_user(msgs);
@@ -245,12 +289,7 @@ impl MlSide {
                 tracing::debug!("refused a record from memberlist: {e}");
                 continue;
             }
-            if s.hostname == self.me
-                && self
-                    .sent
-                    .get(&(s.hostname.clone(), s.id.clone()))
-                    .is_some_and(|(_, newest)| s.updated <= *newest)
-            {
+            if self.echoes.is_echo(&s) {
                 continue; // our own round, echoed back
             }
             by_host.entry(s.hostname.clone()).or_default().push(s);

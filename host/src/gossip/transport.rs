@@ -7,7 +7,7 @@
 //! task so a large request cannot stall probing.
 
 use super::handle::{ClusterCounters, ClusterHandle, Command};
-use super::memberlist::{MlExchange, MlSide, MlStream};
+use super::memberlist::{Echoes, MlExchange, MlSide, MlStream};
 use crate::config::ClusterConfig;
 use crate::config::cluster::{GossipSecurity, GossipWire};
 use crate::shared_catalog::SharedCatalog;
@@ -37,10 +37,15 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The daemon's catalog as the core sees it.
-struct Port<'a>(&'a SharedCatalog);
+/// (With the memberlist wire, our own records' rounds that come back on the native
+/// wire are dropped as echoes first.)
+struct Port<'a>(&'a SharedCatalog, Option<&'a Echoes>);
 
 impl CatalogPort for Port<'_> {
-    fn merge(&mut self, announcer: &str, records: Vec<Service>) -> Vec<Record> {
+    fn merge(&mut self, announcer: &str, mut records: Vec<Service>) -> Vec<Record> {
+        if let Some(echoes) = self.1 {
+            records.retain(|s| !echoes.is_echo(s));
+        }
         self.0.merge_remote(announcer, records).stored
     }
     fn fingerprints(&self) -> Vec<(String, Fingerprint)> {
@@ -308,6 +313,7 @@ pub async fn start(
         seeds: None,
         joined: false,
         seen: (0, 0),
+        echoes: ml.as_ref().map(MlSide::echoes),
         ml,
     };
     tokio::spawn(driver.run(cfg, outbound, cmd_rx, stream_rx, ml_rx, ml_x_rx));
@@ -343,6 +349,7 @@ struct Driver {
     seen: (u64, u64),
     /// The memberlist wire, on `SIDECAR_GOSSIP_WIRE=memberlist`.
     ml: Option<MlSide>,
+    echoes: Option<Arc<Echoes>>,
 }
 
 /// The outcome of one of our stream requests.
@@ -427,7 +434,7 @@ impl Driver {
                         let others: Vec<SocketAddr> = addrs.iter().copied().filter(|a| *a != me).collect();
                         ml.core.join(&others);
                     }
-                    self.core.join(addrs, now, &Port(&self.catalog));
+                    self.core.join(addrs, now, &Port(&self.catalog, self.echoes.as_deref()));
                     self.members_dirty = true;
                 }
                 _ = refresh.tick() => self.refresh(),
@@ -446,7 +453,7 @@ impl Driver {
                 },
                 _ = sleep => {
                     let now = self.now();
-                    self.core.tick(now, &Port(&self.catalog));
+                    self.core.tick(now, &Port(&self.catalog, self.echoes.as_deref()));
                     if let Some(ml) = self.ml.as_mut() {
                         ml.tick();
                     }
@@ -488,7 +495,7 @@ impl Driver {
         let now = self.now();
         if let Err(e) = self
             .core
-            .handle_datagram(from, &payload, now, &mut Port(&self.catalog))
+            .handle_datagram(from, &payload, now, &mut Port(&self.catalog, self.echoes.as_deref()))
         {
             self.counters.dropped_decode.inc();
             tracing::debug!(%from, "undecodable datagram: {e}");
@@ -516,7 +523,7 @@ impl Driver {
         let now = self.now();
         let answer =
             self.core
-                .handle_stream_request(s.from, &s.payload, now, &mut Port(&self.catalog));
+                .handle_stream_request(s.from, &s.payload, now, &mut Port(&self.catalog, self.echoes.as_deref()));
         self.note_refusals(s.from);
         match answer {
             Ok(StreamAnswer::Reply(r)) => {
@@ -569,7 +576,7 @@ impl Driver {
         };
         if let Err(e) =
             self.core
-                .handle_stream_reply(r.req, reply.as_deref(), now, &mut Port(&self.catalog))
+                .handle_stream_reply(r.req, reply.as_deref(), now, &mut Port(&self.catalog, self.echoes.as_deref()))
         {
             self.counters.dropped_decode.inc();
             tracing::debug!("bad stream reply: {e}");
