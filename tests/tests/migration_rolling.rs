@@ -117,11 +117,12 @@ fn a_go_cluster_rolls_onto_ours_then_onto_the_native_wire_without_losing_an_inst
             .stdout(hlog.try_clone().expect("log"))
             .stderr(hlog),
     );
+    // `server <host>-<id> <ip>:<port> cookie ...`: the hosts with a server line.
     let proxied = |text: &str| -> BTreeSet<String> {
         text.lines()
             .filter_map(|l| l.trim().strip_prefix("server "))
-            .filter_map(|l| l.split('-').next())
-            .map(String::from)
+            .filter_map(|l| l.split_whitespace().next()?.split_once('-'))
+            .map(|(host, _)| host.to_string())
             .collect()
     };
     let all_hosts: BTreeSet<String> = hosts.iter().map(|h| h.name.clone()).collect();
@@ -219,7 +220,21 @@ fn a_go_cluster_rolls_onto_ours_then_onto_the_native_wire_without_losing_an_inst
     std::thread::sleep(Duration::from_secs(5));
     stop.store(true, Ordering::Relaxed);
     let _ = poller.join();
+    // The end state: one cluster of ours on the native wire.
+    for n in &nodes {
+        assert_eq!(n.kind, Kind::RustNative);
+        wait_for(&format!("{} to see every member alive", n.host.name), WAIT, || {
+            let doc = n.get("/api/members.json")?;
+            let alive = doc["Members"]
+                .as_array()?
+                .iter()
+                .filter(|m| m["State"] == "alive")
+                .count();
+            (alive == 3).then_some(())
+        });
+    }
     let w = watch.lock().expect("lock");
+    eprintln!("the poller read every node and haproxy-api's config {} times", w.polls);
     assert!(w.polls > 20, "the poller ran {} times", w.polls);
     assert!(
         w.violations.is_empty(),
