@@ -22,7 +22,8 @@ use std::time::Duration;
 fn fetch_state() -> Option<serde_json::Value> {
     let mut s = TcpStream::connect("127.0.0.1:7777").ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /api/state.json HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    s.write_all(b"GET /api/state.json HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     let at = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
@@ -87,14 +88,44 @@ fn main() {
     let seeds = [go1.ip.as_str()];
     let g1 = Node::start(&lab, &go1, Kind::Go, &seeds, &[svc("from-go", 8001, 10001)]);
     g1.wait_up();
-    let g2 = Node::start(&lab, &go2, Kind::Go, &seeds, &[svc("quiet-go", 8002, 10002)]);
-    let r1 = Node::start(&lab, &rs1, Kind::RustMemberlist, &seeds, &[svc("from-rs", 8003, 10003)]);
-    let r2 = Node::start(&lab, &rs2, Kind::RustMemberlist, &seeds, &[svc("quiet-rs", 8004, 10004)]);
+    let g2 = Node::start(
+        &lab,
+        &go2,
+        Kind::Go,
+        &seeds,
+        &[svc("quiet-go", 8002, 10002)],
+    );
+    let r1 = Node::start(
+        &lab,
+        &rs1,
+        Kind::RustMemberlist,
+        &seeds,
+        &[svc("from-rs", 8003, 10003)],
+    );
+    let r2 = Node::start(
+        &lab,
+        &rs2,
+        Kind::RustMemberlist,
+        &seeds,
+        &[svc("quiet-rs", 8004, 10004)],
+    );
     let mut native = Lab::new();
     let nat1 = native.host("nat1");
     let nat2 = native.host("nat2");
-    let n1 = Node::start(&native, &nat1, Kind::RustNative, &[&nat1.ip], &[svc("from-nat", 8005, 10005)]);
-    let n2 = Node::start(&native, &nat2, Kind::RustNative, &[&nat1.ip], &[svc("quiet-nat", 8006, 10006)]);
+    let n1 = Node::start(
+        &native,
+        &nat1,
+        Kind::RustNative,
+        &[&nat1.ip],
+        &[svc("from-nat", 8005, 10005)],
+    );
+    let n2 = Node::start(
+        &native,
+        &nat2,
+        Kind::RustNative,
+        &[&nat1.ip],
+        &[svc("quiet-nat", 8006, 10006)],
+    );
     let converged = |n: &Node, want: &[(&str, &str)]| {
         sidecar_e2e::wait_for("convergence", Duration::from_secs(90), || {
             want.iter()
@@ -102,7 +133,12 @@ fn main() {
                 .then_some(())
         })
     };
-    let mixed = [("go1", "from-go"), ("go2", "quiet-go"), ("rs1", "from-rs"), ("rs2", "quiet-rs")];
+    let mixed = [
+        ("go1", "from-go"),
+        ("go2", "quiet-go"),
+        ("rs1", "from-rs"),
+        ("rs2", "quiet-rs"),
+    ];
     for n in [&g1, &g2, &r1, &r2] {
         converged(n, &mixed);
     }
@@ -111,7 +147,7 @@ fn main() {
 
     let (tx, rx) = mpsc::channel::<(String, String)>();
     let mut observers = Vec::new();
-    for n in [&g2, &r2, &n2] {
+    for n in [&g1, &g2, &r1, &r2, &n1, &n2] {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &n.host.ns])
             .arg(&me)
@@ -151,22 +187,26 @@ fn main() {
         if f.len() != 5 {
             continue;
         }
-        let (Ok(t), Ok(status), Ok(updated)) =
-            (f[0].parse::<i128>(), f[3].parse::<u64>(), f[4].parse::<i128>())
-        else {
+        let (Ok(t), Ok(status), Ok(updated)) = (
+            f[0].parse::<i128>(),
+            f[3].parse::<u64>(),
+            f[4].parse::<i128>(),
+        ) else {
             continue;
         };
         if updated < start || !(status == ALIVE || status == UNHEALTHY) {
             continue;
         }
-        seen.entry((observer, f[1].to_string())).or_default().push(Obs {
-            host: f[1].to_string(),
-            status,
-            latency_ms: (t - updated) as f64 / 1e6,
-        });
+        seen.entry((observer, f[1].to_string()))
+            .or_default()
+            .push(Obs {
+                host: f[1].to_string(),
+                status,
+                latency_ms: (t - updated) as f64 / 1e6,
+            });
     }
-    println!("| path | wire | changes seen | p50 ms | p99 ms | max ms |");
-    println!("|---|---|---|---|---|---|");
+    println!("| path | wire | changes at origin | seen by observer | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|---|");
     for (label, wire, observer, origin) in [
         ("Go -> Go", "memberlist", "go2", "go1"),
         ("Go -> Rust", "memberlist", "rs2", "go1"),
@@ -176,12 +216,20 @@ fn main() {
     ] {
         let mut v: Vec<f64> = seen
             .get(&(observer.to_string(), origin.to_string()))
-            .map(|o| o.iter().filter(|x| x.host == origin && x.status <= 2).map(|x| x.latency_ms).collect())
+            .map(|o| {
+                o.iter()
+                    .filter(|x| x.host == origin && x.status <= 2)
+                    .map(|x| x.latency_ms)
+                    .collect()
+            })
             .unwrap_or_default();
         let n = v.len();
+        let at_origin = seen
+            .get(&(origin.to_string(), origin.to_string()))
+            .map_or(0, Vec::len);
         let (p50, p99) = (pct(&mut v, 50.0), pct(&mut v, 99.0));
         let max = v.iter().copied().fold(f64::NAN, f64::max);
-        println!("| {label} | {wire} | {n} | {p50:.0} | {p99:.0} | {max:.0} |");
+        println!("| {label} | {wire} | {at_origin} | {n} | {p50:.0} | {p99:.0} | {max:.0} |");
     }
     drop((g1, g2, r1, r2, n1, n2));
 }

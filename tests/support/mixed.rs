@@ -6,8 +6,8 @@
 //! (Docker's FORWARD policy DROP) never sees the frames: no host firewall rule to add
 //! or forget. Everything is removed when the lab is dropped.
 
-use serde_json::Value;
 use crate::{KillOnDrop, sidecar_bin, workspace_root};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -113,11 +113,19 @@ impl Lab {
         ip(&["-n", &ns, "link", "set", "lo", "up"]);
         let port = format!("p{i}");
         ip(&[
-            "-n", &self.sw, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-            "netns", &ns,
+            "-n", &self.sw, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+            &ns,
         ]);
         let addr = format!("10.199.0.{i}");
-        ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]);
         ip(&["-n", &ns, "link", "set", "eth0", "up"]);
         ip(&["-n", &self.sw, "link", "set", &port, "master", "br0"]);
         ip(&["-n", &self.sw, "link", "set", &port, "up"]);
@@ -126,6 +134,12 @@ impl Lab {
             ip: addr,
             name: name.to_string(),
         }
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Lab::new()
     }
 }
 
@@ -251,7 +265,11 @@ impl Node {
                 let bin = go_tools().expect("go tools").join("sidecar-e97b4225");
                 cmd.env("ENVOY_USE_GRPC_API", "false")
                     .args(["unshare", "-u", "--", "sh", "-c"])
-                    .arg(format!("hostname {} && exec {}", self.host.name, bin.display()));
+                    .arg(format!(
+                        "hostname {} && exec {}",
+                        self.host.name,
+                        bin.display()
+                    ));
             }
             Kind::RustMemberlist | Kind::RustNative => {
                 cmd.env("ENVOY_USE_GRPC_API", "false")

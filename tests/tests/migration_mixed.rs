@@ -41,15 +41,43 @@ fn go_and_rust_nodes_form_one_cluster_both_ways() {
         return;
     }
     let mut lab = Lab::new();
-    let (h1, h2, h3, h4) = (lab.host("go1"), lab.host("rs1"), lab.host("go2"), lab.host("rs2"));
+    let (h1, h2, h3, h4) = (
+        lab.host("go1"),
+        lab.host("rs1"),
+        lab.host("go2"),
+        lab.host("rs2"),
+    );
     let seed = h1.ip.clone();
     let g1 = Node::start(&lab, &h1, Kind::Go, &[&seed], &[svc("alpha", 8001, 10001)]);
     g1.wait_up();
-    let r1 = Node::start(&lab, &h2, Kind::RustMemberlist, &[&seed], &[svc("bravo", 8002, 10002)]);
-    let mut g2 = Node::start(&lab, &h3, Kind::Go, &[&seed], &[svc("charlie", 8003, 10003)]);
-    let mut r2 = Node::start(&lab, &h4, Kind::RustMemberlist, &[&h2.ip], &[svc("delta", 8004, 10004)]);
+    let r1 = Node::start(
+        &lab,
+        &h2,
+        Kind::RustMemberlist,
+        &[&seed],
+        &[svc("bravo", 8002, 10002)],
+    );
+    let mut g2 = Node::start(
+        &lab,
+        &h3,
+        Kind::Go,
+        &[&seed],
+        &[svc("charlie", 8003, 10003)],
+    );
+    let mut r2 = Node::start(
+        &lab,
+        &h4,
+        Kind::RustMemberlist,
+        &[&h2.ip],
+        &[svc("delta", 8004, 10004)],
+    );
     let nodes = [&g1, &r1, &g2, &r2];
-    let all = [("go1", "alpha"), ("rs1", "bravo"), ("go2", "charlie"), ("rs2", "delta")];
+    let all = [
+        ("go1", "alpha"),
+        ("rs1", "bravo"),
+        ("go2", "charlie"),
+        ("rs2", "delta"),
+    ];
 
     // A service announced on either kind appears, ALIVE, on every node.
     for n in nodes {
@@ -66,9 +94,9 @@ fn go_and_rust_nodes_form_one_cluster_both_ways() {
     wait_for("rs1 to list go1 and go2 as alive members", WAIT, || {
         let doc = r1.get("/api/members.json")?;
         let alive = |n: &str| {
-            doc["Members"].as_array().is_some_and(|ms| {
-                ms.iter().any(|m| m["Name"] == n && m["State"] == "alive")
-            })
+            doc["Members"]
+                .as_array()
+                .is_some_and(|ms| ms.iter().any(|m| m["Name"] == n && m["State"] == "alive"))
         };
         (alive("go1") && alive("go2")).then_some(())
     });
@@ -96,9 +124,21 @@ fn go_and_rust_nodes_form_one_cluster_both_ways() {
     // A late joiner of each kind, each joining through the other kind, gets the full
     // catalog.
     let h5 = lab.host("rs3");
-    let r3 = Node::start(&lab, &h5, Kind::RustMemberlist, &[&h1.ip], &[svc("echo", 8005, 10005)]);
+    let r3 = Node::start(
+        &lab,
+        &h5,
+        Kind::RustMemberlist,
+        &[&h1.ip],
+        &[svc("echo", 8005, 10005)],
+    );
     let h6 = lab.host("go3");
-    let g3 = Node::start(&lab, &h6, Kind::Go, &[&h2.ip], &[svc("foxtrot", 8006, 10006)]);
+    let g3 = Node::start(
+        &lab,
+        &h6,
+        Kind::Go,
+        &[&h2.ip],
+        &[svc("foxtrot", 8006, 10006)],
+    );
     for (host, name, status) in [
         ("go1", "alpha", ALIVE),
         ("rs1", "bravo", ALIVE),

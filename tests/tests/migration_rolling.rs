@@ -69,7 +69,13 @@ fn a_go_cluster_rolls_onto_ours_then_onto_the_native_wire_without_losing_an_inst
         .enumerate()
         .map(|(i, (h, name))| {
             let port = 8001 + i as u16;
-            let n = Node::start(&lab, h, Kind::Go, &seeds, &[svc(name, port, 10001 + i as u16)]);
+            let n = Node::start(
+                &lab,
+                h,
+                Kind::Go,
+                &seeds,
+                &[svc(name, port, 10001 + i as u16)],
+            );
             // Go exits when no seed answers: the first must be up before the others.
             n.wait_up();
             n
@@ -133,7 +139,10 @@ fn a_go_cluster_rolls_onto_ours_then_onto_the_native_wire_without_losing_an_inst
 
     // The poller.
     let watch = Arc::new(Mutex::new(Watch {
-        nodes: hosts.iter().map(|h| (h.ns.clone(), h.name.clone())).collect(),
+        nodes: hosts
+            .iter()
+            .map(|h| (h.ns.clone(), h.name.clone()))
+            .collect(),
         restarting: None,
         violations: Vec::new(),
         polls: 0,
@@ -223,18 +232,25 @@ fn a_go_cluster_rolls_onto_ours_then_onto_the_native_wire_without_losing_an_inst
     // The end state: one cluster of ours on the native wire.
     for n in &nodes {
         assert_eq!(n.kind, Kind::RustNative);
-        wait_for(&format!("{} to see every member alive", n.host.name), WAIT, || {
-            let doc = n.get("/api/members.json")?;
-            let alive = doc["Members"]
-                .as_array()?
-                .iter()
-                .filter(|m| m["State"] == "alive")
-                .count();
-            (alive == 3).then_some(())
-        });
+        wait_for(
+            &format!("{} to see every member alive", n.host.name),
+            WAIT,
+            || {
+                let doc = n.get("/api/members.json")?;
+                let alive = doc["Members"]
+                    .as_array()?
+                    .iter()
+                    .filter(|m| m["State"] == "alive")
+                    .count();
+                (alive == 3).then_some(())
+            },
+        );
     }
     let w = watch.lock().expect("lock");
-    eprintln!("the poller read every node and haproxy-api's config {} times", w.polls);
+    eprintln!(
+        "the poller read every node and haproxy-api's config {} times",
+        w.polls
+    );
     assert!(w.polls > 20, "the poller ran {} times", w.polls);
     assert!(
         w.violations.is_empty(),

@@ -406,7 +406,8 @@ mod tests {
         assert_eq!(c.security, GossipSecurity::Insecure);
         let mut args = AgentArgs::default();
         args.cluster.gossip_wire = Some("native".into());
-        let c = ClusterConfig::load(&env, &args, &core()).expect_err("flag wins: native needs a key");
+        let c =
+            ClusterConfig::load(&env, &args, &core()).expect_err("flag wins: native needs a key");
         assert!(c.to_string().contains("SIDECAR_GOSSIP_INSECURE"), "{c}");
         let bad = Env::from_pairs([("SIDECAR_GOSSIP_WIRE", "carrier-pigeon")]);
         let e = ClusterConfig::load(&bad, &AgentArgs::default(), &core()).expect_err("bad wire");

@@ -134,17 +134,26 @@ fn initial_incarnation() -> u32 {
     secs.clamp(1, i128::from(u32::MAX / 2)) as u32
 }
 
+/// What the memberlist side shares with the transport.
+pub struct MlWiring {
+    pub catalog: Arc<SharedCatalog>,
+    pub max_stream: usize,
+    pub counters: Arc<ClusterCounters>,
+    /// The transport's clock origin.
+    pub started: Instant,
+    /// Where our push/pull exchanges report.
+    pub exchanges: mpsc::UnboundedSender<MlExchange>,
+}
+
 impl MlSide {
-    pub fn new(
-        cfg: MlConfig,
-        node_name: &str,
-        advertise: SocketAddr,
-        catalog: Arc<SharedCatalog>,
-        max_stream: usize,
-        counters: Arc<ClusterCounters>,
-        started: Instant,
-        exchanges: mpsc::UnboundedSender<MlExchange>,
-    ) -> Self {
+    pub fn new(cfg: MlConfig, node_name: &str, advertise: SocketAddr, w: MlWiring) -> Self {
+        let MlWiring {
+            catalog,
+            max_stream,
+            counters,
+            started,
+            exchanges,
+        } = w;
         let meta = node_meta(&cfg.cluster_name);
         let core = Memberlist::new(
             cfg,
@@ -253,7 +262,8 @@ impl MlSide {
         // Forget what we no longer hold (bounded by the catalog).
         if self.sent.len() > 4 * self.catalog.snapshot().state.len() + 1024 {
             let snap = self.catalog.snapshot();
-            self.sent.retain(|(h, id), _| snap.state.get(h, id).is_some());
+            self.sent
+                .retain(|(h, id), _| snap.state.get(h, id).is_some());
             let me = self.me.clone();
             self.echoes.retain(|id| snap.state.get(&me, id).is_some());
         }
@@ -365,7 +375,11 @@ impl MlSide {
         match x.result {
             Ok(pp) if pp.cluster != self.core.cluster_name() => {
                 self.counters.dropped_foreign_cluster.inc();
-                let why = format!("Cluster names do not match: {:?} <-> {:?}", pp.cluster, self.core.cluster_name());
+                let why = format!(
+                    "Cluster names do not match: {:?} <-> {:?}",
+                    pp.cluster,
+                    self.core.cluster_name()
+                );
                 self.exchange_failed(x.to, x.join, &why);
             }
             Ok(pp) => {

@@ -7,15 +7,15 @@
 //! task so a large request cannot stall probing.
 
 use super::handle::{ClusterCounters, ClusterHandle, Command};
-use super::memberlist::{Echoes, MlExchange, MlSide, MlStream};
+use super::memberlist::{Echoes, MlExchange, MlSide, MlStream, MlWiring};
 use crate::config::ClusterConfig;
 use crate::config::cluster::{GossipSecurity, GossipWire};
 use crate::shared_catalog::SharedCatalog;
 use prometheus_client::metrics::counter::Counter;
 use sidecar_catalog::{Fingerprint, Record, Service, Timestamp};
+use sidecar_cluster::memberlist::MlConfig;
 use sidecar_cluster::swim::{CatalogPort, Micros, Output, StreamAnswer, Swim};
 use sidecar_cluster::wire::frame::{Channel, Framer, Lead, Refusal, StreamHeader};
-use sidecar_cluster::memberlist::MlConfig;
 use sidecar_cluster::wire::{self, State};
 use sidecar_cluster::{MemberInfo, MemberList};
 use std::collections::HashMap;
@@ -271,11 +271,13 @@ pub async fn start(
             mlc,
             &cfg.node_name,
             cfg.advertise,
-            catalog.clone(),
-            cfg.max_stream,
-            counters.clone(),
-            started,
-            ml_x_tx,
+            MlWiring {
+                catalog: catalog.clone(),
+                max_stream: cfg.max_stream,
+                counters: counters.clone(),
+                started,
+                exchanges: ml_x_tx,
+            },
         )
     });
     tracing::info!(
@@ -493,10 +495,12 @@ impl Driver {
             }
         };
         let now = self.now();
-        if let Err(e) = self
-            .core
-            .handle_datagram(from, &payload, now, &mut Port(&self.catalog, self.echoes.as_deref()))
-        {
+        if let Err(e) = self.core.handle_datagram(
+            from,
+            &payload,
+            now,
+            &mut Port(&self.catalog, self.echoes.as_deref()),
+        ) {
             self.counters.dropped_decode.inc();
             tracing::debug!(%from, "undecodable datagram: {e}");
             self.drops.note("decode", from);
@@ -521,9 +525,12 @@ impl Driver {
     /// reads and encodes them while this loop goes on probing.
     fn stream_request(&mut self, s: InboundStream) {
         let now = self.now();
-        let answer =
-            self.core
-                .handle_stream_request(s.from, &s.payload, now, &mut Port(&self.catalog, self.echoes.as_deref()));
+        let answer = self.core.handle_stream_request(
+            s.from,
+            &s.payload,
+            now,
+            &mut Port(&self.catalog, self.echoes.as_deref()),
+        );
         self.note_refusals(s.from);
         match answer {
             Ok(StreamAnswer::Reply(r)) => {
@@ -574,10 +581,12 @@ impl Driver {
                 None
             }
         };
-        if let Err(e) =
-            self.core
-                .handle_stream_reply(r.req, reply.as_deref(), now, &mut Port(&self.catalog, self.echoes.as_deref()))
-        {
+        if let Err(e) = self.core.handle_stream_reply(
+            r.req,
+            reply.as_deref(),
+            now,
+            &mut Port(&self.catalog, self.echoes.as_deref()),
+        ) {
             self.counters.dropped_decode.inc();
             tracing::debug!("bad stream reply: {e}");
         }
@@ -611,7 +620,9 @@ impl Driver {
                 Output::Member { key, state, was } => {
                     self.members_dirty = true;
                     let live_elsewhere = self.ml.as_ref().is_some_and(|ml| {
-                        ml.core.nodes().any(|n| *n.name == *key && n.state.is_live())
+                        ml.core
+                            .nodes()
+                            .any(|n| *n.name == *key && n.state.is_live())
                     });
                     if !state.is_live() && live_elsewhere {
                         tracing::info!(member = %key, state = state.as_str(), "member down on the native wire, still alive on memberlist");

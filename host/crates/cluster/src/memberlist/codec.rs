@@ -60,7 +60,9 @@ pub enum CodecError {
     Crc,
     #[error("unknown message type {0}")]
     UnknownType(u8),
-    #[error("encrypted memberlist traffic (memberlist encryption is not supported; Sidecar does not use it)")]
+    #[error(
+        "encrypted memberlist traffic (memberlist encryption is not supported; Sidecar does not use it)"
+    )]
     Encrypted,
     #[error("truncated compound message")]
     Truncated,
@@ -287,7 +289,9 @@ fn with_type(ty: u8, w: Writer) -> Vec<u8> {
 
 pub fn encode_ping(p: &Ping) -> Vec<u8> {
     let mut w = Writer::new();
-    w.map(2).field_uint("SeqNo", p.seq.into()).field_str("Node", &p.node);
+    w.map(2)
+        .field_uint("SeqNo", p.seq.into())
+        .field_str("Node", &p.node);
     with_type(PING, w)
 }
 
@@ -304,7 +308,9 @@ pub fn encode_indirect_ping(p: &IndirectPing) -> Vec<u8> {
 
 pub fn encode_ack(seq: u32) -> Vec<u8> {
     let mut w = Writer::new();
-    w.map(2).field_uint("SeqNo", seq.into()).field_bytes("Payload", &[]);
+    w.map(2)
+        .field_uint("SeqNo", seq.into())
+        .field_bytes("Payload", &[]);
     with_type(ACK, w)
 }
 
@@ -367,7 +373,9 @@ pub fn compound(msgs: &[Vec<u8>]) -> Vec<u8> {
 /// `compressMsg{Algo: 0, Buf: lzw(body)}`.
 pub fn compress(body: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
-    w.map(2).field_uint("Algo", 0).field_bytes("Buf", &lzw::compress(body));
+    w.map(2)
+        .field_uint("Algo", 0)
+        .field_bytes("Buf", &lzw::compress(body));
     with_type(COMPRESS, w)
 }
 
@@ -603,7 +611,10 @@ mod tests {
     #[test]
     fn every_message_round_trips() {
         let msgs = vec![
-            Message::Ping(Ping { seq: 1, node: "a".into() }),
+            Message::Ping(Ping {
+                seq: 1,
+                node: "a".into(),
+            }),
             Message::IndirectPing(IndirectPing {
                 seq: 2,
                 target: vec![127, 0, 0, 1],
@@ -691,9 +702,16 @@ mod tests {
         };
         let wire = encode_push_pull(&p);
         for cut in 0..wire.len() {
-            assert_eq!(parse_stream(&wire[..cut], 1 << 20), Ok(None), "cut at {cut}");
+            assert_eq!(
+                parse_stream(&wire[..cut], 1 << 20),
+                Ok(None),
+                "cut at {cut}"
+            );
         }
-        assert_eq!(parse_stream(&wire, 1 << 20), Ok(Some(StreamMsg::PushPull(p.clone()))));
+        assert_eq!(
+            parse_stream(&wire, 1 << 20),
+            Ok(Some(StreamMsg::PushPull(p.clone())))
+        );
         // Uncompressed too (what an older peer may send).
         let Some(StreamMsg::PushPull(_)) = parse_stream(&wire, 1 << 20).expect("ok") else {
             panic!("push/pull");
@@ -730,6 +748,9 @@ mod tests {
         }
         assert_eq!(decode_packet(&[]), Err(CodecError::Empty));
         assert_eq!(decode_packet(&[ENCRYPT, 1]), Err(CodecError::Encrypted));
-        assert_eq!(decode_packet(&[COMPOUND, 2, 0, 5]), Err(CodecError::Truncated));
+        assert_eq!(
+            decode_packet(&[COMPOUND, 2, 0, 5]),
+            Err(CodecError::Truncated)
+        );
     }
 }

@@ -269,9 +269,16 @@ impl Memberlist {
     }
 
     pub fn next_deadline(&self) -> Micros {
-        let mut d = self.next_probe.min(self.next_gossip).min(self.next_push_pull);
+        let mut d = self
+            .next_probe
+            .min(self.next_gossip)
+            .min(self.next_push_pull);
         if let Some(p) = &self.probe {
-            d = d.min(if p.indirect_sent { p.until } else { p.direct_until });
+            d = d.min(if p.indirect_sent {
+                p.until
+            } else {
+                p.direct_until
+            });
         }
         d
     }
@@ -378,7 +385,10 @@ impl Memberlist {
                 if self.relays.len() > 4096 {
                     self.expire_relays(u64::MAX);
                 }
-                let ping = codec::encode_ping(&Ping { seq, node: ind.node });
+                let ping = codec::encode_ping(&Ping {
+                    seq,
+                    node: ind.node,
+                });
                 self.send_msg(target, ping);
             }
             Message::Ack { seq } => self.ack(seq),
@@ -613,7 +623,10 @@ impl Memberlist {
             return;
         }
         if let Some(susp) = self.suspicions.get_mut(&s.node) {
-            if susp.confirmed.len() < 64 && s.from != self.me && susp.confirmed.insert(s.from.clone()) {
+            if susp.confirmed.len() < 64
+                && s.from != self.me
+                && susp.confirmed.insert(s.from.clone())
+            {
                 self.queue_broadcast(&s.node, codec::encode_suspect(s));
             }
             return;
@@ -705,7 +718,8 @@ impl Memberlist {
         let mut out = Vec::new();
         let max_tx = self.retransmit_limit();
         // Fewest transmits first.
-        self.broadcasts.sort_by(|a, b| b.transmits.cmp(&a.transmits));
+        self.broadcasts
+            .sort_by_key(|b| std::cmp::Reverse(b.transmits));
         let mut i = self.broadcasts.len();
         while i > 0 {
             i -= 1;
@@ -773,7 +787,11 @@ impl Memberlist {
             .collect();
         for (name, inc) in expired {
             self.suspicions.remove(&name);
-            if self.nodes.get(&name).is_some_and(|n| n.state == State::Suspect) {
+            if self
+                .nodes
+                .get(&name)
+                .is_some_and(|n| n.state == State::Suspect)
+            {
                 self.stats.deaths_declared += 1;
                 let d = Dead {
                     inc,
@@ -1013,7 +1031,15 @@ mod tests {
     }
 
     fn node(name: &str, n: u8) -> Memberlist {
-        Memberlist::new(MlConfig::default(), name, addr(n), b"{}".to_vec(), 1, u64::from(n), 0)
+        Memberlist::new(
+            MlConfig::default(),
+            name,
+            addr(n),
+            b"{}".to_vec(),
+            1,
+            u64::from(n),
+            0,
+        )
     }
 
     fn alive(name: &str, n: u8, inc: u32) -> Vec<u8> {
@@ -1045,7 +1071,8 @@ mod tests {
     #[test]
     fn alive_adds_a_member_and_is_gossiped_on() {
         let mut a = node("a", 1);
-        a.handle_packet(addr(2), &alive("b", 2, 5), 0).expect("decodes");
+        a.handle_packet(addr(2), &alive("b", 2, 5), 0)
+            .expect("decodes");
         let out = drain(&mut a);
         assert!(out.contains(&Output::Member {
             name: "b".into(),
@@ -1056,12 +1083,18 @@ mod tests {
         a.tick(SEC);
         let sent = packets_to(&drain(&mut a), addr(2));
         assert!(
-            sent.iter().any(|m| matches!(m, Message::Alive(x) if x.node == "b" && x.inc == 5)),
+            sent.iter()
+                .any(|m| matches!(m, Message::Alive(x) if x.node == "b" && x.inc == 5)),
             "{sent:?}"
         );
         // An older or equal incarnation changes nothing.
-        a.handle_packet(addr(2), &alive("b", 2, 5), 2 * SEC).expect("decodes");
-        assert!(!drain(&mut a).iter().any(|o| matches!(o, Output::Member { .. })));
+        a.handle_packet(addr(2), &alive("b", 2, 5), 2 * SEC)
+            .expect("decodes");
+        assert!(
+            !drain(&mut a)
+                .iter()
+                .any(|o| matches!(o, Output::Member { .. }))
+        );
     }
 
     #[test]
@@ -1076,22 +1109,32 @@ mod tests {
             meta: vec![],
             vsn: codec::VSN.to_vec(),
         };
-        a.handle_packet(addr(9), &codec::encode_alive(&msg), 0).expect("decodes");
+        a.handle_packet(addr(9), &codec::encode_alive(&msg), 0)
+            .expect("decodes");
         assert_eq!(a.nodes().count(), 1);
         assert_eq!(a.stats.foreign_cluster, 1);
         msg.cluster = "default".into();
-        a.handle_packet(addr(9), &codec::encode_alive(&msg), 0).expect("decodes");
+        a.handle_packet(addr(9), &codec::encode_alive(&msg), 0)
+            .expect("decodes");
         assert_eq!(a.nodes().count(), 2);
     }
 
     #[test]
     fn ping_is_acked_and_unanswered_probe_leads_to_suspect_then_dead() {
         let mut a = node("a", 1);
-        a.handle_packet(addr(2), &codec::encode_ping(&Ping { seq: 7, node: "a".into() }), 0)
-            .expect("decodes");
+        a.handle_packet(
+            addr(2),
+            &codec::encode_ping(&Ping {
+                seq: 7,
+                node: "a".into(),
+            }),
+            0,
+        )
+        .expect("decodes");
         let out = drain(&mut a);
         assert!(packets_to(&out, addr(2)).contains(&Message::Ack { seq: 7 }));
-        a.handle_packet(addr(2), &alive("b", 2, 1), 0).expect("decodes");
+        a.handle_packet(addr(2), &alive("b", 2, 1), 0)
+            .expect("decodes");
         drain(&mut a);
         let mut states = Vec::new();
         let mut t = 0;
@@ -1104,7 +1147,11 @@ mod tests {
                 }
             }
         }
-        assert_eq!(states.first().map(|s| s.1), Some(State::Suspect), "{states:?}");
+        assert_eq!(
+            states.first().map(|s| s.1),
+            Some(State::Suspect),
+            "{states:?}"
+        );
         assert_eq!(states.get(1).map(|s| s.1), Some(State::Dead), "{states:?}");
         // 3 nodes or fewer: no confirmations expected, suspicion lasts its minimum (5 s).
         let (s, d) = (states[0].0, states[1].0);
@@ -1114,18 +1161,23 @@ mod tests {
     #[test]
     fn acks_keep_a_member_alive_and_indirect_pings_are_relayed() {
         let mut a = node("a", 1);
-        a.handle_packet(addr(2), &alive("b", 2, 1), 0).expect("decodes");
+        a.handle_packet(addr(2), &alive("b", 2, 1), 0)
+            .expect("decodes");
         drain(&mut a);
         for step in 1..200u64 {
             let t = step * 100_000;
             a.tick(t);
             for m in packets_to(&drain(&mut a), addr(2)) {
                 if let Message::Ping(p) = m {
-                    a.handle_packet(addr(2), &codec::encode_ack(p.seq), t).expect("ack");
+                    a.handle_packet(addr(2), &codec::encode_ack(p.seq), t)
+                        .expect("ack");
                 }
             }
         }
-        assert_eq!(a.nodes().find(|n| n.name == "b").map(|n| n.state), Some(State::Alive));
+        assert_eq!(
+            a.nodes().find(|n| n.name == "b").map(|n| n.state),
+            Some(State::Alive)
+        );
         // Relay: ping the target, forward its ack to the requester.
         let req = codec::encode_indirect_ping(&IndirectPing {
             seq: 99,
@@ -1139,7 +1191,8 @@ mod tests {
         let Some(Message::Ping(p)) = packets_to(&out, addr(3)).into_iter().next() else {
             panic!("no relayed ping: {out:?}");
         };
-        a.handle_packet(addr(3), &codec::encode_ack(p.seq), 30 * SEC).expect("ack");
+        a.handle_packet(addr(3), &codec::encode_ack(p.seq), 30 * SEC)
+            .expect("ack");
         assert!(packets_to(&drain(&mut a), addr(2)).contains(&Message::Ack { seq: 99 }));
         // No answer: a nack after the probe timeout.
         a.handle_packet(addr(2), &req, 31 * SEC).expect("decodes");
@@ -1151,7 +1204,8 @@ mod tests {
     #[test]
     fn suspicion_and_death_of_ourselves_are_refuted_with_a_higher_incarnation() {
         let mut a = node("a", 1);
-        a.handle_packet(addr(2), &alive("b", 2, 1), 0).expect("decodes");
+        a.handle_packet(addr(2), &alive("b", 2, 1), 0)
+            .expect("decodes");
         drain(&mut a);
         let s = Suspect {
             inc: 7,
@@ -1159,7 +1213,8 @@ mod tests {
             cluster: "default".into(),
             from: "b".into(),
         };
-        a.handle_packet(addr(2), &codec::encode_suspect(&s), 0).expect("decodes");
+        a.handle_packet(addr(2), &codec::encode_suspect(&s), 0)
+            .expect("decodes");
         assert_eq!(a.incarnation(), 8);
         a.handle_packet(addr(2), &codec::encode_dead(&Suspect { inc: 8, ..s }), 0)
             .expect("decodes");
@@ -1167,7 +1222,8 @@ mod tests {
         a.tick(SEC);
         let sent = packets_to(&drain(&mut a), addr(2));
         assert!(
-            sent.iter().any(|m| matches!(m, Message::Alive(x) if x.node == "a" && x.inc == 9)),
+            sent.iter()
+                .any(|m| matches!(m, Message::Alive(x) if x.node == "a" && x.inc == 9)),
             "{sent:?}"
         );
     }
@@ -1176,8 +1232,10 @@ mod tests {
     fn leave_is_a_dead_message_from_ourselves_and_peers_mark_us_left() {
         let mut a = node("a", 1);
         let mut b = node("b", 2);
-        a.handle_packet(addr(2), &alive("b", 2, 1), 0).expect("decodes");
-        b.handle_packet(addr(1), &alive("a", 1, 1), 0).expect("decodes");
+        a.handle_packet(addr(2), &alive("b", 2, 1), 0)
+            .expect("decodes");
+        b.handle_packet(addr(1), &alive("a", 1, 1), 0)
+            .expect("decodes");
         drain(&mut a);
         drain(&mut b);
         a.leave(SEC);
@@ -1190,19 +1248,23 @@ mod tests {
             }
         }
         let out = drain(&mut b);
-        assert!(out.contains(&Output::Member {
-            name: "a".into(),
-            addr: addr(1),
-            state: State::Left,
-            was: Some(State::Alive)
-        }), "{out:?}");
+        assert!(
+            out.contains(&Output::Member {
+                name: "a".into(),
+                addr: addr(1),
+                state: State::Left,
+                was: Some(State::Alive)
+            }),
+            "{out:?}"
+        );
     }
 
     #[test]
     fn user_messages_ride_gossip_once_and_push_pull_carries_nodes() {
         let mut a = node("a", 1);
         let mut b = node("b", 2);
-        a.handle_packet(addr(2), &alive("b", 2, 1), 0).expect("decodes");
+        a.handle_packet(addr(2), &alive("b", 2, 1), 0)
+            .expect("decodes");
         drain(&mut a);
         a.queue_user([b"{\"ID\":\"x\"}".to_vec()]);
         a.tick(SEC);
@@ -1241,7 +1303,8 @@ mod tests {
         };
         let mut a = Memberlist::new(cfg, "a", addr(1), vec![], 1, 1, 0);
         for i in 2..10u8 {
-            a.handle_packet(addr(i), &alive(&format!("n{i}"), i, 1), 0).expect("decodes");
+            a.handle_packet(addr(i), &alive(&format!("n{i}"), i, 1), 0)
+                .expect("decodes");
         }
         assert_eq!(a.nodes().count(), 3);
         assert_eq!(a.stats.refused_members, 6);

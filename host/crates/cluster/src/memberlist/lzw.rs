@@ -149,10 +149,10 @@ pub fn compress(data: &[u8]) -> Vec<u8> {
     let mut code = u16::from(first);
     // Go's incHi: true when the table was reset (a clear code was written).
     let inc_hi = |hi: &mut u16,
-                      width: &mut u32,
-                      overflow: &mut u16,
-                      table: &mut HashMap<(u16, u8), u16>,
-                      w: &mut BitWriter| {
+                  width: &mut u32,
+                  overflow: &mut u16,
+                  table: &mut HashMap<(u16, u8), u16>,
+                  w: &mut BitWriter| {
         *hi += 1;
         if *hi == *overflow {
             *width += 1;
@@ -211,14 +211,21 @@ mod tests {
         let data: Vec<u8> = (0..200_000)
             .map(|i| {
                 x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                if i % 3 == 0 { (x >> 16) as u8 } else { b"abcab"[i % 5] }
+                if i % 3 == 0 {
+                    (x >> 16) as u8
+                } else {
+                    b"abcab"[i % 5]
+                }
             })
             .collect();
         let c = compress(&data);
         assert!(c.len() < data.len());
         assert_eq!(decompress(&c, data.len()).expect("round trip"), data);
         assert_eq!(decompress(&compress(b""), 10).expect("empty"), b"");
-        assert_eq!(decompress(&compress(b"aaaaaaaaaaaaaaaaaaaa"), 100).expect("kwkwk"), b"aaaaaaaaaaaaaaaaaaaa");
+        assert_eq!(
+            decompress(&compress(b"aaaaaaaaaaaaaaaaaaaa"), 100).expect("kwkwk"),
+            b"aaaaaaaaaaaaaaaaaaaa"
+        );
     }
 
     #[test]

@@ -188,9 +188,9 @@ impl Value {
             .iter()
             .find(|(k, _)| key_of(k) == Some(key.as_bytes()))
             .or_else(|| {
-                entries
-                    .iter()
-                    .find(|(k, _)| key_of(k).is_some_and(|b| b.eq_ignore_ascii_case(key.as_bytes())))
+                entries.iter().find(|(k, _)| {
+                    key_of(k).is_some_and(|b| b.eq_ignore_ascii_case(key.as_bytes()))
+                })
             })
             .map(|(_, v)| v)
     }
@@ -200,7 +200,9 @@ impl Value {
         match self.get(key) {
             None | Some(Value::Nil) => Ok(0),
             Some(Value::Int(i)) if *i >= 0 && *i <= i128::from(max) => Ok(*i as u64),
-            Some(other) => Err(invalid(format!("{key}: {other:?} is not a number up to {max}"))),
+            Some(other) => Err(invalid(format!(
+                "{key}: {other:?} is not a number up to {max}"
+            ))),
         }
     }
 
@@ -348,7 +350,11 @@ mod tests {
         let (v, n) = decode(&w.buf).expect("decodes");
         assert_eq!(n, w.buf.len());
         assert_eq!(v.uint("SeqNo", u64::from(u32::MAX)), Ok(70_000));
-        assert_eq!(v.string("node", 10).as_deref(), Ok("n1"), "case-insensitive");
+        assert_eq!(
+            v.string("node", 10).as_deref(),
+            Ok("n1"),
+            "case-insensitive"
+        );
         assert_eq!(v.bytes("Payload"), Ok(vec![]));
         assert_eq!(v.uint("Missing", 1), Ok(0));
     }
@@ -376,7 +382,10 @@ mod tests {
     #[test]
     fn truncation_is_incomplete_and_garbage_is_an_error_never_a_panic() {
         assert_eq!(decode(&[0xda, 0, 10, 1]), Err(DecodeError::Incomplete));
-        assert_eq!(decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]), Err(DecodeError::Incomplete));
+        assert_eq!(
+            decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]),
+            Err(DecodeError::Incomplete)
+        );
         assert!(matches!(decode(&[0xc1]), Err(DecodeError::Invalid(_))));
         let deep = vec![0x91u8; 64];
         assert!(decode(&deep).is_err());
