@@ -7,6 +7,8 @@
 pub mod envoy;
 #[path = "support/forge.rs"]
 pub mod forge;
+#[path = "support/mixed.rs"]
+pub mod mixed;
 #[path = "support/net.rs"]
 pub mod net;
 

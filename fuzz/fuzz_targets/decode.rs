@@ -1,6 +1,7 @@
 //! Untrusted gossip input, every way it enters: the envelope (plaintext and encrypted),
 //! the datagram and stream decoders, and the sans-IO core fed the bytes as a datagram,
-//! a stream request and a stream reply. Anything may be refused; nothing may panic.
+//! a stream request and a stream reply; the memberlist wire's decoders and core likewise.
+//! Anything may be refused; nothing may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -59,4 +60,25 @@ fuzz_target!(|data: &[u8]| {
     let _ = core.handle_stream_reply(1, Some(data), 4_000, &mut port);
     core.tick(10_000_000, &port);
     while core.poll_output().is_some() {}
+
+    // The memberlist wire: its datagram and stream decoders, and its core.
+    use sidecar_cluster::memberlist::{Memberlist, MlConfig, codec as ml};
+    let _ = ml::decode_packet(data);
+    let _ = ml::parse_stream(data, 1 << 20);
+    let _ = sidecar_cluster::memberlist::lzw::decompress(data, 1 << 16);
+    let mut m = Memberlist::new(
+        MlConfig::default(),
+        "me",
+        ([127, 0, 0, 1], 7946).into(),
+        Vec::new(),
+        1,
+        1,
+        0,
+    );
+    let _ = m.handle_packet(from, data, 1_000);
+    if let Ok(Some(ml::StreamMsg::PushPull(pp))) = ml::parse_stream(data, 1 << 20) {
+        m.merge_remote(pp.nodes, from, 2_000);
+    }
+    m.tick(10_000_000);
+    while m.poll_output().is_some() {}
 });

@@ -31,7 +31,38 @@ pub struct ClusterArgs {
     /// as Sidecar does (SIDECAR_JOIN_RETRY).
     #[arg(long = "join-retry")]
     pub join_retry: bool,
+    /// Gossip wire: `native` (ours, default) or `memberlist` (the Go Sidecar's, to join
+    /// or migrate a running Go cluster; unauthenticated) (SIDECAR_GOSSIP_WIRE).
+    #[arg(long = "gossip-wire")]
+    pub gossip_wire: Option<String>,
 }
+
+/// Which protocol the gossip port speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GossipWire {
+    /// Our own authenticated wire.
+    #[default]
+    Native,
+    /// HashiCorp memberlist as the Go Sidecar speaks it, plus the native wire on the
+    /// same port for nodes that already run it (a rolling migration's middle step).
+    Memberlist,
+}
+
+impl GossipWire {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "native" | "sidecar" => Ok(GossipWire::Native),
+            "memberlist" => Ok(GossipWire::Memberlist),
+            other => Err(ConfigError::Invalid(format!(
+                "SIDECAR_GOSSIP_WIRE {other:?}: expected native or memberlist"
+            ))),
+        }
+    }
+}
+
+/// How often our records are re-stamped on the memberlist wire (Go peers expire a
+/// record 80 s after its stamp; the announcer re-checks every 30 s).
+pub const MEMBERLIST_RESTAMP: Duration = Duration::from_secs(30);
 
 /// How gossip is protected, decided at start-up from keys, bind address, seeds and the
 /// opt-in (see [`GossipSecurity::decide`]).
@@ -97,6 +128,8 @@ pub struct ClusterConfig {
     pub max_stream: usize,
     /// Concurrent inbound gossip TCP connections (`SIDECAR_GOSSIP_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// `SIDECAR_GOSSIP_WIRE`.
+    pub wire: GossipWire,
     /// What happens when seeds are given and none can be joined at start-up.
     pub join: JoinPolicy,
 }
@@ -170,7 +203,19 @@ impl ClusterConfig {
             .int::<usize>("SIDECAR_GOSSIP_MAX_CONNECTIONS", None)?
             .unwrap_or(DEFAULT_MAX_CONNECTIONS)
             .max(1);
+        let wire = match args
+            .cluster
+            .gossip_wire
+            .clone()
+            .or_else(|| env.string("SIDECAR_GOSSIP_WIRE", None))
+        {
+            Some(s) => GossipWire::parse(&s)?,
+            None => GossipWire::Native,
+        };
+        // Choosing the memberlist wire is the explicit opt-in to unauthenticated gossip
+        // (memberlist as Sidecar runs it has no authentication).
         let insecure = args.cluster.gossip_insecure
+            || wire == GossipWire::Memberlist
             || env.bool("SIDECAR_GOSSIP_INSECURE", None)?.unwrap_or(false);
         let handoff_queue_depth = env
             .int::<usize>("SIDECAR_HANDOFF_QUEUE_DEPTH", Some("HANDOFF_QUEUE_DEPTH"))?
@@ -229,6 +274,7 @@ impl ClusterConfig {
             max_stream,
             max_connections,
             join,
+            wire,
         })
     }
 
@@ -370,6 +416,25 @@ mod tests {
             (c.security, c.bind.to_string()),
             (GossipSecurity::Insecure, "0.0.0.0:7946".to_string())
         );
+    }
+
+    #[test]
+    fn the_memberlist_wire_is_the_opt_in_to_unauthenticated_gossip() {
+        let env = Env::from_pairs([
+            ("SIDECAR_SEEDS", "10.0.0.1"),
+            ("SIDECAR_GOSSIP_WIRE", "memberlist"),
+        ]);
+        let c = ClusterConfig::load(&env, &AgentArgs::default(), &core()).expect("valid");
+        assert_eq!(c.wire, GossipWire::Memberlist);
+        assert_eq!(c.security, GossipSecurity::Insecure);
+        let mut args = AgentArgs::default();
+        args.cluster.gossip_wire = Some("native".into());
+        let c =
+            ClusterConfig::load(&env, &args, &core()).expect_err("flag wins: native needs a key");
+        assert!(c.to_string().contains("SIDECAR_GOSSIP_INSECURE"), "{c}");
+        let bad = Env::from_pairs([("SIDECAR_GOSSIP_WIRE", "carrier-pigeon")]);
+        let e = ClusterConfig::load(&bad, &AgentArgs::default(), &core()).expect_err("bad wire");
+        assert!(e.to_string().contains("carrier-pigeon"), "{e}");
     }
 
     #[test]

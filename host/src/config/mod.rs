@@ -73,15 +73,22 @@ impl AgentConfig {
         for (name, settings) in proxy.emitters()? {
             plugins.config.require_emitter(&name, settings);
         }
+        let cluster = ClusterConfig::load(env, args, &core)?;
+        let mut catalog = CatalogConfig::load(env)?;
+        if cluster.wire == cluster::GossipWire::Memberlist {
+            // Go peers expire a record 80 s after its last stamp: re-stamp ours within a
+            // minute, as Sidecar's refresh broadcast does.
+            catalog.lifespans.restamp = catalog.lifespans.restamp.min(cluster::MEMBERLIST_RESTAMP);
+        }
         Ok(AgentConfig {
             http: HttpLimits::load(env)?,
             log: LogSettings::load(env, args.logging_level.as_deref(), "info"),
-            catalog: CatalogConfig::load(env)?,
+            catalog,
             discovery: DiscoveryConfig::load(env, &args.discover)?,
             docker: DockerConfig::load(env),
             health: HealthConfig::load(env)?,
             listeners: ListenersConfig::load(env),
-            cluster: ClusterConfig::load(env, args, &core)?,
+            cluster,
             proxy,
             plugins,
             core,

@@ -4,6 +4,7 @@
 //! `docs/cluster.md`.
 
 pub mod handle;
+pub mod memberlist;
 pub mod transport;
 
 pub use handle::{ClusterCounters, ClusterHandle};

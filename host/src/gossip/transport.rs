@@ -7,11 +7,13 @@
 //! task so a large request cannot stall probing.
 
 use super::handle::{ClusterCounters, ClusterHandle, Command};
-use crate::config::cluster::GossipSecurity;
+use super::memberlist::{Echoes, MlExchange, MlSide, MlStream, MlWiring};
+use crate::config::cluster::{GossipSecurity, GossipWire};
 use crate::config::{ClusterConfig, JoinPolicy};
 use crate::shared_catalog::SharedCatalog;
 use prometheus_client::metrics::counter::Counter;
 use sidecar_catalog::{Fingerprint, Record, Service, Timestamp};
+use sidecar_cluster::memberlist::MlConfig;
 use sidecar_cluster::swim::{CatalogPort, Micros, Output, StreamAnswer, Swim};
 use sidecar_cluster::wire::frame::{Channel, Framer, Lead, Refusal, StreamHeader};
 use sidecar_cluster::wire::{self, State};
@@ -35,10 +37,15 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The daemon's catalog as the core sees it.
-struct Port<'a>(&'a SharedCatalog);
+/// (With the memberlist wire, our own records' rounds that come back on the native
+/// wire are dropped as echoes first.)
+struct Port<'a>(&'a SharedCatalog, Option<&'a Echoes>);
 
 impl CatalogPort for Port<'_> {
-    fn merge(&mut self, announcer: &str, records: Vec<Service>) -> Vec<Record> {
+    fn merge(&mut self, announcer: &str, mut records: Vec<Service>) -> Vec<Record> {
+        if let Some(echoes) = self.1 {
+            records.retain(|s| !echoes.is_echo(s));
+        }
         self.0.merge_remote(announcer, records).stored
     }
     fn fingerprints(&self) -> Vec<(String, Fingerprint)> {
@@ -132,7 +139,7 @@ async fn read_message(
     max_body: usize,
     counters: &ClusterCounters,
 ) -> Result<Vec<u8>, ReadError> {
-    let (h, n) = read_header(s, framer, max_body).await?;
+    let (h, n) = read_header(s, framer, max_body, None).await?;
     read_body(s, framer, h, n, counters).await
 }
 
@@ -141,8 +148,12 @@ async fn read_header(
     s: &mut TcpStream,
     framer: &Framer,
     max_body: usize,
+    lead: Option<u8>,
 ) -> Result<(StreamHeader, usize), ReadError> {
-    let lead = s.read_u8().await.map_err(ReadError::Io)?;
+    let lead = match lead {
+        Some(b) => b,
+        None => s.read_u8().await.map_err(ReadError::Io)?,
+    };
     let n = match Lead::parse(lead) {
         Lead::Header(n) => n,
         Lead::Refused(r) => return Err(ReadError::RefusedBy(r)),
@@ -240,6 +251,36 @@ pub async fn start(
     let (join_tx, join_rx) = watch::channel(None);
     let (cmd_tx, cmd_rx) = mpsc::channel(4);
     let (stream_tx, stream_rx) = mpsc::channel::<InboundStream>(64);
+    let (ml_tx, ml_rx) = mpsc::channel::<MlStream>(64);
+    let (ml_x_tx, ml_x_rx) = mpsc::unbounded_channel::<MlExchange>();
+    let ml = (cfg.wire == GossipWire::Memberlist).then(|| {
+        tracing::warn!(
+            bind = %cfg.bind,
+            "SIDECAR_GOSSIP_WIRE=memberlist: speaking the Go Sidecar's memberlist protocol, \
+             which is neither authenticated nor encrypted (the native wire is accepted on the \
+             same port too, for the rolling migration)"
+        );
+        let mlc = MlConfig {
+            cluster_name: cfg.cluster_name.clone(),
+            gossip_interval: cfg.swim.gossip_interval,
+            gossip_messages: cfg.swim.gossip_messages,
+            push_pull_interval: cfg.swim.push_pull_interval,
+            max_members: cfg.swim.max_members,
+            ..MlConfig::default()
+        };
+        MlSide::new(
+            mlc,
+            &cfg.node_name,
+            cfg.advertise,
+            MlWiring {
+                catalog: catalog.clone(),
+                max_stream: cfg.max_stream,
+                counters: counters.clone(),
+                started,
+                exchanges: ml_x_tx,
+            },
+        )
+    });
     tracing::info!(
         bind = %cfg.bind,
         advertise = %cfg.advertise,
@@ -257,6 +298,7 @@ pub async fn start(
         framer.clone(),
         counters.clone(),
         stream_tx,
+        ml.is_some().then_some(ml_tx),
     ));
     let driver = Driver {
         core,
@@ -279,8 +321,10 @@ pub async fn start(
             outcome: join_tx,
             failures: BTreeMap::new(),
         },
+        echoes: ml.as_ref().map(MlSide::echoes),
+        ml,
     };
-    tokio::spawn(driver.run(cfg, outbound, cmd_rx, stream_rx));
+    tokio::spawn(driver.run(cfg, outbound, cmd_rx, stream_rx, ml_rx, ml_x_rx));
     Ok(ClusterHandle {
         members: members_rx,
         counters,
@@ -313,6 +357,9 @@ struct Driver {
     /// The core's (refused_members, refused_wants) last seen, to log what is new.
     seen: (u64, u64),
     join: StartupJoin,
+    /// The memberlist wire, on `SIDECAR_GOSSIP_WIRE=memberlist`.
+    ml: Option<MlSide>,
+    echoes: Option<Arc<Echoes>>,
 }
 
 /// The start-up join's bookkeeping: each seed's first failure, until one seed answers
@@ -389,6 +436,8 @@ impl Driver {
         mut outbound: mpsc::UnboundedReceiver<Vec<Record>>,
         mut commands: mpsc::Receiver<Command>,
         mut streams: mpsc::Receiver<InboundStream>,
+        mut ml_streams: mpsc::Receiver<MlStream>,
+        mut ml_exchanges: mpsc::UnboundedReceiver<MlExchange>,
     ) {
         let seeds = cfg.seed_targets();
         let (seed_tx, mut seed_rx) = mpsc::channel(1);
@@ -398,7 +447,11 @@ impl Driver {
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut leaving: Option<(oneshot::Sender<()>, tokio::time::Instant)> = None;
         loop {
-            let wait = Duration::from_micros(self.core.next_deadline().saturating_sub(self.now()));
+            let deadline = self
+                .core
+                .next_deadline()
+                .min(self.ml.as_ref().map_or(u64::MAX, MlSide::next_deadline));
+            let wait = Duration::from_micros(deadline.saturating_sub(self.now()));
             let sleep = tokio::time::sleep(wait.min(Duration::from_millis(500)));
             tokio::select! {
                 r = self.udp.recv_from(&mut buf) => match r {
@@ -407,9 +460,28 @@ impl Driver {
                 },
                 Some(records) = outbound.recv() => {
                     let now = self.now();
+                    if let Some(ml) = self.ml.as_mut() {
+                        ml.local_records(&records);
+                    }
                     self.core.local_records(records, now);
                 }
                 Some(s) = streams.recv() => self.stream_request(s),
+                Some(s) = ml_streams.recv() => {
+                    if let Some(ml) = self.ml.as_mut() {
+                        ml.stream(s);
+                    }
+                }
+                Some(x) = ml_exchanges.recv() => {
+                    let outcome = self.ml.as_mut().and_then(|ml| ml.exchange(x));
+                    match outcome {
+                        Some((_, Ok(()))) => self.join.settle(Ok(())),
+                        Some((seed, Err(why))) if !self.joined => {
+                            self.join.fail(&seed, format!("memberlist: {why}"));
+                            self.check_join_failed();
+                        }
+                        _ => {}
+                    }
+                }
                 Some(r) = self.replies.1.recv() => self.stream_reply(r),
                 Some((resolved, unresolved)) = seed_rx.recv() => {
                     for (seed, why) in unresolved {
@@ -429,8 +501,13 @@ impl Driver {
                     if resolved.iter().any(|(_, a)| *a == me) {
                         self.join.settle(Ok(()));
                     }
-                    let addrs = resolved.into_iter().map(|(_, a)| a).collect();
-                    self.core.join(addrs, now, &Port(&self.catalog));
+                    let addrs: Vec<SocketAddr> = resolved.iter().map(|(_, a)| *a).collect();
+                    if let Some(ml) = self.ml.as_mut() {
+                        ml.seeds = resolved.iter().filter(|(_, a)| *a != me).map(|(s, a)| (*a, s.clone())).collect();
+                        let others: Vec<SocketAddr> = addrs.iter().copied().filter(|a| *a != me).collect();
+                        ml.core.join(&others);
+                    }
+                    self.core.join(addrs, now, &Port(&self.catalog, self.echoes.as_deref()));
                     self.members_dirty = true;
                     if nothing_resolved {
                         self.check_join_failed();
@@ -441,13 +518,21 @@ impl Driver {
                     Command::Leave(done) => {
                         let now = self.now();
                         self.core.leave(now);
+                        if let Some(ml) = self.ml.as_mut() {
+                            let t = ml.now();
+                            ml.core.leave(t);
+                            ml.tick();
+                        }
                         // Keep gossiping the departure for a moment.
                         leaving = Some((done, tokio::time::Instant::now() + Duration::from_millis(600)));
                     }
                 },
                 _ = sleep => {
                     let now = self.now();
-                    self.core.tick(now, &Port(&self.catalog));
+                    self.core.tick(now, &Port(&self.catalog, self.echoes.as_deref()));
+                    if let Some(ml) = self.ml.as_mut() {
+                        ml.tick();
+                    }
                 }
             }
             self.flush();
@@ -466,6 +551,17 @@ impl Driver {
         self.counters.bytes_in.inc_by(frame.len() as u64);
         let payload = match self.framer.open(Channel::Datagram, frame) {
             Ok(p) => p,
+            Err(_) if self.ml.is_some() => {
+                // Not the native wire: memberlist's.
+                if let Some(ml) = self.ml.as_mut()
+                    && let Err(e) = ml.datagram(from, frame)
+                {
+                    self.counters.dropped_decode.inc();
+                    tracing::debug!(%from, "undecodable memberlist datagram: {e}");
+                    self.drops.note("memberlist_decode", from);
+                }
+                return;
+            }
             Err(r) => {
                 refusal_counter(&self.counters, r).inc();
                 self.drops.note(r.as_str(), from);
@@ -473,10 +569,12 @@ impl Driver {
             }
         };
         let now = self.now();
-        if let Err(e) = self
-            .core
-            .handle_datagram(from, &payload, now, &mut Port(&self.catalog))
-        {
+        if let Err(e) = self.core.handle_datagram(
+            from,
+            &payload,
+            now,
+            &mut Port(&self.catalog, self.echoes.as_deref()),
+        ) {
             self.counters.dropped_decode.inc();
             tracing::debug!(%from, "undecodable datagram: {e}");
             self.drops.note("decode", from);
@@ -501,9 +599,12 @@ impl Driver {
     /// reads and encodes them while this loop goes on probing.
     fn stream_request(&mut self, s: InboundStream) {
         let now = self.now();
-        let answer =
-            self.core
-                .handle_stream_request(s.from, &s.payload, now, &mut Port(&self.catalog));
+        let answer = self.core.handle_stream_request(
+            s.from,
+            &s.payload,
+            now,
+            &mut Port(&self.catalog, self.echoes.as_deref()),
+        );
         self.note_refusals(s.from);
         match answer {
             Ok(StreamAnswer::Reply(r)) => {
@@ -546,10 +647,12 @@ impl Driver {
                 None
             }
         };
-        if let Err(e) =
-            self.core
-                .handle_stream_reply(r.req, reply.as_deref(), now, &mut Port(&self.catalog))
-        {
+        if let Err(e) = self.core.handle_stream_reply(
+            r.req,
+            reply.as_deref(),
+            now,
+            &mut Port(&self.catalog, self.echoes.as_deref()),
+        ) {
             self.counters.dropped_decode.inc();
             tracing::debug!("bad stream reply: {e}");
             self.seed_failed(r.to, format!("its answer could not be read: {e}"));
@@ -566,6 +669,12 @@ impl Driver {
                 return;
             }
         };
+        // On the memberlist wire the join that counts is memberlist's push/pull (Go
+        // seeds refuse the native wire, harmlessly).
+        if self.ml.is_some() {
+            tracing::debug!(%seed, address = %to, "native-wire join through this seed failed: {why}");
+            return;
+        }
         let retrying = self.join.policy == JoinPolicy::Retry || self.join.settled();
         tracing::warn!(
             seed = %seed,
@@ -626,7 +735,14 @@ impl Driver {
                 }
                 Output::Member { key, state, was } => {
                     self.members_dirty = true;
-                    if !state.is_live() {
+                    let live_elsewhere = self.ml.as_ref().is_some_and(|ml| {
+                        ml.core
+                            .nodes()
+                            .any(|n| *n.name == *key && n.state.is_live())
+                    });
+                    if !state.is_live() && live_elsewhere {
+                        tracing::info!(member = %key, state = state.as_str(), "member down on the native wire, still alive on memberlist");
+                    } else if !state.is_live() {
                         let applied = self.catalog.tombstone_announcer(&key);
                         if was.is_some_and(State::is_live) {
                             tracing::info!(member = %key, state = state.as_str(), tombstoned = applied.events.len(), "member down");
@@ -640,6 +756,28 @@ impl Driver {
                 }
             }
         }
+        if let Some(ml) = self.ml.as_mut() {
+            let changes = ml.flush(&self.udp);
+            ml.merged.clear();
+            for (name, _addr, state, was) in changes {
+                self.members_dirty = true;
+                let native_live = self
+                    .core
+                    .members()
+                    .iter()
+                    .any(|m| *m.key == *name && m.state.is_live());
+                if !state.is_live() {
+                    if native_live {
+                        continue;
+                    }
+                    let applied = self.catalog.tombstone_announcer(&name);
+                    tracing::info!(member = %name, state = state.as_str(), tombstoned = applied.events.len(), "member down (memberlist)");
+                } else if was.is_none_or(|w| !w.is_live()) {
+                    self.catalog.refresh_announcer(&name);
+                    tracing::info!(member = %name, "member up (memberlist)");
+                }
+            }
+        }
         if self.members_dirty {
             self.publish();
         }
@@ -649,6 +787,11 @@ impl Driver {
     fn refresh(&mut self) {
         for m in self.core.members().iter().filter(|m| m.state.is_live()) {
             self.catalog.refresh_announcer(&m.key);
+        }
+        if let Some(ml) = self.ml.as_ref() {
+            for n in ml.core.nodes().filter(|n| n.state.is_live()) {
+                self.catalog.refresh_announcer(&n.name);
+            }
         }
         let s = self.core.stats();
         let set = ClusterCounters::set;
@@ -685,9 +828,31 @@ impl Driver {
                 generation: u.generation,
             })
             .collect();
+        if let Some(ml) = self.ml.as_ref() {
+            for n in ml.core.nodes() {
+                let info = MemberInfo {
+                    local: n.name == ml.core.name(),
+                    name: n.name.clone(),
+                    address: n.addr,
+                    state: n.state,
+                    incarnation: n.inc,
+                    generation: 0,
+                };
+                match members.iter_mut().find(|m| m.name == n.name) {
+                    // Both wires know it: the livelier view stands.
+                    Some(m) => {
+                        if !m.state.is_live() && n.state.is_live() {
+                            *m = info;
+                        }
+                    }
+                    None => members.push(info),
+                }
+            }
+        }
         members.sort_by(|a, b| a.name.cmp(&b.name));
         let no_seeds = self.seeds.as_ref().is_some_and(HashMap::is_empty);
-        let joined = no_seeds || self.core.members().live() > 0;
+        let ml_live = self.ml.as_ref().is_some_and(|ml| ml.core.live_others() > 0);
+        let joined = no_seeds || self.core.members().live() > 0 || ml_live;
         if joined {
             self.join.settle(Ok(()));
         }
@@ -803,6 +968,7 @@ async fn accept_loop(
     framer: Arc<Framer>,
     counters: Arc<ClusterCounters>,
     to_core: mpsc::Sender<InboundStream>,
+    to_ml: Option<mpsc::Sender<MlStream>>,
 ) {
     let drops = Arc::new(parking_lot::Mutex::new(DropLog::default()));
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
@@ -823,19 +989,33 @@ async fn accept_loop(
             drop(s);
             continue;
         };
-        let (framer, counters, to_core, drops) = (
+        let (framer, counters, to_core, drops, to_ml) = (
             framer.clone(),
             counters.clone(),
             to_core.clone(),
             drops.clone(),
+            to_ml.clone(),
         );
         tokio::spawn(async move {
             let _slot = slot;
+            // Which wire: memberlist's first byte is a message type (0-12); ours is a
+            // header length (30 or 50) or a refusal code.
+            let lead = match tokio::time::timeout(HEADER_TIMEOUT, s.read_u8()).await {
+                Ok(Ok(b)) => b,
+                _ => return,
+            };
+            if let Some(to_ml) = to_ml
+                && lead <= sidecar_cluster::memberlist::codec::HAS_CRC
+            {
+                super::memberlist::serve_stream(s, from, lead, limits.max_stream, counters, to_ml)
+                    .await;
+                return;
+            }
             let _ = tokio::time::timeout(STREAM_TIMEOUT, async {
                 let read = async {
                     let header = tokio::time::timeout(
                         HEADER_TIMEOUT,
-                        read_header(&mut s, &framer, limits.max_stream),
+                        read_header(&mut s, &framer, limits.max_stream, Some(lead)),
                     )
                     .await
                     .map_err(|_| ReadError::Io(std::io::ErrorKind::TimedOut.into()))??;

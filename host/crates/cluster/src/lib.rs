@@ -9,6 +9,7 @@
 pub mod antientropy;
 pub mod crypto;
 pub mod dissemination;
+pub mod memberlist;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod swim;
