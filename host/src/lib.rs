@@ -23,4 +23,5 @@ pub mod listeners;
 pub mod memory;
 pub mod metrics;
 pub mod proxy;
+pub mod service_manager;
 pub mod shared_catalog;
