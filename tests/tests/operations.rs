@@ -288,9 +288,9 @@ fn plugins_list_marks_the_proxy_emitters_the_agent_uses() {
     );
 }
 
-/// In a network namespace of its own, a host with Docker's bridge (`docker0`, created
-/// first, as the kernel lists it first) and a real-looking interface: the agent
-/// advertises the latter and logs why.
+/// In a network namespace of its own, a host with Docker's bridges (`docker0` and a
+/// `br-*`, created first, so listed first), an interface that is down and a
+/// real-looking one: the agent advertises the last and logs why.
 #[test]
 fn advertise_ip_detection_skips_the_docker_bridge_and_says_why() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -299,9 +299,10 @@ fn advertise_ip_detection_skips_the_docker_bridge_and_says_why() {
     let script = format!(
         r#"set -e
 ip link set lo up
-ip link add docker0 type dummy && ip addr add 172.17.0.1/16 dev docker0 && ip link set docker0 up
-ip link add br-0a1b2c3d type dummy && ip addr add 172.18.0.1/16 dev br-0a1b2c3d && ip link set br-0a1b2c3d up
-ip link add ens5 type dummy && ip addr add 10.1.2.3/24 dev ens5 && ip link set ens5 up
+ip link add docker0 type bridge && ip addr add 172.17.0.1/16 dev docker0 && ip link set docker0 up
+ip link add br-0a1b2c3d type bridge && ip addr add 172.18.0.1/16 dev br-0a1b2c3d && ip link set br-0a1b2c3d up
+ip link add eth1 type veth peer name eth1-peer && ip addr add 10.9.9.9/24 dev eth1
+ip link add ens5 type veth peer name ens5-peer && ip addr add 10.1.2.3/24 dev ens5 && ip link set ens5 up
 "{bin}" agent --discover static --http-addr 127.0.0.1:7777 2>"{log}" &
 pid=$!
 for _ in $(seq 1 600); do grep -q "agent ready" "{log}" && break; sleep 0.1; done
@@ -337,7 +338,8 @@ kill $pid; wait $pid || true
     );
     assert!(
         line.contains("docker0 172.17.0.1: Docker bridge")
-            && line.contains("br-0a1b2c3d 172.18.0.1: Docker network bridge"),
+            && line.contains("br-0a1b2c3d 172.18.0.1: Docker network bridge")
+            && line.contains("eth1 10.9.9.9: interface down"),
         "says what it skipped and why: {line}"
     );
     assert!(text.contains("agent ready"), "{text}");
@@ -430,8 +432,11 @@ fn help_shows_every_setting_and_the_reference_is_generated_from_the_same_table()
         n += 1;
         assert!(r.stdout.contains(var), "{var} missing from --help");
         if !line.contains("| – |") {
+            // A flag of the agent or of the client commands.
+            let client = sidecar(&["members", "--help"], &[]).stdout;
             assert!(
-                r.stdout.contains(&format!("[env: {var}")),
+                r.stdout.contains(&format!("[env: {var}"))
+                    || client.contains(&format!("[env: {var}")),
                 "{var}'s flag shows its variable"
             );
         }

@@ -134,14 +134,15 @@ pub fn choose(candidates: &[Candidate], excluded: &[String]) -> Option<Detected>
     })
 }
 
-/// This machine's interface addresses, in the kernel's order. An interface counts as up
-/// when `/sys/class/net/<name>/flags` has `IFF_UP` (or cannot be read).
+/// This machine's interface addresses, in the kernel's order, with whether each
+/// interface is administratively up (`IFF_UP`).
 pub fn system_candidates() -> Vec<Candidate> {
+    let up = interfaces_up();
     if_addrs::get_if_addrs()
         .map(|ifs| {
             ifs.into_iter()
                 .map(|i| Candidate {
-                    up: interface_up(&i.name),
+                    up: up.get(&i.name).copied().unwrap_or(true),
                     ip: i.ip(),
                     interface: i.name,
                 })
@@ -150,12 +151,32 @@ pub fn system_candidates() -> Vec<Candidate> {
         .unwrap_or_default()
 }
 
-fn interface_up(name: &str) -> bool {
-    let path = format!("/sys/class/net/{name}/flags");
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| u32::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok())
-        .is_none_or(|flags| flags & 1 != 0)
+/// Interface name -> `IFF_UP`, from `getifaddrs(3)` (the network namespace we run in,
+/// which `/sys/class/net` need not be).
+fn interfaces_up() -> std::collections::HashMap<String, bool> {
+    let mut out = std::collections::HashMap::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: on success getifaddrs points `head` at a list we own until freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return out;
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list, valid until freeifaddrs below.
+        let ifa = unsafe { &*cur };
+        if !ifa.ifa_name.is_null() {
+            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+            let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+            let up = ifa.ifa_flags & libc::IFF_UP as u32 != 0;
+            out.entry(name.to_string_lossy().into_owned())
+                .and_modify(|u| *u |= up)
+                .or_insert(up);
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    out
 }
 
 #[cfg(test)]

@@ -344,7 +344,8 @@ pub fn flag_help(name: &str) -> String {
     }
 }
 
-/// The settings without a flag, grouped, for the agent's `--help`.
+/// The settings the agent has no flag for, grouped, for the agent's `--help` (the
+/// client commands' own flags are listed too, with their variables).
 pub fn env_only_help() -> String {
     let mut out = String::from(
         "Settings read from the environment only (flags above override their variables; the \
@@ -353,16 +354,17 @@ pub fn env_only_help() -> String {
     for group in Group::ALL {
         let rows: Vec<&Setting> = SETTINGS
             .iter()
-            .filter(|s| s.group == group && s.flag.is_none())
+            .filter(|s| s.group == group && (s.flag.is_none() || group == Group::Client))
             .collect();
         if rows.is_empty() {
             continue;
         }
         let _ = writeln!(out, "\n{}:", group.title());
         for s in rows {
+            let flag = s.flag.map(|f| format!(" (--{f})")).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {}  [default: {}]\n          {}",
+                "  {}{flag}  [default: {}]\n          {}",
                 s.name,
                 s.default_text().replace('`', ""),
                 s.help.replace('`', "")
