@@ -80,7 +80,7 @@ fn the_debian_package_installs_runs_and_removes_cleanly() {
         assert!(root.join(f).is_file(), "{f} installed");
     }
     assert_eq!(
-        run(&mut Command::new(root.join("usr/bin/sidecar")).arg("--version")),
+        run(Command::new(root.join("usr/bin/sidecar")).arg("--version")),
         version()
     );
     assert!(
