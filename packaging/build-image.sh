@@ -20,5 +20,6 @@ ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
 cp "$root/packaging/Dockerfile" "$ctx/Dockerfile"
 cp "$bin" "$ctx/sidecar"
+strip --strip-unneeded "$ctx/sidecar" 2>/dev/null || true
 docker build -q "${tags[@]}" "$ctx" >/dev/null
 echo "${tags[1]}"
