@@ -17,6 +17,10 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// What `-h` adds: the settings without a flag are in the long help.
+const ENV_HINT: &str =
+    "More settings are read from the environment only: --help lists them all with their defaults.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sidecar",
@@ -24,7 +28,7 @@ use std::process::ExitCode;
     about = "Peer-to-peer service discovery with WebAssembly policy plugins"
 )]
 #[command(args_conflicts_with_subcommands = true)]
-#[command(after_long_help = crate::config::settings::env_only_help())]
+#[command(after_help = ENV_HINT, after_long_help = crate::config::settings::env_only_help())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -36,7 +40,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon.
-    #[command(after_long_help = crate::config::settings::env_only_help())]
+    #[command(after_help = ENV_HINT, after_long_help = crate::config::settings::env_only_help())]
     Agent(AgentArgs),
     /// Inspect and try out plugins without a cluster.
     #[command(subcommand)]
