@@ -488,3 +488,96 @@ fn completions_and_man_page_come_from_the_command_line_definitions() {
         );
     }
 }
+
+/// A self-signed certificate for 127.0.0.1 (made by `openssl`): `(cert, key)` paths.
+fn self_signed(dir: &std::path::Path, name: &str) -> (String, String) {
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=sidecar-test"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(st.success(), "openssl req");
+    (cert.display().to_string(), key.display().to_string())
+}
+
+/// Needs the API's TLS (`SIDECAR_API_TLS_CERT`/`_KEY`) in the agent: the client then
+/// speaks HTTPS and trusts the agent's certificate from the same settings.
+#[test]
+fn the_client_follows_the_agent_to_https_with_its_certificate() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert, key) = self_signed(dir.path(), "api");
+    let (other, _) = self_signed(dir.path(), "other");
+    let tls = [
+        ("SIDECAR_API_TLS_CERT", cert.as_str()),
+        ("SIDECAR_API_TLS_KEY", key.as_str()),
+    ];
+    let port = free_port("127.0.0.1");
+    let addr = format!("127.0.0.1:{port}");
+    let dir2 = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir2.path().join("static.json"), web(free_port("127.0.0.1"))).expect("write");
+    let log = std::fs::File::create(dir2.path().join("agent.log")).expect("log");
+    let _agent = sidecar_e2e::KillOnDrop::spawn(
+        Command::new(sidecar_bin())
+            .arg("agent")
+            .current_dir(dir2.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(tls)
+            .env("SIDECAR_HTTP_ADDR", &addr)
+            .env("SIDECAR_ADVERTISE_IP", "127.0.0.1")
+            .env("SIDECAR_BIND_IP", "127.0.0.1")
+            .env("SIDECAR_BIND_PORT", free_port("127.0.0.1").to_string())
+            .env("SIDECAR_DISCOVERY", "static")
+            .env("HAPROXY_DISABLE", "true")
+            .env("ENVOY_USE_GRPC_API", "false")
+            .env(
+                "SIDECAR_CACHE_DIR",
+                workspace_root().join("target/e2e-plugin-cache"),
+            )
+            .stdout(Stdio::null())
+            .stderr(log),
+    );
+    let env = [
+        ("SIDECAR_HTTP_ADDR", addr.as_str()),
+        ("SIDECAR_API_TLS_CERT", cert.as_str()),
+    ];
+    let deadline = Instant::now() + WAIT * 2;
+    let r = loop {
+        let r = sidecar(&["services"], &env);
+        if (r.code == 0 && r.stdout.contains("web ")) || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(r.code, 0, "over HTTPS: {}", r.stderr);
+    // Another certificate to trust: the handshake fails, and the error says so.
+    let r = sidecar(
+        &["members"],
+        &[
+            ("SIDECAR_HTTP_ADDR", addr.as_str()),
+            ("SIDECAR_API_TLS_CA", other.as_str()),
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(&format!("https://{addr}"))
+            && r.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        r.stderr
+    );
+}
