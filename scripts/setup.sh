@@ -138,6 +138,28 @@ PY
     log "envoy: $("$TOOLS/envoy" --version | grep -o 'version: [^ ]*' || true)"
 }
 
+# --- packaging (static binary, image, Debian package, systemd unit) -------------------
+
+# The container image ships a static binary: the musl target and musl-gcc (for the C in
+# ring and zstd). systemd-analyze verifies the unit; readelf/objdump (binutils) tell
+# static from dynamic and find the glibc version the package depends on.
+setup_packaging() {
+    if command -v rustup >/dev/null 2>&1; then
+        if rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+            log "rust target x86_64-unknown-linux-musl: present"
+        else
+            log "rust target x86_64-unknown-linux-musl: installing"
+            rustup target add x86_64-unknown-linux-musl
+        fi
+    fi
+    apt_install musl-tools binutils
+    if command -v systemd-analyze >/dev/null 2>&1; then
+        log "systemd-analyze: present"
+    else
+        apt_install systemd
+    fi
+}
+
 setup_all() {
     setup_rust_targets
     setup_python_tools
@@ -145,6 +167,7 @@ setup_all() {
     setup_daemon_test_image
     setup_haproxy
     setup_envoy
+    setup_packaging
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

@@ -19,6 +19,10 @@ scripts/check-layering.sh
 section "build (daemon, default plugins, test plugins)"
 cargo build --release --locked --workspace --all-targets
 
+section "static binary for the container image (musl; a second full release build)"
+SIDECAR_STATIC_BIN="$(scripts/build-static.sh)"
+export SIDECAR_STATIC_BIN
+
 section "example plugins (Rust, Python)"
 scripts/build-examples.sh
 

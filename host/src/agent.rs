@@ -185,6 +185,14 @@ pub async fn run(cfg: AgentConfig, reloader: Option<Reloader>) -> anyhow::Result
         "starting sidecar {}",
         env!("CARGO_PKG_VERSION")
     );
+    if let Some(d) = &core.advertise_detected {
+        if d.doubtful {
+            tracing::warn!(ip = %d.ip, interface = %d.interface, "advertise IP detected: {}", d.reason);
+        } else {
+            tracing::info!(ip = %d.ip, interface = %d.interface, "advertise IP detected: {}", d.reason);
+        }
+    }
+    let notifier = Arc::new(crate::service_manager::Notifier::new(&cfg.service_manager));
     let local_cfg = LocalConfig::from_agent(&cfg);
     // One plugin load for everything: the local side's policy and the proxy drivers'
     // emitters (the configuration requested those with the host's settings).
@@ -300,6 +308,18 @@ pub async fn run(cfg: AgentConfig, reloader: Option<Reloader>) -> anyhow::Result
         elapsed_ms = started.elapsed().as_millis() as u64,
         "agent ready"
     );
+    // systemd (Type=notify): plugins are loaded, the API and gossip listen.
+    notifier.notify(&format!(
+        "READY=1\nSTATUS=serving the API on {} and gossip on {}",
+        core.http_addr, cfg.cluster.bind
+    ));
+    if let (Some(period), true) = (cfg.service_manager.watchdog, notifier.enabled()) {
+        tokio::spawn(crate::service_manager::watchdog(
+            notifier.clone(),
+            period,
+            &crate::service_manager::LOOPS,
+        ));
+    }
     tokio::spawn(settle_memory(local.ready.clone()));
 
     if let Some(reloader) = reloader {
@@ -308,6 +328,7 @@ pub async fn run(cfg: AgentConfig, reloader: Option<Reloader>) -> anyhow::Result
             cfg.clone(),
             live.clone(),
             rescan_tx,
+            notifier.clone(),
         ));
     }
     tokio::select! {
@@ -316,6 +337,7 @@ pub async fn run(cfg: AgentConfig, reloader: Option<Reloader>) -> anyhow::Result
         }
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
+            notifier.notify("STOPPING=1");
             cluster.leave().await;
         }
         Some(res) = tasks.join_next() => {

@@ -29,7 +29,10 @@ pub async fn run(
     let (mut view_open, mut health_open) = (true, true);
     // Inputs of the last sync: nothing to do while they and the catalog stand still.
     let mut last: Option<(Arc<LocalView>, Statuses, u64, Instant)> = None;
+    // systemd's watchdog is fed only while this loop turns (at least every tick).
+    let heartbeat = crate::service_manager::Heartbeat::register("announcer");
     loop {
+        heartbeat.beat().await;
         tokio::select! {
             _ = tick.tick() => {}
             r = view.changed(), if view_open => view_open = r.is_ok(),

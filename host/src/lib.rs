@@ -25,4 +25,5 @@ pub mod memory;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;
+pub mod service_manager;
 pub mod shared_catalog;

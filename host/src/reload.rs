@@ -170,6 +170,7 @@ pub async fn on_sighup(
     mut running: AgentConfig,
     live: Arc<LivePlugins>,
     rescan: watch::Sender<u64>,
+    notifier: Arc<crate::service_manager::Notifier>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = match signal(SignalKind::hangup()) {
@@ -181,10 +182,13 @@ pub async fn on_sighup(
     };
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading the log level, static.json and plugins.toml");
+        // systemd shows the unit as reloading until READY=1 comes back.
+        notifier.notify("RELOADING=1");
         let new = match (reloader.load)() {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("reload refused, the running configuration stays: {e:#}");
+                notifier.notify("READY=1\nSTATUS=reload refused; running the previous configuration");
                 continue;
             }
         };
@@ -204,6 +208,7 @@ pub async fn on_sighup(
         for what in restart_only_changes(&running, &new) {
             tracing::warn!("{what} settings changed; they apply at the next restart");
         }
+        notifier.notify("READY=1");
     }
 }
 
@@ -246,7 +251,7 @@ async fn reload_plugins(live: &LivePlugins, new: &AgentConfig) -> bool {
 fn restart_only_changes(running: &AgentConfig, new: &AgentConfig) -> Vec<&'static str> {
     let d = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     let mut out = Vec::new();
-    let groups: [(&'static str, bool); 9] = [
+    let groups: [(&'static str, bool); 10] = [
         ("core (node, addresses, API)", d(&running.core, &new.core)),
         ("HTTP limits", d(&running.http, &new.http)),
         ("catalog", d(&running.catalog, &new.catalog)),
@@ -256,6 +261,7 @@ fn restart_only_changes(running: &AgentConfig, new: &AgentConfig) -> Vec<&'stati
         ("listeners", d(&running.listeners, &new.listeners)),
         ("proxy", d(&running.proxy, &new.proxy)),
         ("cluster", d(&running.cluster, &new.cluster)),
+        ("service manager", d(&running.service_manager, &new.service_manager)),
     ];
     for (name, changed) in groups {
         if changed {

@@ -1,6 +1,7 @@
 //! `sidecar members`: asks a running agent for its member list and prints it.
 
-use super::MembersArgs;
+use super::ClientArgs;
+use super::api_client::Api;
 use serde::Deserialize;
 use std::process::ExitCode;
 
@@ -28,52 +29,40 @@ struct Member {
     local: bool,
 }
 
-pub fn run(args: MembersArgs) -> anyhow::Result<ExitCode> {
-    let url = format!("http://{}/api/members.json", args.http_addr);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let body = runtime.block_on(async {
-        let resp = reqwest::Client::new()
-            .get(&url)
-            .timeout(std::time::Duration::from_secs(5))
-            .send()
-            .await?
-            .error_for_status()?;
-        resp.text().await
-    });
-    let body = body.map_err(|e| anyhow::anyhow!("cannot query {url}: {e}"))?;
-    let list: List = serde_json::from_str(&body)
-        .map_err(|e| anyhow::anyhow!("unexpected answer from {url}: {e}"))?;
+pub fn run(args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let list: List = Api::new(args)?.get("/api/members.json")?;
     print!("{}", render(&list));
     Ok(ExitCode::SUCCESS)
 }
 
+/// The member list as a table; this agent's own row is marked with `*`.
 fn render(list: &List) -> String {
-    let mut out = format!("cluster {}\n", list.cluster_name);
-    let w = list
+    let rows: Vec<Vec<String>> = list
         .members
         .iter()
-        .map(|m| m.name.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    out.push_str(&format!(
-        "{:<w$}  {:<22}  {:<8}  {:>11}  {:>13}\n",
-        "NAME", "ADDRESS", "STATE", "INCARNATION", "GENERATION"
-    ));
-    for m in &list.members {
-        let name = if m.local {
-            format!("{}*", m.name)
-        } else {
-            m.name.clone()
-        };
-        out.push_str(&format!(
-            "{:<w$}  {:<22}  {:<8}  {:>11}  {:>13}\n",
-            name, m.address, m.state, m.incarnation, m.generation
-        ));
-    }
-    out
+        .map(|m| {
+            vec![
+                if m.local {
+                    format!("{}*", m.name)
+                } else {
+                    m.name.clone()
+                },
+                m.address.clone(),
+                m.state.clone(),
+                m.incarnation.to_string(),
+                m.generation.to_string(),
+            ]
+        })
+        .collect();
+    format!(
+        "cluster {}\n{}",
+        list.cluster_name,
+        super::table::render(
+            &["NAME", "ADDRESS", "STATE", "INCARNATION", "GENERATION"],
+            &rows,
+            &[false, false, false, true, true],
+        )
+    )
 }
 
 #[cfg(test)]
@@ -81,13 +70,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_a_table_marking_ourselves() {
+    fn renders_an_aligned_table_marking_ourselves() {
         let list: List = serde_json::from_str(
-            r#"{"ClusterName":"default","Members":[{"Name":"n1","Address":"127.0.0.1:7946","State":"alive","Incarnation":0,"Generation":5,"Local":true},{"Name":"n2","Address":"127.0.0.2:7946","State":"dead","Incarnation":2,"Generation":6,"Local":false}]}"#,
+            r#"{"ClusterName":"default","Members":[{"Name":"n1","Address":"127.0.0.1:7946","State":"alive","Incarnation":0,"Generation":1765000000000,"Local":true},{"Name":"a-much-longer-node-name","Address":"[fd00::1234:5678:9abc]:7946","State":"suspect","Incarnation":12,"Generation":6,"Local":false}]}"#,
         )
         .expect("json");
         let t = render(&list);
-        assert!(t.contains("n1*"));
-        assert!(t.lines().nth(3).is_some_and(|l| l.contains("dead")));
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "cluster default");
+        assert!(lines[1].starts_with("NAME "));
+        assert!(lines[2].starts_with("n1* "));
+        // Every column starts at the header's offset on every row.
+        for col in ["ADDRESS", "STATE"] {
+            let at = lines[1].find(col).expect("column");
+            for l in &lines[2..] {
+                assert_ne!(l.as_bytes()[at], b' ', "{col} in {l:?}");
+                assert_eq!(l.as_bytes()[at - 1], b' ', "{col} in {l:?}");
+            }
+        }
+        // Numbers are right-aligned under their headers.
+        let end = lines[1].len();
+        assert!(lines[2].ends_with("1765000000000") && lines[2].len() == end);
+        assert!(lines[3].ends_with(" 6") && lines[3].len() == end);
     }
 }

@@ -26,10 +26,11 @@ pub fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
             PluginsCommand::List(file) => list(&file).await,
             PluginsCommand::Check {
                 file,
+                advertise_ip,
                 check_type,
                 args,
                 timeout,
-            } => check(&file, &check_type, args, timeout).await,
+            } => check(&file, advertise_ip, &check_type, args, timeout).await,
             PluginsCommand::Name {
                 file,
                 labels,
@@ -44,11 +45,9 @@ pub fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
     }))
 }
 
-async fn load(
-    file: &PluginsFileArg,
-    load_unused: bool,
-) -> anyhow::Result<(LoadedPlugins, Duration)> {
-    let mut setup = PluginsSetup::from_process(file.plugins.as_deref())?;
+/// Loads `setup`'s plugins; the load time for `list`'s footer.
+async fn load(setup: PluginsSetup, load_unused: bool) -> anyhow::Result<(LoadedPlugins, Duration)> {
+    let mut setup = setup;
     setup.options.load_unused = load_unused;
     let started = Instant::now();
     let loaded = Runtime::load(&setup.config, &setup.options).await?;
@@ -56,26 +55,20 @@ async fn load(
 }
 
 async fn list(file: &PluginsFileArg) -> anyhow::Result<ExitCode> {
-    let (loaded, elapsed) = load(file, true).await?;
-    let rows: Vec<[String; 7]> = loaded.describe().iter().map(row).collect();
-    let header = [
-        "NAME", "KIND", "WIT", "SOURCE", "GRANTS", "STATUS", "USED AS",
-    ]
-    .map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for r in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", cells.join("  ").trim_end());
-    }
+    // As the agent loads them: the enabled proxy drivers' emitters are in use.
+    let setup = PluginsSetup::as_agent_from_process(file.plugins.as_deref())?;
+    let (loaded, elapsed) = load(setup, true).await?;
+    let rows: Vec<Vec<String>> = loaded.describe().iter().map(row).collect();
+    print!(
+        "{}",
+        super::table::render(
+            &[
+                "NAME", "KIND", "WIT", "SOURCE", "GRANTS", "STATUS", "USED AS"
+            ],
+            &rows,
+            &[],
+        )
+    );
     eprintln!(
         "loaded {} plugins in {:.1} ms ({:?} allocator, compile cache {})",
         rows.len(),
@@ -89,7 +82,7 @@ async fn list(file: &PluginsFileArg) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn row(p: &PluginInfo) -> [String; 7] {
+fn row(p: &PluginInfo) -> Vec<String> {
     let source = match &p.source {
         PluginSource::Embedded => "embedded".to_string(),
         PluginSource::File(path) => path.display().to_string(),
@@ -106,7 +99,7 @@ fn row(p: &PluginInfo) -> [String; 7] {
         PluginStatus::Unused => "unused".to_string(),
         PluginStatus::Disabled(why) => format!("disabled: {why}"),
     };
-    [
+    vec![
         p.name.clone(),
         p.kind.to_string(),
         p.wit_version.clone(),
@@ -127,15 +120,21 @@ fn row(p: &PluginInfo) -> [String; 7] {
 
 async fn check(
     file: &PluginsFileArg,
+    advertise_ip: Option<String>,
     check_type: &str,
     args: String,
     timeout: Duration,
 ) -> anyhow::Result<ExitCode> {
-    let (loaded, _) = load(file, false).await?;
-    let host_ip = PluginsSetup::from_process(file.plugins.as_deref())?
+    // The agent's advertise IP (or `--advertise-ip`): `{{ host }}` in the arguments and
+    // the `{advertise_ip}` grant stand for it, so a check of this host passes the
+    // allow-list as it does in the agent.
+    let setup = PluginsSetup::from_process(file.plugins.as_deref(), advertise_ip)?;
+    let host_ip = setup
         .options
         .advertise_ip
+        .clone()
         .unwrap_or_else(|| "127.0.0.1".to_string());
+    let (loaded, _) = load(setup, false).await?;
     let service = Service {
         name: "sidecar-cli".into(),
         id: "cli".into(),
@@ -179,7 +178,11 @@ async fn name(
             .ok_or_else(|| anyhow::anyhow!("--label {l:?}: expected KEY=VALUE"))?;
         parsed.push((k.to_string(), v.to_string()));
     }
-    let (loaded, _) = load(file, false).await?;
+    let (loaded, _) = load(
+        PluginsSetup::from_process(file.plugins.as_deref(), None)?,
+        false,
+    )
+    .await?;
     let container = ContainerInfo {
         id: "0000000000000000".into(),
         name: if container_name.starts_with('/') {

@@ -5,7 +5,7 @@
 
 use super::env::{Env, EnvError};
 use crate::config::AgentArgs;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub struct CoreConfig {
     /// `SIDECAR_API_TOKEN`, or the first line of `SIDECAR_API_TOKEN_FILE`: the bearer
     /// token writes must carry. Without one, writes are accepted from loopback only.
     pub api_token: Option<String>,
+    /// How the advertise IP was detected (`None` when it was configured), for the log.
+    pub advertise_detected: Option<super::advertise::Detected>,
     /// `SIDECAR_API_AUTH_READS`: reads need the token too (Sidecar's clients then need
     /// it, so it is off by default).
     pub api_auth_reads: bool,
@@ -38,7 +40,8 @@ pub struct ApiTls {
 }
 
 impl CoreConfig {
-    fn api_token(env: &Env) -> Result<Option<String>, ConfigError> {
+    /// Also what the client commands send.
+    pub fn api_token(env: &Env) -> Result<Option<String>, ConfigError> {
         if let Some(t) = env.non_empty("SIDECAR_API_TOKEN", None) {
             return Ok(Some(t.trim().to_string()));
         }
@@ -76,28 +79,8 @@ impl CoreConfig {
             .clone()
             .or_else(|| env.string("SIDECAR_CLUSTER_NAME", Some("CLUSTER_NAME")))
             .unwrap_or_else(|| "default".to_string());
-        let advertise_ip = match args
-            .advertise_ip
-            .clone()
-            .or_else(|| env.non_empty("SIDECAR_ADVERTISE_IP", Some("ADVERTISE_IP")))
-        {
-            Some(ip) => ip.parse().map_err(|_| {
-                ConfigError::Invalid(format!("advertise IP {ip:?} is not an IP address"))
-            })?,
-            None => {
-                let excluded = env
-                    .list("SIDECAR_EXCLUDE_IPS", Some("EXCLUDE_IPS"))
-                    .unwrap_or_else(|| vec!["192.168.168.168".to_string()]);
-                let candidates = if_addrs::get_if_addrs()
-                    .map(|ifs| ifs.into_iter().map(|i| i.ip()).collect::<Vec<_>>())
-                    .unwrap_or_default();
-                pick_private_ip(&candidates, &excluded).ok_or_else(|| {
-                    ConfigError::Invalid(
-                        "Failed to find private IP address: set SIDECAR_ADVERTISE_IP or --advertise-ip".into(),
-                    )
-                })?
-            }
-        };
+        let (advertise_ip, advertise_detected) =
+            super::advertise::resolve(env, args.advertise_ip.clone())?;
         let http_addr_str = args
             .http_addr
             .clone()
@@ -115,6 +98,7 @@ impl CoreConfig {
             api_auth_reads: env.bool("SIDECAR_API_AUTH_READS", None)?.unwrap_or(false),
             api_tls: Self::api_tls(env)?,
             state_dir: state_dir(env),
+            advertise_detected,
         })
     }
 
@@ -159,44 +143,9 @@ pub fn system_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// Sidecar's published-IP rule: the first IPv4 address in 10/8, 172.16/12 or
-/// 192.168/16 that is not excluded.
-pub fn pick_private_ip(candidates: &[IpAddr], excluded: &[String]) -> Option<IpAddr> {
-    candidates.iter().copied().find(|ip| match ip {
-        IpAddr::V4(v4) => is_rfc1918(*v4) && !excluded.iter().any(|e| e == &v4.to_string()),
-        IpAddr::V6(_) => false,
-    })
-}
-
-fn is_rfc1918(ip: Ipv4Addr) -> bool {
-    let o = ip.octets();
-    o[0] == 10 || (o[0] == 172 && (16..=31).contains(&o[1])) || (o[0] == 192 && o[1] == 168)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn private_ip_detection_follows_sidecar() {
-        let ips: Vec<IpAddr> = [
-            "127.0.0.1",
-            "8.8.8.8",
-            "172.32.0.1",
-            "192.168.168.168",
-            "172.17.0.1",
-            "10.1.2.3",
-        ]
-        .iter()
-        .map(|s| s.parse().expect("ip"))
-        .collect();
-        let excluded = vec!["192.168.168.168".to_string()];
-        assert_eq!(
-            pick_private_ip(&ips, &excluded),
-            Some("172.17.0.1".parse().expect("ip"))
-        );
-        assert_eq!(pick_private_ip(&ips[..4], &excluded), None);
-    }
 
     #[test]
     fn flags_override_environment() {

@@ -1,38 +1,31 @@
 //! The daemon's flags (`sidecar agent`). Each overrides its environment variable when
-//! given; [`super::agent`] and [`super::cluster`] merge the two.
+//! given; [`super::agent`] and [`super::cluster`] merge the two. Each flag's text and
+//! default come from the table in [`super::settings`], and clap shows its variable.
 
+use super::settings::flag_help;
 use clap::Args;
 use std::path::PathBuf;
 
 /// Flags of the daemon. Each overrides its environment variable when given.
 #[derive(Debug, Clone, Default, Args)]
 pub struct AgentArgs {
-    /// Seed to join (repeatable; replaces SIDECAR_SEEDS). `host` or `host:port`.
-    #[arg(short = 'c', long = "cluster-ip")]
+    #[arg(short = 'c', long = "cluster-ip", env = "SIDECAR_SEEDS", help = flag_help("SIDECAR_SEEDS"))]
     pub cluster_ip: Vec<String>,
-    /// Cluster name (SIDECAR_CLUSTER_NAME, default `default`).
-    #[arg(short = 'n', long = "cluster-name")]
+    #[arg(short = 'n', long = "cluster-name", env = "SIDECAR_CLUSTER_NAME", help = flag_help("SIDECAR_CLUSTER_NAME"))]
     pub cluster_name: Option<String>,
-    /// IP advertised to peers and put on discovered ports (SIDECAR_ADVERTISE_IP).
-    #[arg(short = 'a', long = "advertise-ip")]
+    #[arg(short = 'a', long = "advertise-ip", env = "SIDECAR_ADVERTISE_IP", help = flag_help("SIDECAR_ADVERTISE_IP"))]
     pub advertise_ip: Option<String>,
-    /// Discovery method (repeatable; replaces SIDECAR_DISCOVERY): docker, static.
-    #[arg(short = 'd', long = "discover")]
+    #[arg(short = 'd', long = "discover", env = "SIDECAR_DISCOVERY", help = flag_help("SIDECAR_DISCOVERY"))]
     pub discover: Vec<String>,
-    /// Log level: debug, info, warn, error (SIDECAR_LOGGING_LEVEL).
-    #[arg(short = 'l', long = "logging-level")]
+    #[arg(short = 'l', long = "logging-level", env = "SIDECAR_LOGGING_LEVEL", help = flag_help("SIDECAR_LOGGING_LEVEL"))]
     pub logging_level: Option<String>,
-    /// Member name (SIDECAR_NODE_NAME, default: the host name).
-    #[arg(long = "node-name")]
+    #[arg(long = "node-name", env = "SIDECAR_NODE_NAME", help = flag_help("SIDECAR_NODE_NAME"))]
     pub node_name: Option<String>,
-    /// Address the gossip sockets bind to (SIDECAR_BIND_IP, default 0.0.0.0).
-    #[arg(long = "bind-ip")]
+    #[arg(long = "bind-ip", env = "SIDECAR_BIND_IP", help = flag_help("SIDECAR_BIND_IP"))]
     pub bind_ip: Option<String>,
-    /// Address of the HTTP API (SIDECAR_HTTP_ADDR, default 0.0.0.0:7777).
-    #[arg(long = "http-addr")]
+    #[arg(long = "http-addr", env = "SIDECAR_HTTP_ADDR", help = flag_help("SIDECAR_HTTP_ADDR"))]
     pub http_addr: Option<String>,
-    /// plugins.toml (SIDECAR_PLUGINS_FILE); without one the embedded defaults apply.
-    #[arg(long = "plugins")]
+    #[arg(long = "plugins", env = "SIDECAR_PLUGINS_FILE", help = flag_help("SIDECAR_PLUGINS_FILE"))]
     pub plugins: Option<PathBuf>,
     #[command(flatten)]
     pub cluster: super::ClusterArgs,

@@ -7,6 +7,7 @@
 use crate::config::AgentArgs;
 use crate::config::agent::{ConfigError, CoreConfig};
 use crate::config::env::{Env, split_list};
+use crate::config::settings::flag_help;
 use sidecar_cluster::crypto::{KeyError, Keyring};
 use sidecar_cluster::swim::SwimConfig;
 use std::net::{IpAddr, SocketAddr};
@@ -16,24 +17,18 @@ use std::time::Duration;
 /// Flags of the cluster group that Sidecar did not have.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ClusterArgs {
-    /// Gossip port, UDP and TCP, also advertised (SIDECAR_BIND_PORT, default 7946).
-    #[arg(long = "bind-port")]
+    #[arg(long = "bind-port", env = "SIDECAR_BIND_PORT", help = flag_help("SIDECAR_BIND_PORT"))]
     pub bind_port: Option<u16>,
-    /// File of base64 AES-256 keys, one per line, primary first
-    /// (SIDECAR_ENCRYPTION_KEYS_FILE; or the keys inline in SIDECAR_ENCRYPTION_KEYS).
-    #[arg(long = "encryption-keys-file")]
+    #[arg(long = "encryption-keys-file", env = "SIDECAR_ENCRYPTION_KEYS_FILE", help = flag_help("SIDECAR_ENCRYPTION_KEYS_FILE"))]
     pub encryption_keys_file: Option<PathBuf>,
-    /// Gossip without keys on a non-loopback address: anyone who can reach the gossip
-    /// port can inject routes into every proxy (SIDECAR_GOSSIP_INSECURE).
-    #[arg(long = "gossip-insecure")]
+    /// A Go boolean in the variable, as everywhere else.
+    #[arg(long = "gossip-insecure", env = "SIDECAR_GOSSIP_INSECURE", help = flag_help("SIDECAR_GOSSIP_INSECURE"),
+          action = clap::ArgAction::SetTrue, value_parser = crate::config::env::parse_go_bool)]
     pub gossip_insecure: bool,
-    /// Keep retrying the seeds when none can be joined at start-up, instead of exiting
-    /// as Sidecar does (SIDECAR_JOIN_RETRY).
-    #[arg(long = "join-retry")]
+    #[arg(long = "join-retry", env = "SIDECAR_JOIN_RETRY", help = flag_help("SIDECAR_JOIN_RETRY"),
+          action = clap::ArgAction::SetTrue, value_parser = crate::config::env::parse_go_bool)]
     pub join_retry: bool,
-    /// Gossip wire: `native` (ours, default) or `memberlist` (the Go Sidecar's, to join
-    /// or migrate a running Go cluster; unauthenticated) (SIDECAR_GOSSIP_WIRE).
-    #[arg(long = "gossip-wire")]
+    #[arg(long = "gossip-wire", env = "SIDECAR_GOSSIP_WIRE", help = flag_help("SIDECAR_GOSSIP_WIRE"))]
     pub gossip_wire: Option<String>,
 }
 

@@ -1,9 +1,11 @@
 //! Configuration: the one place that reads the process environment, the command line
 //! and plugins.toml. Everything else receives typed configuration from here.
 
+pub mod advertise;
 pub mod agent;
 pub mod args;
 pub mod catalog;
+pub mod client;
 pub mod cluster;
 pub mod discovery;
 pub mod env;
@@ -13,6 +15,8 @@ pub mod listeners;
 pub mod log;
 pub mod plugins;
 pub mod proxy;
+pub mod service_manager;
+pub mod settings;
 
 pub use args::AgentArgs;
 pub use catalog::CatalogConfig;
@@ -46,6 +50,8 @@ pub struct AgentConfig {
     pub proxy: ProxyConfig,
     pub cluster: ClusterConfig,
     pub plugins: PluginsSetup,
+    /// systemd's readiness socket and watchdog.
+    pub service_manager: service_manager::ServiceManagerConfig,
 }
 
 impl AgentConfig {
@@ -69,10 +75,7 @@ impl AgentConfig {
             Some(core.advertise_ip.to_string()),
             core.node_name.clone(),
         )?;
-        // The proxy drivers' emitters are plugins too: one load serves both.
-        for (name, settings) in proxy.emitters()? {
-            plugins.config.require_emitter(&name, settings);
-        }
+        plugins.require_emitters(&proxy)?;
         let cluster = ClusterConfig::load(env, args, &core)?;
         let mut catalog = CatalogConfig::load(env)?;
         if cluster.wire == cluster::GossipWire::Memberlist {
@@ -92,6 +95,58 @@ impl AgentConfig {
             proxy,
             plugins,
             core,
+            service_manager: service_manager::ServiceManagerConfig::load(env)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use settings::{DefaultIs, SETTINGS};
+
+    /// What the settings decide, as text (everything but plugins.toml's config, whose
+    /// maps have no fixed order).
+    fn fingerprint(env: &Env) -> String {
+        let cfg = AgentConfig::load(env, &AgentArgs::default()).expect("valid");
+        let mut core = cfg.core.clone();
+        core.advertise_detected = None;
+        format!(
+            "{core:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
+            cfg.http,
+            cfg.log,
+            cfg.catalog,
+            cfg.discovery,
+            cfg.docker,
+            cfg.health,
+            cfg.listeners,
+            cfg.proxy,
+            cfg.cluster,
+            cfg.plugins.options,
+            cfg.service_manager,
+        )
+    }
+
+    /// Each default in the reference is the one the code uses: giving it explicitly
+    /// changes nothing.
+    #[test]
+    fn the_documented_defaults_are_the_defaults() {
+        let base = [
+            ("SIDECAR_ADVERTISE_IP", "127.0.0.1"),
+            ("SIDECAR_NODE_NAME", "n1"),
+        ];
+        let reference = fingerprint(&Env::from_pairs(base));
+        for s in SETTINGS {
+            let DefaultIs::Value(v) = s.default else {
+                continue;
+            };
+            let env = Env::from_pairs(base.iter().copied().chain([(s.name, v)]));
+            assert_eq!(
+                fingerprint(&env),
+                reference,
+                "{}={v:?} is documented as the default but changes the configuration",
+                s.name
+            );
+        }
     }
 }

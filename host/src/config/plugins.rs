@@ -42,14 +42,37 @@ impl PluginsSetup {
 
 impl PluginsSetup {
     /// What `sidecar plugins ...` uses: the daemon's settings from the process
-    /// environment (`SIDECAR_ADVERTISE_IP`, `SIDECAR_NODE_NAME`, ...).
-    pub fn from_process(file: Option<&Path>) -> Result<Self, PluginsConfigError> {
+    /// environment (`SIDECAR_NODE_NAME`, ...). The advertise IP (which `{{ host }}` and
+    /// `{advertise_ip}` grants stand for) is `advertise_ip`, else the daemon's: configured
+    /// or detected the same way.
+    pub fn from_process(file: Option<&Path>, advertise_ip: Option<String>) -> anyhow::Result<Self> {
         let env = Env::from_process();
         let hostname = env
             .non_empty("SIDECAR_NODE_NAME", None)
             .unwrap_or_else(super::agent::system_hostname);
-        let advertise_ip = env.non_empty("SIDECAR_ADVERTISE_IP", None);
-        PluginsSetup::load(&env, file, advertise_ip, hostname)
+        let advertise_ip = match super::advertise::resolve(&env, advertise_ip.clone()) {
+            Ok((ip, _)) => Some(ip.to_string()),
+            // Nothing configured and nothing detected: checks get 127.0.0.1.
+            Err(_) if advertise_ip.is_none() => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(PluginsSetup::load(&env, file, advertise_ip, hostname)?)
+    }
+
+    /// What `sidecar plugins list` shows: the plugins as the agent loads them, the
+    /// emitters of the proxy drivers the environment enables included.
+    pub fn as_agent_from_process(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut setup = PluginsSetup::from_process(file, None)?;
+        setup.require_emitters(&crate::proxy::ProxyConfig::load(&Env::from_process())?)?;
+        Ok(setup)
+    }
+
+    /// The proxy drivers' emitters are plugins too: one load serves both.
+    pub fn require_emitters(&mut self, proxy: &crate::proxy::ProxyConfig) -> anyhow::Result<()> {
+        for (name, settings) in proxy.emitters()? {
+            self.config.require_emitter(&name, settings);
+        }
+        Ok(())
     }
 }
 

@@ -446,7 +446,10 @@ impl Driver {
         let mut refresh = tokio::time::interval(Duration::from_secs(1));
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut leaving: Option<(oneshot::Sender<()>, tokio::time::Instant)> = None;
+        // systemd's watchdog is fed only while this loop turns (at least every 500 ms).
+        let heartbeat = crate::service_manager::Heartbeat::register("gossip");
         loop {
+            heartbeat.beat().await;
             let deadline = self
                 .core
                 .next_deadline()
