@@ -1,8 +1,9 @@
 //! Command line: `sidecar agent` (the daemon; also what a bare `sidecar` runs, as in
 //! Sidecar), `sidecar plugins ...` for plugin authors, `sidecar members`, `sidecar
-//! keygen`.
+//! keygen`, `sidecar dns lookup`.
 
 mod agent;
+mod dns;
 mod envoy_bootstrap;
 mod members;
 mod plugins;
@@ -40,6 +41,30 @@ pub enum Command {
     EnvoyBootstrap(EnvoyBootstrapArgs),
     /// Print a fresh gossip encryption key (base64, 32 bytes) for SIDECAR_ENCRYPTION_KEYS.
     Keygen,
+    /// Query the DNS interface.
+    #[command(subcommand)]
+    Dns(DnsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// Look a name up (over UDP, then TCP when truncated) and print the answer.
+    Lookup(DnsLookupArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DnsLookupArgs {
+    /// The name, e.g. web.service.sidecar.local.
+    pub name: String,
+    /// Record type: A, AAAA, SRV, TXT, SOA, NS, ANY ...
+    #[arg(default_value = "A")]
+    pub rtype: String,
+    /// The DNS server, ip:port (default: SIDECAR_DNS_ADDR, else 127.0.0.1:8600).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Ask over TCP.
+    #[arg(long)]
+    pub tcp: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -112,6 +137,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Plugins(cmd)) => plugins::run(cmd),
         Some(Command::Members(args)) => members::run(args),
         Some(Command::EnvoyBootstrap(args)) => envoy_bootstrap::run(args),
+        Some(Command::Dns(DnsCommand::Lookup(args))) => dns::run(args),
         Some(Command::Keygen) => {
             let key = sidecar_cluster::crypto::Keyring::generate_base64()
                 .map_err(|e| anyhow::anyhow!("cannot read the system's random generator: {e}"))?;

@@ -6,6 +6,7 @@ pub mod args;
 pub mod catalog;
 pub mod cluster;
 pub mod discovery;
+pub mod dns;
 pub mod env;
 pub mod health;
 pub mod http;
@@ -25,6 +26,7 @@ pub use sidecar_plugin_host::{NamerVars, PluginsConfig, PluginsConfigError};
 use crate::api::HttpLimits;
 use crate::discovery::DiscoveryConfig;
 use crate::discovery::docker::DockerConfig;
+use crate::dns::DnsConfig;
 use crate::health::HealthConfig;
 use crate::listeners::ListenersConfig;
 use crate::proxy::ProxyConfig;
@@ -46,6 +48,8 @@ pub struct AgentConfig {
     pub proxy: ProxyConfig,
     pub cluster: ClusterConfig,
     pub plugins: PluginsSetup,
+    /// The DNS interface.
+    pub dns: DnsConfig,
 }
 
 impl AgentConfig {
@@ -76,6 +80,7 @@ impl AgentConfig {
             health: HealthConfig::load(env)?,
             listeners: ListenersConfig::load(env),
             cluster: ClusterConfig::load(env, args, &core)?,
+            dns: DnsConfig::load(env)?,
             proxy,
             plugins,
             core,
