@@ -317,6 +317,13 @@ fn negative_answers_truncation_and_bad_queries() {
                 rng as u8
             })
             .collect();
+        // Every other one with a plausible header (a query, one question), so that the
+        // garbage reaches the parser.
+        let mut pkt = pkt;
+        if i % 2 == 0 {
+            pkt[2] &= 0x07;
+            pkt[4..6].copy_from_slice(&[0, 1]);
+        }
         let _ = sock.send_to(&pkt, d.addr());
     }
     for pkt in [&[][..], &[0u8; 5][..]] {
@@ -340,6 +347,10 @@ fn negative_answers_truncation_and_bad_queries() {
         ) >= 1.0
     );
     assert!(metric(&d.agent, "sidecar_dns_bad_queries_total{reason=\"class\"}") >= 1.0);
+    for reason in ["opcode", "not_a_query"] {
+        let line = format!("sidecar_dns_bad_queries_total{{reason=\"{reason}\"}}");
+        assert!(metric(&d.agent, &line) > 0.0, "{reason}");
+    }
     assert!(metric(&d.agent, "sidecar_dns_truncated_total") >= 2.0);
     assert!(
         metric(

@@ -614,7 +614,12 @@ mod tests {
     #[test]
     fn case_is_ignored_and_echoed() {
         let idx = index(1);
-        let q = query("WEB.Service.SIDECAR.local.", RecordType::A, None);
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("WEB.Service.SIDECAR.local.").expect("name"),
+            RecordType::A,
+        ));
+        let q = m.to_vec().expect("encode");
         let (_, m) = ask(&idx, &q, Transport::Udp, 0);
         assert_eq!(m.answers.len(), 1);
         assert_eq!(
@@ -782,7 +787,8 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(r.response_code, ResponseCode::BADVERS);
+        // 16 is both BADVERS and BADSIG; hickory names it the latter.
+        assert_eq!(u16::from(r.response_code), 16);
     }
 
     #[test]
