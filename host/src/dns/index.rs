@@ -17,8 +17,9 @@
 
 use sidecar_catalog::{PortKind, ServicesState, Status};
 use sidecar_cluster::MemberList;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 /// Record types we hold (wire codes).
@@ -109,14 +110,25 @@ impl Node {
     }
 }
 
-/// The immutable answer index of one catalog generation.
+type NodeMap = HashMap<Box<[u8]>, Node, Xxh3DefaultBuilder>;
+
+/// More changed service names than this since the last full build: build in full
+/// rather than overlay.
+const MAX_OVERLAY_NAMES: usize = 64;
+
+/// The immutable answer index of one catalog generation: the nodes of the last full
+/// build, and an overlay with the nodes of the service names that changed since (a full
+/// build of 10,000 services takes long enough that a drain would wait for it; the
+/// overlay is built in well under a millisecond and the next full build absorbs it).
 #[derive(Debug)]
 pub struct Index {
     /// The domain in wire form, lowercase (`\x07sidecar\x05local\x00`).
     pub apex: Vec<u8>,
     pub apex_labels: usize,
     /// Relative name (wire labels, lowercase, no root) -> node. The apex is the empty key.
-    nodes: HashMap<Box<[u8]>, Node, Xxh3DefaultBuilder>,
+    nodes: Arc<NodeMap>,
+    /// Nodes that replace `nodes`' (an empty node hides a name that went away).
+    overlay: NodeMap,
     /// The apex SOA without its owner, for the authority section of negative answers.
     pub soa: Vec<u8>,
     /// Catalog generation (the SOA serial).
@@ -149,19 +161,129 @@ impl Index {
         b.finish()
     }
 
+    /// This index, built from `base_state`, brought up to `state` (same members): the
+    /// service names whose ALIVE instances differ are rebuilt into the overlay. `None`
+    /// when too many changed for that to pay.
+    pub fn with_changes(
+        &self,
+        cfg: &IndexConfig,
+        base_state: &ServicesState,
+        generation: u64,
+        state: &ServicesState,
+    ) -> Option<Index> {
+        let changed = changed_names(base_state, state)?;
+        let of = |svc: &&sidecar_catalog::Service| {
+            svc.status == Status::Alive && changed.iter().any(|c| c.eq_ignore_ascii_case(&svc.name))
+        };
+        let mut now = Builder::new(cfg, generation);
+        state.services().filter(of).for_each(|s| now.service(s));
+        let mut before = Builder::new(cfg, self.generation);
+        base_state
+            .services()
+            .filter(of)
+            .for_each(|s| before.service(s));
+        let soa = now.soa.clone();
+        let now = now.nodes;
+        let mut overlay = NodeMap::default();
+        for (key, node) in now {
+            // An empty ancestor must not hide what other names put there.
+            if !node.is_empty() || !self.nodes.contains_key(&key) {
+                overlay.insert(key, node);
+            }
+        }
+        for (key, node) in before.nodes {
+            if !node.is_empty() && !overlay.contains_key(&key) {
+                // Gone: NODATA rather than NXDOMAIN, as it may still be an ancestor of
+                // another name until the next full build.
+                overlay.insert(key, Node::default());
+            }
+        }
+        Some(Index {
+            apex: self.apex.clone(),
+            apex_labels: self.apex_labels,
+            nodes: self.nodes.clone(),
+            overlay,
+            soa,
+            generation,
+            skipped: self.skipped,
+        })
+    }
+
     pub fn get(&self, key: &[u8]) -> Option<&Node> {
+        if !self.overlay.is_empty()
+            && let Some(n) = self.overlay.get(key)
+        {
+            return Some(n);
+        }
         self.nodes.get(key)
     }
 
-    /// Names held (empty non-terminals included).
+    /// Names held by the full build (empty non-terminals included).
     pub fn names(&self) -> usize {
         self.nodes.len()
     }
+
+    /// Names in the overlay.
+    pub fn overlay_names(&self) -> usize {
+        self.overlay.len()
+    }
+}
+
+/// The (lowercase) service names whose ALIVE instances differ between two states, or
+/// `None` past [`MAX_OVERLAY_NAMES`]. Only what DNS shows counts (status ALIVE or not,
+/// name, ports), not timestamps.
+fn changed_names(a: &ServicesState, b: &ServicesState) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let mut note = |name: &str| {
+        if !out.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            out.push(name.to_ascii_lowercase());
+        }
+        out.len() <= MAX_OVERLAY_NAMES
+    };
+    let alive = |s: &sidecar_catalog::Service| s.status == Status::Alive;
+    let empty = BTreeMap::new();
+    let hosts: std::collections::BTreeSet<&String> =
+        a.servers.keys().chain(b.servers.keys()).collect();
+    for host in hosts {
+        let sa = a.servers.get(host).map(|s| &s.services).unwrap_or(&empty);
+        let sb = b.servers.get(host).map(|s| &s.services).unwrap_or(&empty);
+        for (id, x) in sa {
+            match sb.get(id) {
+                Some(y)
+                    if alive(x) == alive(y)
+                        && (!alive(x) || (x.name == y.name && x.ports == y.ports)) => {}
+                Some(y) => {
+                    if alive(x) && !note(&x.name) {
+                        return None;
+                    }
+                    if alive(y) && !note(&y.name) {
+                        return None;
+                    }
+                }
+                None => {
+                    if alive(x) && !note(&x.name) {
+                        return None;
+                    }
+                }
+            }
+        }
+        for (id, y) in sb {
+            if !sa.contains_key(id) && alive(y) && !note(&y.name) {
+                return None;
+            }
+        }
+    }
+    Some(out)
 }
 
 struct Builder<'c> {
     cfg: &'c IndexConfig,
-    index: Index,
+    apex: Vec<u8>,
+    apex_labels: usize,
+    generation: u64,
+    nodes: NodeMap,
+    soa: Vec<u8>,
+    skipped: usize,
     /// Records already at a node (addresses, texts, glue): each goes in once.
     seen: HashSet<Box<[u8]>, Xxh3DefaultBuilder>,
 }
@@ -172,14 +294,12 @@ impl<'c> Builder<'c> {
         let apex_labels = cfg.domain.split('.').filter(|l| !l.is_empty()).count();
         let mut b = Builder {
             cfg,
-            index: Index {
-                apex: apex.clone(),
-                apex_labels,
-                nodes: HashMap::default(),
-                soa: Vec::new(),
-                generation,
-                skipped: 0,
-            },
+            apex: apex.clone(),
+            apex_labels,
+            generation,
+            nodes: NodeMap::default(),
+            soa: Vec::new(),
+            skipped: 0,
             seen: HashSet::default(),
         };
         let ns = name_wire("ns", &apex).unwrap_or_default();
@@ -198,7 +318,7 @@ impl<'c> Builder<'c> {
         }
         let soa_rr = rr(T_SOA, cfg.ttl, &soa);
         b.node(Vec::new()).set_mut(T_SOA).push(&soa_rr);
-        b.index.soa = soa_rr;
+        b.soa = soa_rr;
         let ns_rr = rr(T_NS, cfg.ttl, &ns);
         b.node(Vec::new()).set_mut(T_NS).push(&ns_rr);
         if let Some(ip) = cfg.advertise_ip {
@@ -208,13 +328,21 @@ impl<'c> Builder<'c> {
     }
 
     fn finish(mut self) -> Index {
-        for node in self.index.nodes.values_mut() {
+        for node in self.nodes.values_mut() {
             for (_, set) in &mut node.sets {
                 set.shrink();
             }
             node.glue.shrink();
         }
-        self.index
+        Index {
+            apex: self.apex,
+            apex_labels: self.apex_labels,
+            nodes: Arc::new(self.nodes),
+            overlay: NodeMap::default(),
+            soa: self.soa,
+            generation: self.generation,
+            skipped: self.skipped,
+        }
     }
 
     /// True the first time `data` of `kind` is added at `key`.
@@ -229,21 +357,20 @@ impl<'c> Builder<'c> {
 
     /// The node at a relative key, created with its empty ancestors.
     fn node(&mut self, key: Vec<u8>) -> &mut Node {
-        if !self.index.nodes.contains_key(key.as_slice()) {
+        if !self.nodes.contains_key(key.as_slice()) {
             // Ancestors: drop labels from the front until the apex.
             let mut at = 0;
             while at < key.len() {
                 at += 1 + key[at] as usize;
                 let parent = &key[at.min(key.len())..];
-                if self.index.nodes.contains_key(parent) {
+                if self.nodes.contains_key(parent) {
                     break;
                 }
-                self.index
-                    .nodes
+                self.nodes
                     .insert(parent.to_vec().into_boxed_slice(), Node::default());
             }
         }
-        self.index.nodes.entry(key.into_boxed_slice()).or_default()
+        self.nodes.entry(key.into_boxed_slice()).or_default()
     }
 
     /// The relative key of `name` (dot-separated, under the domain), if it is a valid
@@ -251,9 +378,9 @@ impl<'c> Builder<'c> {
     fn key(&mut self, name: &str) -> Option<Vec<u8>> {
         let key = relative_wire(name);
         match key {
-            Some(k) if k.len() + self.index.apex.len() <= 255 => Some(k),
+            Some(k) if k.len() + self.apex.len() <= 255 => Some(k),
             _ => {
-                self.index.skipped += 1;
+                self.skipped += 1;
                 None
             }
         }
@@ -274,18 +401,18 @@ impl<'c> Builder<'c> {
     /// address as glue.
     fn srv(&mut self, name: &str, prio_weight: (u16, u16), port: u16, target: &[u8], ip: IpAddr) {
         let Some(key) = self.key(name) else { return };
-        let mut data = Vec::with_capacity(6 + target.len() + self.index.apex.len());
+        let mut data = Vec::with_capacity(6 + target.len() + self.apex.len());
         data.extend_from_slice(&prio_weight.0.to_be_bytes());
         data.extend_from_slice(&prio_weight.1.to_be_bytes());
         data.extend_from_slice(&port.to_be_bytes());
         data.extend_from_slice(target);
-        data.extend_from_slice(&self.index.apex);
+        data.extend_from_slice(&self.apex);
         let srv = rr(T_SRV, self.cfg.ttl, &data);
         // The target's address record, owner included.
         let (rtype, addr) = address_rdata(ip);
-        let mut glue = Vec::with_capacity(target.len() + self.index.apex.len() + 10 + addr.len());
+        let mut glue = Vec::with_capacity(target.len() + self.apex.len() + 10 + addr.len());
         glue.extend_from_slice(target);
-        glue.extend_from_slice(&self.index.apex);
+        glue.extend_from_slice(&self.apex);
         glue.extend_from_slice(&rr(rtype, self.cfg.ttl, &addr));
         let glue_new = self.first_time(&key, 0, &glue);
         let node = self.node(key);
@@ -463,6 +590,66 @@ mod tests {
             assert!(idx.get(&key(name)).is_some_and(Node::is_empty), "{name}");
         }
         assert!(idx.get(&[]).and_then(|n| n.set(T_SOA)).is_some());
+    }
+
+    #[test]
+    fn an_overlay_follows_changes_until_the_next_full_build() {
+        let before = state(vec![
+            svc("abc", "web", "10.0.0.1", Status::Alive),
+            svc("def", "web", "10.0.0.2", Status::Alive),
+            svc("ghi", "db", "10.0.0.3", Status::Alive),
+        ]);
+        let base = Index::build(&cfg(), 1, &before, &MemberList::default());
+        let after = state(vec![
+            svc("abc", "web", "10.0.0.1", Status::Draining),
+            svc("def", "web", "10.0.0.2", Status::Alive),
+            svc("jkl", "cache", "10.0.0.4", Status::Alive),
+        ]);
+        let idx = base
+            .with_changes(&cfg(), &before, 2, &after)
+            .expect("few changes");
+        let a_of = |name: &str| {
+            idx.get(&key(name))
+                .and_then(|n| n.set(T_A))
+                .map_or(0, RrSet::len)
+        };
+        assert_eq!(a_of("web.service"), 1, "the drained instance is gone");
+        assert_eq!(a_of("cache.service"), 1, "a new service is there");
+        assert_eq!(a_of("db.service"), 0, "a removed service is gone");
+        assert!(idx.get(&key("db.service")).is_some_and(Node::is_empty));
+        assert!(
+            idx.get(&key("8080.tcp.web.abc.a"))
+                .is_some_and(Node::is_empty)
+        );
+        assert_eq!(a_of("8080.tcp.web.def.a"), 1);
+        // Untouched ancestors keep what the full build put there.
+        assert!(idx.get(&key("a")).is_some());
+        // A full build of the new state agrees on every name the overlay answers.
+        let full = Index::build(&cfg(), 2, &after, &MemberList::default());
+        for name in [
+            "web.service",
+            "cache.service",
+            "_8080._web._tcp",
+            "8080.tcp.web.def.a",
+        ] {
+            let count = |i: &Index| i.get(&key(name)).map(|n| n.sets.len());
+            assert_eq!(count(&idx), count(&full), "{name}");
+        }
+        // Many changed names: a full build instead.
+        let many: Vec<Service> = (0..100)
+            .map(|i| {
+                svc(
+                    &format!("s{i}"),
+                    &format!("n{i}"),
+                    "10.0.0.9",
+                    Status::Alive,
+                )
+            })
+            .collect();
+        assert!(
+            base.with_changes(&cfg(), &before, 3, &state(many))
+                .is_none()
+        );
     }
 
     #[test]

@@ -43,7 +43,8 @@ pub struct DnsMetrics {
     index_names: Gauge,
     index_skipped: Gauge,
     index_builds: Counter,
-    index_build_micros: Gauge,
+    overlay_names: Gauge,
+    publish_micros: Gauge,
 }
 
 impl Default for DnsMetrics {
@@ -84,7 +85,8 @@ impl Default for DnsMetrics {
             index_names: Gauge::default(),
             index_skipped: Gauge::default(),
             index_builds: Counter::default(),
-            index_build_micros: Gauge::default(),
+            overlay_names: Gauge::default(),
+            publish_micros: Gauge::default(),
         }
     }
 }
@@ -138,13 +140,18 @@ impl DnsMetrics {
         );
         registry.register(
             "sidecar_dns_index_builds",
-            "DNS answer index rebuilds (one per catalog or member-list change, coalesced)",
+            "Full DNS answer index rebuilds (in the background after catalog or member-list changes, coalesced)",
             self.index_builds.clone(),
         );
         registry.register(
-            "sidecar_dns_index_build_microseconds",
-            "Duration of the last DNS answer index rebuild",
-            self.index_build_micros.clone(),
+            "sidecar_dns_index_overlay_names",
+            "Names answered from the changes since the last full rebuild",
+            self.overlay_names.clone(),
+        );
+        registry.register(
+            "sidecar_dns_index_publish_microseconds",
+            "Time from a catalog snapshot to its answers being served (the overlay of the changes since the last full rebuild)",
+            self.publish_micros.clone(),
         );
     }
 
@@ -160,11 +167,17 @@ impl DnsMetrics {
         self.by_reason[bad.index()].inc();
     }
 
-    pub fn indexed(&self, index: &Index, took: Duration) {
+    /// A full build finished.
+    pub fn indexed(&self, index: &Index) {
         self.index_builds.inc();
         self.index_names.set(index.names() as i64);
         self.index_skipped.set(index.skipped as i64);
-        self.index_build_micros
+    }
+
+    /// An index was published (a full build, or one with an overlay made in `took`).
+    pub fn overlaid(&self, index: &Index, took: Duration) {
+        self.overlay_names.set(index.overlay_names() as i64);
+        self.publish_micros
             .set(i64::try_from(took.as_micros()).unwrap_or(i64::MAX));
     }
 }
