@@ -114,7 +114,7 @@ type NodeMap = HashMap<Box<[u8]>, Node, Xxh3DefaultBuilder>;
 
 /// More changed service names than this since the last full build: build in full
 /// rather than overlay.
-const MAX_OVERLAY_NAMES: usize = 64;
+const MAX_OVERLAY_NAMES: usize = 512;
 
 /// The immutable answer index of one catalog generation: the nodes of the last full
 /// build, and an overlay with the nodes of the service names that changed since (a full
@@ -171,16 +171,23 @@ impl Index {
         generation: u64,
         state: &ServicesState,
     ) -> Option<Index> {
-        let changed = changed_names(base_state, state)?;
-        let of = |svc: &&sidecar_catalog::Service| {
-            svc.status == Status::Alive && changed.iter().any(|c| c.eq_ignore_ascii_case(&svc.name))
+        let changed: HashSet<String, Xxh3DefaultBuilder> =
+            changed_names(base_state, state)?.into_iter().collect();
+        let mut lower = String::new();
+        let mut of = |svc: &&sidecar_catalog::Service| {
+            lower.clear();
+            lower.extend(svc.name.chars().map(|c| c.to_ascii_lowercase()));
+            svc.status == Status::Alive && changed.contains(&lower)
         };
         let mut now = Builder::new(cfg, generation);
-        state.services().filter(of).for_each(|s| now.service(s));
+        state
+            .services()
+            .filter(&mut of)
+            .for_each(|s| now.service(s));
         let mut before = Builder::new(cfg, self.generation);
         base_state
             .services()
-            .filter(of)
+            .filter(&mut of)
             .for_each(|s| before.service(s));
         let soa = now.soa.clone();
         let now = now.nodes;

@@ -123,6 +123,17 @@ pub async fn start(
     Ok(Some(DnsHandle { addr: bound }))
 }
 
+/// How often at most a full index build starts while the catalog keeps changing.
+const FULL_BUILD_EVERY: Duration = Duration::from_secs(2);
+
+/// Drops an index that was replaced off the async threads: freeing the last reference
+/// to a full build of 10,000 services takes milliseconds.
+pub fn retire(index: Arc<Index>) {
+    if Arc::strong_count(&index) == 1 && index.names() > 1024 {
+        tokio::task::spawn_blocking(move || drop(index));
+    }
+}
+
 /// Keeps the published index up to date with the catalog and the member list.
 ///
 /// A full build runs off the async threads whenever the catalog has moved on from the
@@ -146,6 +157,10 @@ pub async fn run_indexer(
     // The member list changed since the last full build was started.
     let mut members_dirty = true;
     let mut published_generation = None;
+    let mut last_build: Option<Instant> = None;
+    // Wakes the loop when a spaced-out full build becomes due.
+    let mut tick = tokio::time::interval(FULL_BUILD_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let snap = snapshots.borrow_and_update().clone();
         if let Some((index, from)) = &base
@@ -162,14 +177,19 @@ pub async fn run_indexer(
             // Too many changes for an overlay: the full build being made will do.
             if let Some(fresh) = fresh {
                 metrics.overlaid(&fresh, started.elapsed());
-                out.send_replace(fresh);
+                retire(out.send_replace(fresh));
                 published_generation = Some(snap.generation);
             }
         }
         let behind = base
             .as_ref()
             .is_none_or(|(_, from)| from.generation != snap.generation);
-        if building.is_none() && (behind || members_dirty) {
+        // The overlay carries the changes in the meantime, so full builds (the CPU) are
+        // spaced out; one is due at once when the overlay could not be made.
+        let overlay_failed = published_generation != Some(snap.generation);
+        let spaced = last_build.is_none_or(|t: Instant| t.elapsed() >= FULL_BUILD_EVERY);
+        if building.is_none() && (members_dirty || (behind && (overlay_failed || spaced))) {
+            last_build = Some(Instant::now());
             members_dirty = false;
             let list = members.borrow_and_update().clone();
             let (c, s) = (cfg.clone(), snap.clone());
@@ -185,6 +205,7 @@ pub async fn run_indexer(
             }));
         }
         tokio::select! {
+            _ = tick.tick() => {}
             r = snapshots.changed() => if r.is_err() { return },
             r = members.changed() => {
                 if r.is_err() { return }
@@ -200,7 +221,9 @@ pub async fn run_indexer(
                 match done {
                     Ok((index, from)) => {
                         metrics.indexed(&index);
-                        base = Some((Arc::new(index), from));
+                        if let Some((old, _)) = base.replace((Arc::new(index), from)) {
+                            retire(old);
+                        }
                         // Published (as is, or under an overlay) on the next turn.
                         published_generation = None;
                     }

@@ -123,7 +123,8 @@ async fn serve_udp(sock: Arc<UdpSocket>, mut shared: Shared) {
             }
         };
         if shared.index.has_changed().unwrap_or(false) {
-            index = shared.index.borrow_and_update().clone();
+            let fresh = shared.index.borrow_and_update().clone();
+            super::retire(std::mem::replace(&mut index, fresh));
         }
         rotor = rotor.wrapping_add(1);
         let query = &buf[..n];
@@ -249,7 +250,8 @@ async fn serve_conn(mut stream: TcpStream, shared: &Shared, idle: Duration) {
             }
         }
         if index_rx.has_changed().unwrap_or(false) {
-            index = index_rx.borrow_and_update().clone();
+            let fresh = index_rx.borrow_and_update().clone();
+            super::retire(std::mem::replace(&mut index, fresh));
         }
         rotor = rotor.wrapping_add(1);
         let outcome = answer::respond(&index, shared.answer, &buf, Transport::Tcp, rotor, &mut out);
