@@ -240,43 +240,56 @@ impl Index {
 /// `None` past [`MAX_OVERLAY_NAMES`]. Only what DNS shows counts (status ALIVE or not,
 /// name, ports), not timestamps.
 fn changed_names(a: &ServicesState, b: &ServicesState) -> Option<Vec<String>> {
+    use std::cmp::Ordering;
     let mut out: Vec<String> = Vec::new();
-    let mut note = |name: &str| {
-        if !out.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-            out.push(name.to_ascii_lowercase());
+    let mut note = |svc: &sidecar_catalog::Service| {
+        if svc.status != Status::Alive {
+            return true;
+        }
+        if !out.iter().any(|n| n.eq_ignore_ascii_case(&svc.name)) {
+            out.push(svc.name.to_ascii_lowercase());
         }
         out.len() <= MAX_OVERLAY_NAMES
     };
-    let alive = |s: &sidecar_catalog::Service| s.status == Status::Alive;
     let empty = BTreeMap::new();
     let hosts: std::collections::BTreeSet<&String> =
         a.servers.keys().chain(b.servers.keys()).collect();
     for host in hosts {
-        let sa = a.servers.get(host).map(|s| &s.services).unwrap_or(&empty);
-        let sb = b.servers.get(host).map(|s| &s.services).unwrap_or(&empty);
-        for (id, x) in sa {
-            match sb.get(id) {
-                Some(y)
-                    if alive(x) == alive(y)
-                        && (!alive(x) || (x.name == y.name && x.ports == y.ports)) => {}
-                Some(y) => {
-                    if alive(x) && !note(&x.name) {
-                        return None;
-                    }
-                    if alive(y) && !note(&y.name) {
+        let sa = a.servers.get(host).map_or(&empty, |s| &s.services);
+        let sb = b.servers.get(host).map_or(&empty, |s| &s.services);
+        // Both are sorted by ID: walk them side by side.
+        let (mut ia, mut ib) = (sa.iter().peekable(), sb.iter().peekable());
+        loop {
+            let order = match (ia.peek(), ib.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
+            };
+            match order {
+                Ordering::Less => {
+                    let (_, x) = ia.next()?;
+                    if !note(x) {
                         return None;
                     }
                 }
-                None => {
-                    if alive(x) && !note(&x.name) {
+                Ordering::Greater => {
+                    let (_, y) = ib.next()?;
+                    if !note(y) {
                         return None;
                     }
                 }
-            }
-        }
-        for (id, y) in sb {
-            if !sa.contains_key(id) && alive(y) && !note(&y.name) {
-                return None;
+                Ordering::Equal => {
+                    let ((_, x), (_, y)) = (ia.next()?, ib.next()?);
+                    // A record is only ever replaced by one with a later `Updated`.
+                    let same = x.updated == y.updated
+                        || ((x.status == Status::Alive) == (y.status == Status::Alive)
+                            && (x.status != Status::Alive
+                                || (x.name == y.name && x.ports == y.ports)));
+                    if !(same || (note(x) && note(y))) {
+                        return None;
+                    }
+                }
             }
         }
     }
