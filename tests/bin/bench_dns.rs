@@ -163,7 +163,7 @@ fn run(n: usize, seconds: u64, window: usize, drains: usize) -> Result<(), Strin
     std::fs::write(dir.path().join("static.json"), static_json(&svcs))
         .map_err(|e| e.to_string())?;
     let (dns_port, http_port) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
-    let _agent = start_agent(dir.path(), dns_port, http_port);
+    let agent = start_agent(dir.path(), dns_port, http_port);
     let ours: SocketAddr = ([127, 0, 0, 1], dns_port).into();
     let last = svcs.last().ok_or("no services")?;
     let started = Instant::now();
@@ -198,29 +198,43 @@ fn run(n: usize, seconds: u64, window: usize, drains: usize) -> Result<(), Strin
         });
     }
 
-    println!("| server | queries/s | p50 | p99 | lost | dnsperf queries/s |");
-    println!("|---|---|---|---|---|---|");
-    let mut servers = vec![("sidecar (ours)", ours)];
-    if theirs.is_some() {
-        servers.push(("sidecar-dns", theirs_addr));
+    println!(
+        "| server | queries/s | p50 | p99 | lost | server CPU | queries per CPU-second | dnsperf queries/s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut servers = vec![("sidecar (ours)", ours, agent.id())];
+    if let Some(t) = &theirs {
+        servers.push(("sidecar-dns", theirs_addr, t.id()));
     }
     let mut qps = Vec::new();
-    for (label, addr) in &servers {
+    for (label, addr, pid) in &servers {
+        let cpu0 = cpu_seconds(*pid);
         let r = load(*addr, &queries, window, Duration::from_secs(seconds))?;
+        let cpu = cpu_seconds(*pid) - cpu0;
+        let per_cpu = if cpu > 0.0 {
+            format!("{:.0}", r.count as f64 / cpu)
+        } else {
+            "-".into()
+        };
         let perf = dnsperf(*addr, &qfile, seconds, window)
             .map(|q| format!("{q:.0}"))
             .unwrap_or_else(|| "-".into());
         println!(
-            "| {label} | {:.0} | {} | {} | {} | {perf} |",
+            "| {label} | {:.0} | {} | {} | {} | {:.0} % | {per_cpu} | {perf} |",
             r.qps,
             micros(r.p50),
             micros(r.p99),
-            r.lost
+            r.lost,
+            100.0 * cpu / seconds as f64,
         );
-        qps.push(r.qps);
+        qps.push((r.qps, if cpu > 0.0 { r.count as f64 / cpu } else { 0.0 }));
     }
-    if qps.len() == 2 && qps[1] > 0.0 {
-        println!("ours / sidecar-dns: {:.1}x", qps[0] / qps[1]);
+    if qps.len() == 2 && qps[1].0 > 0.0 && qps[1].1 > 0.0 {
+        println!(
+            "ours / sidecar-dns: {:.1}x the queries/s, {:.1}x the queries per CPU-second",
+            qps[0].0 / qps[1].0,
+            qps[0].1 / qps[1].1
+        );
     }
 
     // Change -> answer.
@@ -273,7 +287,19 @@ fn run(n: usize, seconds: u64, window: usize, drains: usize) -> Result<(), Strin
     Ok(())
 }
 
+/// User + system CPU time of a process so far (Linux, /proc).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime: fields 14 and 15 of the line, 11 and 12 from the state field.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 struct LoadResult {
+    count: usize,
     qps: f64,
     p50: Duration,
     p99: Duration,
@@ -341,6 +367,7 @@ fn load(
         )
     };
     Ok(LoadResult {
+        count,
         qps: count as f64 / elapsed,
         p50: p(0.50),
         p99: p(0.99),

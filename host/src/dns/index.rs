@@ -620,8 +620,11 @@ mod tests {
             svc("ghi", "db", "10.0.0.3", Status::Alive),
         ]);
         let base = Index::build(&cfg(), 1, &before, &MemberList::default());
+        // A change re-stamps the record (same `Updated`, same record).
+        let mut drained = svc("abc", "web", "10.0.0.1", Status::Draining);
+        drained.updated = drained.updated.add_nanos(1);
         let after = state(vec![
-            svc("abc", "web", "10.0.0.1", Status::Draining),
+            drained,
             svc("def", "web", "10.0.0.2", Status::Alive),
             svc("jkl", "cache", "10.0.0.4", Status::Alive),
         ]);
@@ -656,7 +659,7 @@ mod tests {
             assert_eq!(count(&idx), count(&full), "{name}");
         }
         // Many changed names: a full build instead.
-        let many: Vec<Service> = (0..100)
+        let many: Vec<Service> = (0..=MAX_OVERLAY_NAMES)
             .map(|i| {
                 svc(
                     &format!("s{i}"),
