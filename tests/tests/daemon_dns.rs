@@ -543,3 +543,77 @@ fn sidecar_dns_gives_the_same_answers_and_ours_follow_a_drain() {
         "sidecar-dns answers from its start-up snapshot"
     );
 }
+
+/// Set inside the namespace the system-resolver test re-runs itself in.
+const INSIDE_RESOLVER_NS: &str = "SIDECAR_DNS_TEST_INSIDE_NS";
+
+/// The system resolver (glibc's getaddrinfo, what `std::net` and most programs use)
+/// finds a service through the agent. Runs in its own network and mount namespaces,
+/// where the agent answers on 127.0.0.1:53 and `/etc/resolv.conf` points at it.
+#[test]
+fn the_system_resolver_finds_services() {
+    if std::env::var_os(INSIDE_RESOLVER_NS).is_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let resolv = dir.path().join("resolv.conf");
+        std::fs::write(
+            &resolv,
+            "nameserver 127.0.0.1\noptions timeout:2 attempts:1\n",
+        )
+        .expect("resolv.conf");
+        let exe = std::env::current_exe().expect("the test binary");
+        let status = Command::new("unshare")
+            .args(["--net", "--mount", "--", "sh", "-c"])
+            .arg(
+                r#"ip link set lo up && mount --bind "$RESOLV" /etc/resolv.conf && exec "$0" "$@""#,
+            )
+            .arg(exe)
+            .args([
+                "--exact",
+                "the_system_resolver_finds_services",
+                "--nocapture",
+            ])
+            .args(["--test-threads", "1"])
+            .env(INSIDE_RESOLVER_NS, "1")
+            .env("RESOLV", &resolv)
+            .status()
+            .expect("unshare (util-linux) runs the test in its own namespaces");
+        assert!(status.success(), "the test inside the namespaces failed");
+        return;
+    }
+    let agent = Agent::start(
+        "node-a",
+        &catalog(0),
+        &[
+            ("SIDECAR_DNS_ADDR", "127.0.0.1:53"),
+            // Not .local: hosts with nss-mdns send .local names to multicast DNS.
+            ("SIDECAR_DNS_DOMAIN", "sidecar.internal"),
+            ("SIDECAR_HEALTH_INTERVAL", "200ms"),
+        ],
+    );
+    agent.wait_status("web", 0);
+    use std::net::ToSocketAddrs;
+    let ips = wait_for("web through getaddrinfo", Duration::from_secs(15), || {
+        let ips: BTreeSet<String> = ("web.service.sidecar.internal", 80)
+            .to_socket_addrs()
+            .ok()?
+            .map(|a| a.ip().to_string())
+            .collect();
+        (ips.len() == 2).then_some(ips)
+    });
+    assert_eq!(ips, set(&["127.0.0.10", "127.0.0.11"]));
+    let out = Command::new("getent")
+        .args(["hosts", "8080.tcp.web.abc123.a.sidecar.internal"])
+        .output()
+        .expect("getent");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("127.0.0.10"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // An unknown name fails as unknown names do.
+    assert!(
+        ("nope.service.sidecar.internal", 80)
+            .to_socket_addrs()
+            .is_err()
+    );
+}
