@@ -98,6 +98,14 @@ setup_daemon_test_image() {
     docker tag "$DAEMON_TEST_IMAGE:$hash" "$DAEMON_TEST_IMAGE:latest"
 }
 
+# --- DNS interface -----------------------------------------------------------------------
+
+# dig (bind9-dnsutils): the DNS tests' real client; dnsperf: the DNS benchmark's load
+# generator.
+setup_dns_tools() {
+    apt_install bind9-dnsutils dnsperf
+}
+
 # --- proxies (HAProxy, Envoy) ----------------------------------------------------------
 
 # HAProxy 2.6 from Debian: the proxy tests and benchmarks run the real binary.
@@ -165,6 +173,7 @@ setup_all() {
     setup_python_tools
     setup_daemon_packages
     setup_daemon_test_image
+    setup_dns_tools
     setup_haproxy
     setup_envoy
     setup_packaging

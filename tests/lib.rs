@@ -3,6 +3,8 @@
 //! deadlines instead of sleeping; backends and clients for proxy traffic ([`net`]) and
 //! the real Envoy ([`envoy`]).
 
+#[path = "support/dns.rs"]
+pub mod dns;
 #[path = "support/envoy.rs"]
 pub mod envoy;
 #[path = "support/forge.rs"]

@@ -280,6 +280,18 @@ pub async fn run(cfg: AgentConfig, reloader: Option<Reloader>) -> anyhow::Result
     proxy.register_metrics(&mut registry);
     let api_metrics = Arc::new(ApiMetrics::default());
     api_metrics.register(&mut registry);
+    // The DNS interface reads the catalog and the member list, like the API.
+    let dns_metrics = Arc::new(crate::dns::DnsMetrics::default());
+    dns_metrics.register(&mut registry);
+    crate::dns::start(
+        &cfg.dns,
+        core.advertise_ip,
+        catalog.clone(),
+        cluster.watch(),
+        dns_metrics,
+        &mut tasks,
+    )
+    .await?;
     let mut ctx = ApiContext::new(catalog.clone(), cluster.watch())
         .with_metrics(api_metrics, Arc::new(Exposition::new(registry)))
         .with_proxy(proxy);

@@ -16,6 +16,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod discovery;
+pub mod dns;
 pub mod gossip;
 pub mod health;
 pub mod limits;

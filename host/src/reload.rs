@@ -188,7 +188,8 @@ pub async fn on_sighup(
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("reload refused, the running configuration stays: {e:#}");
-                notifier.notify("READY=1\nSTATUS=reload refused; running the previous configuration");
+                notifier
+                    .notify("READY=1\nSTATUS=reload refused; running the previous configuration");
                 continue;
             }
         };
@@ -261,7 +262,10 @@ fn restart_only_changes(running: &AgentConfig, new: &AgentConfig) -> Vec<&'stati
         ("listeners", d(&running.listeners, &new.listeners)),
         ("proxy", d(&running.proxy, &new.proxy)),
         ("cluster", d(&running.cluster, &new.cluster)),
-        ("service manager", d(&running.service_manager, &new.service_manager)),
+        (
+            "service manager",
+            d(&running.service_manager, &new.service_manager),
+        ),
     ];
     for (name, changed) in groups {
         if changed {

@@ -1,10 +1,12 @@
 //! Command line: `sidecar agent` (the daemon; also what a bare `sidecar` runs, as in
 //! Sidecar), `sidecar plugins ...` for plugin authors, the client commands that talk to a
 //! running agent (`members`, `services`, `drain`, `undrain`, `maint`), `sidecar keygen`,
-//! and what packaging needs (`completions`, `manpage`, `config reference`).
+//! `sidecar dns lookup`, and what packaging needs (`completions`, `manpage`,
+//! `config reference`).
 
 mod agent;
 mod api_client;
+mod dns;
 mod envoy_bootstrap;
 mod members;
 mod operate;
@@ -60,6 +62,9 @@ pub enum Command {
     EnvoyBootstrap(EnvoyBootstrapArgs),
     /// Print a fresh gossip encryption key (base64, 32 bytes) for SIDECAR_ENCRYPTION_KEYS.
     Keygen,
+    /// Query the DNS interface.
+    #[command(subcommand)]
+    Dns(DnsCommand),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -115,6 +120,27 @@ pub enum MaintCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// Look a name up (over UDP, then TCP when truncated) and print the answer.
+    Lookup(DnsLookupArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DnsLookupArgs {
+    /// The name, e.g. web.service.sidecar.local.
+    pub name: String,
+    /// Record type: A, AAAA, SRV, TXT, SOA, NS, ANY ...
+    #[arg(default_value = "A")]
+    pub rtype: String,
+    /// The DNS server, ip:port (default: SIDECAR_DNS_ADDR, else 127.0.0.1:8600).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Ask over TCP.
+    #[arg(long)]
+    pub tcp: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -235,6 +261,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::EnvoyBootstrap(args)) => envoy_bootstrap::run(args),
+        Some(Command::Dns(DnsCommand::Lookup(args))) => dns::run(args),
         Some(Command::Keygen) => {
             let key = sidecar_cluster::crypto::Keyring::generate_base64()
                 .map_err(|e| anyhow::anyhow!("cannot read the system's random generator: {e}"))?;

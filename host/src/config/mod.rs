@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod client;
 pub mod cluster;
 pub mod discovery;
+pub mod dns;
 pub mod env;
 pub mod health;
 pub mod http;
@@ -29,6 +30,7 @@ pub use sidecar_plugin_host::{NamerVars, PluginsConfig, PluginsConfigError};
 use crate::api::HttpLimits;
 use crate::discovery::DiscoveryConfig;
 use crate::discovery::docker::DockerConfig;
+use crate::dns::DnsConfig;
 use crate::health::HealthConfig;
 use crate::listeners::ListenersConfig;
 use crate::proxy::ProxyConfig;
@@ -52,6 +54,8 @@ pub struct AgentConfig {
     pub plugins: PluginsSetup,
     /// systemd's readiness socket and watchdog.
     pub service_manager: service_manager::ServiceManagerConfig,
+    /// The DNS interface.
+    pub dns: DnsConfig,
 }
 
 impl AgentConfig {
@@ -92,6 +96,7 @@ impl AgentConfig {
             health: HealthConfig::load(env)?,
             listeners: ListenersConfig::load(env),
             cluster,
+            dns: DnsConfig::load(env)?,
             proxy,
             plugins,
             core,
