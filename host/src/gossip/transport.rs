@@ -265,6 +265,7 @@ pub async fn start(
             gossip_messages: cfg.swim.gossip_messages,
             push_pull_interval: cfg.swim.push_pull_interval,
             max_members: cfg.swim.max_members,
+            new_members_per_sender: cfg.swim.new_members_per_sender,
             ..MlConfig::default()
         };
         MlSide::new(
