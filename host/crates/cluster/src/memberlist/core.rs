@@ -343,7 +343,21 @@ impl Memberlist {
             from: self.me.clone(),
         };
         self.dead_node(&d, now);
-        // Send it right away to a few members, not only at the next gossip tick.
+        // memberlist leaves it to gossip; a stopping process has well under a second
+        // left, so every live member is told directly too (one small datagram each).
+        let msg = codec::encode_dead(&d);
+        let live: Vec<(SocketAddr, bool)> = self
+            .nodes
+            .values()
+            .filter(|n| n.name != self.me && n.state.is_live())
+            .map(|n| (n.addr, n.pmax() >= 5))
+            .collect();
+        for (to, crc) in live {
+            self.out.push_back(Output::Packet {
+                to,
+                bytes: codec::finish_packet(msg.clone(), crc),
+            });
+        }
         self.next_gossip = now;
     }
 
