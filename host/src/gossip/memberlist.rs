@@ -112,8 +112,6 @@ pub struct MlSide {
     pub seeds: HashMap<SocketAddr, String>,
     pub joined: bool,
     pub counters: Arc<ClusterCounters>,
-    /// Records stored from memberlist input since the last take (for the native wire).
-    pub merged: Vec<Record>,
     echoes: Arc<Echoes>,
 }
 
@@ -176,7 +174,6 @@ impl MlSide {
             seeds: HashMap::new(),
             joined: false,
             counters,
-            merged: Vec::new(),
             echoes: Arc::new(Echoes {
                 me: node_name.to_string(),
                 newest: parking_lot::Mutex::new(HashMap::new()),
@@ -315,7 +312,6 @@ impl MlSide {
             if retransmit && !again.is_empty() {
                 self.core.queue_user(again);
             }
-            self.merged.extend(applied.stored);
         }
     }
 

@@ -643,7 +643,6 @@ impl Driver {
         }
         if let Some(ml) = self.ml.as_mut() {
             let changes = ml.flush(&self.udp);
-            ml.merged.clear();
             for (name, _addr, state, was) in changes {
                 self.members_dirty = true;
                 let native_live = self
