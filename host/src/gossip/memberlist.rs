@@ -112,8 +112,6 @@ pub struct MlSide {
     pub seeds: HashMap<SocketAddr, String>,
     pub joined: bool,
     pub counters: Arc<ClusterCounters>,
-    /// Records stored from memberlist input since the last take (for the native wire).
-    pub merged: Vec<Record>,
     echoes: Arc<Echoes>,
 }
 
@@ -176,7 +174,6 @@ impl MlSide {
             seeds: HashMap::new(),
             joined: false,
             counters,
-            merged: Vec::new(),
             echoes: Arc::new(Echoes {
                 me: node_name.to_string(),
                 newest: parking_lot::Mutex::new(HashMap::new()),
@@ -315,7 +312,6 @@ impl MlSide {
             if retransmit && !again.is_empty() {
                 self.core.queue_user(again);
             }
-            self.merged.extend(applied.stored);
         }
     }
 
@@ -562,4 +558,146 @@ pub async fn serve_stream(
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sidecar_catalog::Port;
+    use sidecar_cluster::memberlist::codec::Message;
+
+    fn side(name: &str) -> (MlSide, Arc<SharedCatalog>) {
+        let (catalog, _out) = SharedCatalog::with_defaults(name, "default");
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let side = MlSide::new(
+            MlConfig::default(),
+            name,
+            SocketAddr::from(([10, 0, 0, 1], 7946)),
+            MlWiring {
+                catalog: catalog.clone(),
+                max_stream: 1 << 20,
+                counters: Arc::default(),
+                started: Instant::now(),
+                exchanges: tx,
+            },
+        );
+        (side, catalog)
+    }
+
+    fn svc(host: &str, id: &str, status: Status) -> Service {
+        Service {
+            id: id.into(),
+            name: "web".into(),
+            hostname: host.into(),
+            ports: vec![Port {
+                port: 8080,
+                service_port: 10100,
+                ip: "10.0.0.2".into(),
+                ..Port::default()
+            }],
+            updated: Timestamp::now(),
+            proxy_mode: "http".into(),
+            status,
+            ..Service::default()
+        }
+    }
+
+    /// Adds a peer so that gossip has somewhere to go, and returns the user messages
+    /// the next gossip tick sends.
+    fn gossiped(side: &mut MlSide) -> Vec<Service> {
+        let peer = codec::encode_alive(&codec::Alive {
+            inc: 1,
+            node: "peer".into(),
+            cluster: "default".into(),
+            addr: vec![10, 0, 0, 9],
+            port: 7946,
+            meta: vec![],
+            vsn: codec::VSN.to_vec(),
+        });
+        let from = SocketAddr::from(([10, 0, 0, 9], 7946));
+        side.core
+            .handle_packet(from, &peer, side.now())
+            .expect("alive");
+        side.core.tick(side.now() + 1_000_000);
+        let mut out = Vec::new();
+        while let Some(o) = side.core.poll_output() {
+            if let Output::Packet { bytes, .. } = o {
+                for m in codec::decode_packet(&bytes).unwrap_or_default() {
+                    if let Message::User(u) = m
+                        && let Ok(s) = serde_json::from_slice::<Service>(&u)
+                    {
+                        out.push(s);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_peer_record_is_merged_and_regossiped_once_and_bad_ones_are_refused() {
+        let (mut side, catalog) = side("me");
+        let s = svc("go1", "abc", Status::Alive);
+        side.user_message(&serde_json::to_vec(&s).expect("json"));
+        assert_eq!(
+            catalog.read(|c| c.state().get("go1", "abc").map(|x| x.status)),
+            Some(Status::Alive)
+        );
+        let again = gossiped(&mut side);
+        assert_eq!(again.iter().filter(|x| x.id == "abc").count(), 1);
+        // Not again: the same stamp is not newer.
+        side.user_message(&serde_json::to_vec(&s).expect("json"));
+        assert!(gossiped(&mut side).iter().all(|x| x.id != "abc"));
+        // A record with a newline in its ID is refused before the catalog.
+        let mut bad = svc("go1", "x\ny", Status::Alive);
+        bad.updated = Timestamp::now();
+        side.user_message(&serde_json::to_vec(&bad).expect("json"));
+        side.user_message(b"{not json");
+        assert_eq!(side.counters.dropped_decode.get(), 2);
+        assert_eq!(catalog.read(|c| c.state().len()), 1);
+    }
+
+    #[tokio::test]
+    async fn our_changes_go_out_in_rounds_and_their_echoes_are_not_forgeries() {
+        let (mut side, catalog) = side("me");
+        let applied = catalog.sync_local(vec![svc("me", "a1", Status::Alive)]);
+        side.local_records(&applied.stored);
+        let sent = gossiped(&mut side);
+        let first = sent.iter().find(|x| x.id == "a1").expect("round 0").clone();
+        let stored = catalog
+            .read(|c| c.state().get("me", "a1").cloned())
+            .expect("ours");
+        assert_eq!(first.updated, stored.updated, "round 0 carries our stamp");
+        // Round 3 of it, as a peer would echo it back: ours, not a forgery.
+        let mut echo = first.clone();
+        echo.updated = first.updated.add_nanos(3 * ROUND_BUMP_NANOS);
+        side.echoes.note(&echo);
+        side.user_message(&serde_json::to_vec(&echo).expect("json"));
+        assert_eq!(catalog.counters.refuted.get(), 0);
+        assert!(side.echoes().is_echo(&echo));
+        // A newer copy we never sent is still answered by re-announcing ours.
+        let mut forged = first;
+        forged.status = Status::Draining;
+        forged.updated = forged.updated.add_nanos(1_000_000);
+        side.user_message(&serde_json::to_vec(&forged).expect("json"));
+        assert_eq!(catalog.counters.refuted.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_push_pull_from_another_cluster_is_refused() {
+        let (mut side, _catalog) = side("me");
+        let (tx, rx) = oneshot::channel();
+        side.stream(MlStream {
+            from: SocketAddr::from(([10, 0, 0, 9], 7946)),
+            msg: StreamMsg::PushPull(PushPull {
+                join: true,
+                cluster: "other".into(),
+                nodes: vec![],
+                user_state: b"{}".to_vec(),
+            }),
+            reply: tx,
+        });
+        assert_eq!(rx.await.ok(), Some(None));
+        assert_eq!(side.counters.dropped_foreign_cluster.get(), 1);
+    }
 }

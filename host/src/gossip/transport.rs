@@ -266,6 +266,7 @@ pub async fn start(
             gossip_messages: cfg.swim.gossip_messages,
             push_pull_interval: cfg.swim.push_pull_interval,
             max_members: cfg.swim.max_members,
+            new_members_per_sender: cfg.swim.new_members_per_sender,
             ..MlConfig::default()
         };
         MlSide::new(
@@ -761,7 +762,6 @@ impl Driver {
         }
         if let Some(ml) = self.ml.as_mut() {
             let changes = ml.flush(&self.udp);
-            ml.merged.clear();
             for (name, _addr, state, was) in changes {
                 self.members_dirty = true;
                 let native_live = self

@@ -43,6 +43,10 @@ pub struct MlConfig {
     /// Most user messages waiting to be gossiped; the oldest are dropped beyond it
     /// (Sidecar: 100).
     pub user_queue_limit: usize,
+    /// New members one sending address may introduce per second by datagram (and the
+    /// burst); push/pull exchanges, which carry a whole cluster at a join, are not
+    /// limited (`SIDECAR_GOSSIP_NEW_MEMBERS_PER_SECOND`).
+    pub new_members_per_sender: u32,
 }
 
 impl Default for MlConfig {
@@ -63,6 +67,7 @@ impl Default for MlConfig {
             udp_buffer: 1400,
             max_members: 16_384,
             user_queue_limit: 1024,
+            new_members_per_sender: 64,
         }
     }
 }
@@ -182,6 +187,8 @@ pub struct Memberlist {
     out: VecDeque<Output>,
     rng: Rng,
     leaving: bool,
+    /// Token buckets of new-member introductions, per sending IP: (tokens, last refill).
+    intros: HashMap<std::net::IpAddr, (f64, Micros)>,
     pub stats: MlStats,
 }
 
@@ -221,6 +228,7 @@ impl Memberlist {
             out: VecDeque::new(),
             rng,
             leaving: false,
+            intros: HashMap::new(),
             stats: MlStats::default(),
             cfg,
         };
@@ -335,7 +343,21 @@ impl Memberlist {
             from: self.me.clone(),
         };
         self.dead_node(&d, now);
-        // Send it right away to a few members, not only at the next gossip tick.
+        // memberlist leaves it to gossip; a stopping process has well under a second
+        // left, so every live member is told directly too (one small datagram each).
+        let msg = codec::encode_dead(&d);
+        let live: Vec<(SocketAddr, bool)> = self
+            .nodes
+            .values()
+            .filter(|n| n.name != self.me && n.state.is_live())
+            .map(|n| (n.addr, n.pmax() >= 5))
+            .collect();
+        for (to, crc) in live {
+            self.out.push_back(Output::Packet {
+                to,
+                bytes: codec::finish_packet(msg.clone(), crc),
+            });
+        }
         self.next_gossip = now;
     }
 
@@ -400,6 +422,10 @@ impl Memberlist {
             }
             Message::Alive(a) => {
                 if self.same_cluster(&a.cluster) {
+                    if !self.nodes.contains_key(&a.node) && !self.may_introduce(from, now) {
+                        self.stats.refused_members += 1;
+                        return;
+                    }
                     let port_default = from.port();
                     self.alive_node(a, port_default, now);
                 }
@@ -414,6 +440,25 @@ impl Memberlist {
                     self.out.push_back(Output::User(u));
                 }
             }
+        }
+    }
+
+    /// Takes one token from `from`'s bucket of new-member introductions.
+    fn may_introduce(&mut self, from: SocketAddr, now: Micros) -> bool {
+        let rate = f64::from(self.cfg.new_members_per_sender.max(1));
+        if self.intros.len() > 4096 {
+            // Full buckets are the default: forgetting them loses nothing.
+            self.intros
+                .retain(|_, (t, at)| *t + (now.saturating_sub(*at) as f64 / 1e6) * rate < rate);
+        }
+        let (tokens, at) = self.intros.entry(from.ip()).or_insert((rate, now));
+        *tokens = (*tokens + (now.saturating_sub(*at) as f64 / 1e6) * rate).min(rate);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 
@@ -1293,6 +1338,35 @@ mod tests {
         let mut names: Vec<_> = c.nodes().map(|n| n.name.clone()).collect();
         names.sort();
         assert_eq!(names, vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn one_sender_introduces_new_members_at_a_bounded_rate() {
+        let cfg = MlConfig {
+            new_members_per_sender: 5,
+            ..MlConfig::default()
+        };
+        let mut a = Memberlist::new(cfg, "a", addr(1), vec![], 1, 1, 0);
+        for i in 0..50u8 {
+            a.handle_packet(addr(2), &alive(&format!("x{i}"), 100 + i, 1), 0)
+                .expect("decodes");
+        }
+        assert_eq!(a.nodes().count(), 1 + 5, "the burst");
+        assert_eq!(a.stats.refused_members, 45);
+        // A second later, five more; another sender has its own bucket.
+        for i in 50..60u8 {
+            a.handle_packet(addr(2), &alive(&format!("x{i}"), 100 + i, 1), SEC)
+                .expect("decodes");
+        }
+        a.handle_packet(addr(3), &alive("y", 3, 1), SEC)
+            .expect("decodes");
+        assert_eq!(a.nodes().count(), 1 + 5 + 5 + 1);
+        // Updates of known members are not limited.
+        for inc in 2..40 {
+            a.handle_packet(addr(2), &alive("x0", 100, inc), SEC)
+                .expect("decodes");
+        }
+        assert_eq!(a.nodes().find(|n| n.name == "x0").map(|n| n.inc), Some(39));
     }
 
     #[test]
