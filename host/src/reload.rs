@@ -252,7 +252,7 @@ async fn reload_plugins(live: &LivePlugins, new: &AgentConfig) -> bool {
 fn restart_only_changes(running: &AgentConfig, new: &AgentConfig) -> Vec<&'static str> {
     let d = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     let mut out = Vec::new();
-    let groups: [(&'static str, bool); 10] = [
+    let groups: [(&'static str, bool); 11] = [
         ("core (node, addresses, API)", d(&running.core, &new.core)),
         ("HTTP limits", d(&running.http, &new.http)),
         ("catalog", d(&running.catalog, &new.catalog)),

@@ -14,6 +14,7 @@ pub enum Group {
     Health,
     Catalog,
     Api,
+    Dns,
     Client,
     Haproxy,
     Envoy,
@@ -23,12 +24,13 @@ pub enum Group {
 }
 
 impl Group {
-    pub const ALL: [Group; 11] = [
+    pub const ALL: [Group; 12] = [
         Group::Cluster,
         Group::Discovery,
         Group::Health,
         Group::Catalog,
         Group::Api,
+        Group::Dns,
         Group::Client,
         Group::Haproxy,
         Group::Envoy,
@@ -44,6 +46,7 @@ impl Group {
             Group::Health => "Health checks",
             Group::Catalog => "Catalog bounds",
             Group::Api => "HTTP API",
+            Group::Dns => "DNS interface",
             Group::Client => "Command-line client (members, services, drain, maint)",
             Group::Haproxy => "HAProxy",
             Group::Envoy => "Envoy (xDS)",
@@ -243,6 +246,19 @@ pub const SETTINGS: &[Setting] = &[
       "Concurrent `/api/watch` and `/watch` streams."),
     s("SIDECAR_HTTP_MAX_HEADER_BYTES", Api, Value("65536"),
       "Largest request head (8192 to 16 MiB)."),
+    // --- DNS -------------------------------------------------------------------------
+    s("SIDECAR_DNS_ADDR", Dns, Rule("`127.0.0.1:8600`, skipped with a warning when another process holds it"),
+      "Where the DNS interface answers, UDP and TCP (`ip:port`); empty turns it off. A default address already taken is skipped with a warning; a configured one must bind."),
+    s("SIDECAR_DNS_DOMAIN", Dns, Value("sidecar.local"),
+      "The domain the DNS interface answers for."),
+    s("SIDECAR_DNS_TTL", Dns, Value("0"),
+      "TTL of answers, in seconds (at most 3600)."),
+    s("SIDECAR_DNS_RECURSORS", Dns, Unset,
+      "DNS servers (`ip` or `ip:port`, comma-separated) that names outside the domain are forwarded to, in order; without any, such names are REFUSED."),
+    s("SIDECAR_DNS_TCP_MAX_CONNECTIONS", Dns, Value("512"),
+      "Open DNS-over-TCP connections."),
+    s("SIDECAR_DNS_TCP_IDLE_TIMEOUT", Dns, Value("10s"),
+      "A DNS TCP connection with no query for this long is closed."),
     // --- client ----------------------------------------------------------------------
     s("SIDECAR_API_URL", Client, Rule("`http://` (or `https://` with TLS) and `SIDECAR_HTTP_ADDR`"),
       "Base URL of the agent the client commands talk to (`https://10.0.0.5:7777`).")
