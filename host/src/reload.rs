@@ -266,6 +266,7 @@ fn restart_only_changes(running: &AgentConfig, new: &AgentConfig) -> Vec<&'stati
             "service manager",
             d(&running.service_manager, &new.service_manager),
         ),
+        ("DNS", d(&running.dns, &new.dns)),
     ];
     for (name, changed) in groups {
         if changed {
