@@ -345,6 +345,8 @@ pub const SETTINGS: &[Setting] = &[
       "An environment file (`KEY=value` lines, systemd's `EnvironmentFile=` format) whose values override the environment; SIGHUP reads it again (the log level follows it)."),
     s("SIDECAR_STATE_DIR", ServiceManager, Rule("`$XDG_STATE_HOME/sidecar`, else `/var/lib/sidecar` for root, else `~/.local/state/sidecar`"),
       "Where state kept across restarts lives (node maintenance mode)."),
+    s("XDG_STATE_HOME", ServiceManager, Unset,
+      "Base of the default state directory (`$XDG_STATE_HOME/sidecar`)."),
     s("NOTIFY_SOCKET", ServiceManager, Unset,
       "Set by systemd for `Type=notify`: the daemon reports `READY=1` there once plugins are loaded and the API and gossip listen."),
     s("WATCHDOG_USEC", ServiceManager, Unset,
