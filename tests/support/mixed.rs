@@ -275,6 +275,10 @@ impl Node {
                 cmd.env("ENVOY_USE_GRPC_API", "false")
                     .env("RUST_LOG", "info")
                     .env("SIDECAR_ENCRYPTION_KEYS", KEY)
+                    // The lab starts nodes together; a node of ours may look for its
+                    // seed before the seed listens (the exit on a failed start-up join
+                    // has its own test, daemon_join.rs).
+                    .env("SIDECAR_JOIN_RETRY", "true")
                     .env(
                         "SIDECAR_GOSSIP_WIRE",
                         if self.kind == Kind::RustMemberlist {
