@@ -762,8 +762,15 @@ impl Driver {
         }
         if let Some(ml) = self.ml.as_mut() {
             let changes = ml.flush(&self.udp);
+            let me = ml.core.name().to_string();
             for (name, _addr, state, was) in changes {
                 self.members_dirty = true;
+                // Our own departure: peers tombstone our records; tombstoning them here
+                // would only make the announcer re-announce them, newer than the peers'
+                // tombstones, on the way out.
+                if name == me {
+                    continue;
+                }
                 let native_live = self
                     .core
                     .members()
