@@ -504,6 +504,8 @@ fn self_signed(dir: &std::path::Path, name: &str) -> (String, String) {
         ])
         .args(["-nodes", "-days", "2", "-subj", "/CN=sidecar-test"])
         .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        // A server certificate, not a CA: rustls refuses a CA used as the end entity.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
