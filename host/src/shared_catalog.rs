@@ -221,34 +221,31 @@ impl SharedCatalog {
 
     /// Sets one of our records to DRAINING.
     pub fn drain(&self, id: &str) -> Result<Applied, DrainError> {
-        let mut result = Err(DrainError::NotFound(id.to_string()));
-        self.apply(true, |c, now| match c.drain(id, now) {
-            Ok(applied) => {
-                result = Ok(applied.clone());
-                applied
-            }
-            Err(e) => {
-                result = Err(e);
-                Applied::default()
-            }
-        });
-        result
+        self.apply_fallible(|c, now| c.drain(id, now))
     }
 
     /// Ends a drain of one of our records.
     pub fn undrain(&self, id: &str) -> Result<Applied, DrainError> {
-        let mut result = Err(DrainError::NotFound(id.to_string()));
-        self.apply(true, |c, now| match c.undrain(id, now) {
+        self.apply_fallible(|c, now| c.undrain(id, now))
+    }
+
+    /// A local operation that may be refused: applied like any other when it succeeds.
+    fn apply_fallible(
+        &self,
+        op: impl FnOnce(&mut Catalog, Now) -> Result<Applied, DrainError>,
+    ) -> Result<Applied, DrainError> {
+        let mut result = None;
+        self.apply(true, |c, now| match op(c, now) {
             Ok(applied) => {
-                result = Ok(applied.clone());
+                result = Some(Ok(applied.clone()));
                 applied
             }
             Err(e) => {
-                result = Err(e);
+                result = Some(Err(e));
                 Applied::default()
             }
         });
-        result
+        result.unwrap_or_else(|| Ok(Applied::default()))
     }
 
     /// Node maintenance on or off (every local ALIVE record DRAINING while on).
