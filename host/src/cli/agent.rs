@@ -21,49 +21,29 @@ use crate::agent::SetLogFilter as SetFilter;
 
 /// The daemon's log, whose filter SIGHUP can change.
 fn init_reloadable_logging(settings: &LogSettings) -> SetFilter {
-    fn setter<L, S>(handle: tracing_subscriber::reload::Handle<L, S>) -> SetFilter
-    where
-        L: From<tracing_subscriber::EnvFilter> + Send + Sync + 'static,
-        S: 'static,
-    {
-        Box::new(move |filter: &str| {
-            let parsed =
-                tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
-            handle.reload(parsed).map_err(|e| e.to_string())
-        })
-    }
-    let filter = tracing_subscriber::EnvFilter::new(&settings.filter);
-    if settings.json {
-        let builder = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_ansi(settings.colours)
-            .with_writer(std::io::stderr)
-            .with_filter_reloading();
-        let set = setter(builder.reload_handle());
-        let _ = builder.try_init();
-        set
-    } else {
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(settings.colours)
-            .with_writer(std::io::stderr)
-            .with_filter_reloading();
-        let set = setter(builder.reload_handle());
-        let _ = builder.try_init();
-        set
-    }
-}
-
-/// The tools' warnings go to stderr, in text or JSON.
-pub(super) fn init_logging(settings: &LogSettings) {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&settings.filter))
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, reload};
+    let (filter, handle) = reload::Layer::new(EnvFilter::new(&settings.filter));
+    let format = tracing_subscriber::fmt::layer()
         .with_ansi(settings.colours)
         .with_writer(std::io::stderr);
-    let _ = if settings.json {
-        builder.json().try_init()
+    let format = if settings.json {
+        format.json().boxed()
     } else {
-        builder.try_init()
+        format.boxed()
     };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(format)
+        .try_init();
+    Box::new(move |filter: &str| {
+        let parsed = EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+        handle.reload(parsed).map_err(|e| e.to_string())
+    })
+}
+
+/// The tools' warnings go to stderr, in text or JSON (the same subscriber, never
+/// reloaded).
+pub(super) fn init_logging(settings: &LogSettings) {
+    let _ = init_reloadable_logging(settings);
 }
