@@ -507,6 +507,8 @@ fn sidecar_dns_gives_the_same_answers_and_ours_follow_a_drain() {
     let answers = |port: u16, name: &str, t: &str| -> BTreeSet<String> {
         dig(port, &["+noall", "+answer", name, t])
             .lines()
+            // dig prints its errors (`;; communications error ...`) as comments.
+            .filter(|l| !l.starts_with(';'))
             .filter_map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
                 (f.len() > 3).then(|| f[1..].join(" "))
