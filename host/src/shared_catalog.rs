@@ -85,7 +85,56 @@ pub struct SharedCatalog {
     outbound: mpsc::UnboundedSender<Vec<Record>>,
     /// Our member name: the announcer of our records.
     me: Arc<str>,
+    /// The records each recent generation touched (see [`SharedCatalog::changed_between`]).
+    journal: Mutex<Journal>,
     pub counters: CatalogCounters,
+}
+
+/// How many touched records the journal remembers: readers further behind rebuild from
+/// a snapshot.
+const JOURNAL_CAP: usize = 16_384;
+
+/// The keys (hostname, ID) of the records each generation stored or removed, newest
+/// last, for readers that follow the catalog by difference instead of walking every
+/// record of every snapshot (the DNS index: O(changes) per change at any size).
+#[derive(Debug, Default)]
+struct Journal {
+    entries: std::collections::VecDeque<(u64, String, String)>,
+    /// Entries up to this generation may have been dropped.
+    forgotten_through: u64,
+}
+
+impl Journal {
+    fn record(&mut self, generation: u64, applied: &Applied) {
+        let keys = applied
+            .stored
+            .iter()
+            .map(|r| (r.service.hostname.clone(), r.service.id.clone()))
+            .chain(applied.removed.iter().cloned());
+        for (host, id) in keys {
+            if self.entries.len() == JOURNAL_CAP
+                && let Some((g, _, _)) = self.entries.pop_front()
+            {
+                self.forgotten_through = g;
+            }
+            self.entries.push_back((generation, host, id));
+        }
+    }
+
+    fn between(&self, from: u64, to: u64) -> Option<Vec<(String, String)>> {
+        if from < self.forgotten_through {
+            return None;
+        }
+        // Generations only grow along the deque: skip to the first one after `from`.
+        let start = self.entries.partition_point(|(g, _, _)| *g <= from);
+        Some(
+            self.entries
+                .range(start..)
+                .take_while(|(g, _, _)| *g <= to)
+                .map(|(_, h, i)| (h.clone(), i.clone()))
+                .collect(),
+        )
+    }
 }
 
 /// Capacity of the change-event channel; a subscriber that falls further behind sees
@@ -110,6 +159,7 @@ impl SharedCatalog {
             snapshots,
             events,
             outbound,
+            journal: Mutex::new(Journal::default()),
             counters: CatalogCounters::default(),
         });
         (shared, rx)
@@ -134,6 +184,13 @@ impl SharedCatalog {
     /// Reads the live catalog under the lock. Prefer [`Self::snapshot`] for anything slow.
     pub fn read<R>(&self, f: impl FnOnce(&Catalog) -> R) -> R {
         f(&self.catalog.lock())
+    }
+
+    /// The (hostname, ID) of every record stored or removed by the generations after
+    /// `from` up to `to`, oldest first (with repeats); `None` when the journal no longer
+    /// reaches back to `from` (the caller rebuilds from a snapshot).
+    pub fn changed_between(&self, from: u64, to: u64) -> Option<Vec<(String, String)>> {
+        self.journal.lock().between(from, to)
     }
 
     /// The latest published snapshot.
@@ -278,7 +335,15 @@ impl SharedCatalog {
         let applied = {
             let mut catalog = self.catalog.lock();
             let now = self.now();
-            op(&mut catalog, now)
+            let applied = op(&mut catalog, now);
+            // The generation moves, and the journal learns what it touched, under the
+            // catalog lock, so a snapshot's generation and state always agree.
+            if !applied.stored.is_empty() || !applied.removed.is_empty() {
+                let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+                self.journal.lock().record(generation, &applied);
+                self.dirty.notify_one();
+            }
+            applied
         };
         if applied.stale > 0 {
             self.counters.stale_dropped.inc_by(applied.stale as u64);
@@ -286,10 +351,6 @@ impl SharedCatalog {
                 count = applied.stale,
                 "Dropping stale service received on gossip"
             );
-        }
-        if !applied.stored.is_empty() || applied.removed > 0 {
-            self.generation.fetch_add(1, Ordering::Relaxed);
-            self.dirty.notify_one();
         }
         for event in &applied.events {
             self.counters.change_events.inc();
@@ -318,11 +379,18 @@ impl SharedCatalog {
     pub async fn run_publisher(self: Arc<Self>) {
         loop {
             self.dirty.notified().await;
-            let generation = self.generation.load(Ordering::Relaxed);
-            if generation == self.snapshots.borrow().generation {
+            if self.generation.load(Ordering::Relaxed) == self.snapshots.borrow().generation {
                 continue;
             }
-            let state = self.catalog.lock().state().clone();
+            // O(1): the state's maps are persistent and share their nodes with the
+            // catalog's until either side changes.
+            let (generation, state) = {
+                let catalog = self.catalog.lock();
+                (
+                    self.generation.load(Ordering::Relaxed),
+                    catalog.state().clone(),
+                )
+            };
             self.snapshots
                 .send_replace(Arc::new(Snapshot::new(generation, state)));
         }

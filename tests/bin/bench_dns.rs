@@ -30,6 +30,15 @@ fn env_num(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
+    if let Some(port) = std::env::args()
+        .nth(1)
+        .filter(|a| a == "--udp-echo")
+        .and_then(|_| std::env::args().nth(2))
+        .and_then(|p| p.parse::<u16>().ok())
+    {
+        udp_echo(port);
+        return;
+    }
     let sizes: Vec<usize> = {
         let args: Vec<usize> = std::env::args()
             .skip(1)
@@ -56,6 +65,22 @@ fn main() {
 struct Svc {
     id: String,
     name: String,
+}
+
+/// The ceiling: a UDP server that does no DNS work at all (it sends each query back
+/// with the response bit set), one blocking thread, one datagram per system call, as
+/// the servers measured. Whatever a DNS server adds is on top of this.
+fn udp_echo(port: u16) {
+    let Ok(sock) = UdpSocket::bind(("127.0.0.1", port)) else {
+        std::process::exit(1);
+    };
+    let mut buf = [0u8; 4096];
+    while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+        if n > 2 {
+            buf[2] |= 0x80;
+        }
+        let _ = sock.send_to(&buf[..n], peer);
+    }
 }
 
 fn services(n: usize) -> Vec<Svc> {
@@ -206,6 +231,24 @@ fn run(n: usize, seconds: u64, window: usize, drains: usize) -> Result<(), Strin
     if let Some(t) = &theirs {
         servers.push(("sidecar-dns", theirs_addr, t.id()));
     }
+    let echo_port = free_port("127.0.0.1");
+    let echo = std::env::current_exe()
+        .ok()
+        .map(|exe| {
+            KillOnDrop::spawn(
+                Command::new(exe)
+                    .args(["--udp-echo", &echo_port.to_string()])
+                    .stdout(Stdio::null()),
+            )
+        });
+    if let Some(e) = &echo {
+        std::thread::sleep(Duration::from_millis(200));
+        servers.push((
+            "UDP echo, no DNS work (ceiling)",
+            ([127, 0, 0, 1], echo_port).into(),
+            e.id(),
+        ));
+    }
     let mut qps = Vec::new();
     for (label, addr, pid) in &servers {
         let cpu0 = cpu_seconds(*pid);
@@ -229,7 +272,7 @@ fn run(n: usize, seconds: u64, window: usize, drains: usize) -> Result<(), Strin
         );
         qps.push((r.qps, if cpu > 0.0 { r.count as f64 / cpu } else { 0.0 }));
     }
-    if qps.len() == 2 && qps[1].0 > 0.0 && qps[1].1 > 0.0 {
+    if theirs.is_some() && qps.len() >= 2 && qps[1].0 > 0.0 && qps[1].1 > 0.0 {
         println!(
             "ours / sidecar-dns: {:.1}x the queries/s, {:.1}x the queries per CPU-second",
             qps[0].0 / qps[1].0,

@@ -17,7 +17,7 @@
 
 use sidecar_catalog::{PortKind, ServicesState, Status};
 use sidecar_cluster::MemberList;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use xxhash_rust::xxh3::Xxh3DefaultBuilder;
@@ -112,6 +112,11 @@ impl Node {
 
 type NodeMap = HashMap<Box<[u8]>, Node, Xxh3DefaultBuilder>;
 
+/// Lowercase service name -> the (hostname, ID) of its ALIVE instances in the state a
+/// full build was made from: what an overlay needs to rebuild one name without walking
+/// the catalog.
+type ByName = HashMap<String, Vec<(String, String)>, Xxh3DefaultBuilder>;
+
 /// More changed service names than this since the last full build: build in full
 /// rather than overlay.
 const MAX_OVERLAY_NAMES: usize = 512;
@@ -129,6 +134,8 @@ pub struct Index {
     nodes: Arc<NodeMap>,
     /// Nodes that replace `nodes`' (an empty node hides a name that went away).
     overlay: NodeMap,
+    /// The instances behind `nodes`, by service name.
+    by_name: Arc<ByName>,
     /// The apex SOA without its owner, for the authority section of negative answers.
     pub soa: Vec<u8>,
     /// Catalog generation (the SOA serial).
@@ -152,43 +159,80 @@ impl Index {
         members: &MemberList,
     ) -> Index {
         let mut b = Builder::new(cfg, generation);
+        let mut by_name = ByName::default();
         for svc in state.services().filter(|s| s.status == Status::Alive) {
             b.service(svc);
+            by_name
+                .entry(svc.name.to_ascii_lowercase())
+                .or_default()
+                .push((svc.hostname.clone(), svc.id.clone()));
         }
         for m in members.live() {
             b.address(&format!("{}.node", m.name), m.address.ip());
         }
-        b.finish()
+        let mut index = b.finish();
+        index.by_name = Arc::new(by_name);
+        index
     }
 
-    /// This index, built from `base_state`, brought up to `state` (same members): the
-    /// service names whose ALIVE instances differ are rebuilt into the overlay. `None`
-    /// when too many changed for that to pay.
+    /// This index, built from `base_state`, brought up to `state` (same members), given
+    /// the (hostname, ID) of every record stored or removed in between (the catalog's
+    /// journal): the service names those records had or have are rebuilt into the
+    /// overlay. The cost follows the changes, not the catalog. `None` when too many
+    /// names changed for an overlay to pay.
     pub fn with_changes(
         &self,
         cfg: &IndexConfig,
         base_state: &ServicesState,
         generation: u64,
         state: &ServicesState,
+        touched: &[(String, String)],
     ) -> Option<Index> {
-        let changed: HashSet<String, Xxh3DefaultBuilder> =
-            changed_names(base_state, state)?.into_iter().collect();
-        let mut lower = String::new();
-        let mut of = |svc: &&sidecar_catalog::Service| {
-            lower.clear();
-            lower.extend(svc.name.chars().map(|c| c.to_ascii_lowercase()));
-            svc.status == Status::Alive && changed.contains(&lower)
+        let alive = |st: &'_ ServicesState, (h, id): &(String, String)| {
+            st.get(h, id)
+                .filter(|s| s.status == Status::Alive)
+                .map(|s| s.name.to_ascii_lowercase())
         };
+        let mut changed: HashSet<String, Xxh3DefaultBuilder> = HashSet::default();
+        for key in touched {
+            changed.extend(alive(base_state, key));
+            changed.extend(alive(state, key));
+            if changed.len() > MAX_OVERLAY_NAMES {
+                return None;
+            }
+        }
+        // The touched records that are ALIVE now, by name.
+        let mut touched_now: HashMap<String, Vec<&(String, String)>, Xxh3DefaultBuilder> =
+            HashMap::default();
+        for key in touched {
+            if let Some(name) = alive(state, key) {
+                touched_now.entry(name).or_default().push(key);
+            }
+        }
         let mut now = Builder::new(cfg, generation);
-        state
-            .services()
-            .filter(&mut of)
-            .for_each(|s| now.service(s));
         let mut before = Builder::new(cfg, self.generation);
-        base_state
-            .services()
-            .filter(&mut of)
-            .for_each(|s| before.service(s));
+        let mut keys: Vec<&(String, String)> = Vec::new();
+        for name in &changed {
+            let base_keys = self.by_name.get(name).map_or(&[][..], Vec::as_slice);
+            // Then: the full build's instances. Now: those still ALIVE under this name
+            // and the touched records that are, in catalog order (as a full build).
+            for s in base_keys.iter().filter_map(|(h, id)| base_state.get(h, id)) {
+                before.service(s);
+            }
+            keys.clear();
+            keys.extend(base_keys);
+            keys.extend(touched_now.get(name).into_iter().flatten());
+            keys.sort_unstable();
+            keys.dedup();
+            for (h, id) in &keys {
+                if let Some(s) = state.get(h, id)
+                    && s.status == Status::Alive
+                    && s.name.eq_ignore_ascii_case(name)
+                {
+                    now.service(s);
+                }
+            }
+        }
         let soa = now.soa.clone();
         let now = now.nodes;
         let mut overlay = NodeMap::default();
@@ -210,6 +254,7 @@ impl Index {
             apex_labels: self.apex_labels,
             nodes: self.nodes.clone(),
             overlay,
+            by_name: self.by_name.clone(),
             soa,
             generation,
             skipped: self.skipped,
@@ -234,66 +279,6 @@ impl Index {
     pub fn overlay_names(&self) -> usize {
         self.overlay.len()
     }
-}
-
-/// The (lowercase) service names whose ALIVE instances differ between two states, or
-/// `None` past [`MAX_OVERLAY_NAMES`]. Only what DNS shows counts (status ALIVE or not,
-/// name, ports), not timestamps.
-fn changed_names(a: &ServicesState, b: &ServicesState) -> Option<Vec<String>> {
-    use std::cmp::Ordering;
-    let mut out: Vec<String> = Vec::new();
-    let mut note = |svc: &sidecar_catalog::Service| {
-        if svc.status != Status::Alive {
-            return true;
-        }
-        if !out.iter().any(|n| n.eq_ignore_ascii_case(&svc.name)) {
-            out.push(svc.name.to_ascii_lowercase());
-        }
-        out.len() <= MAX_OVERLAY_NAMES
-    };
-    let empty = BTreeMap::new();
-    let hosts: std::collections::BTreeSet<&String> =
-        a.servers.keys().chain(b.servers.keys()).collect();
-    for host in hosts {
-        let sa = a.servers.get(host).map_or(&empty, |s| &s.services);
-        let sb = b.servers.get(host).map_or(&empty, |s| &s.services);
-        // Both are sorted by ID: walk them side by side.
-        let (mut ia, mut ib) = (sa.iter().peekable(), sb.iter().peekable());
-        loop {
-            let order = match (ia.peek(), ib.peek()) {
-                (None, None) => break,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
-            };
-            match order {
-                Ordering::Less => {
-                    let (_, x) = ia.next()?;
-                    if !note(x) {
-                        return None;
-                    }
-                }
-                Ordering::Greater => {
-                    let (_, y) = ib.next()?;
-                    if !note(y) {
-                        return None;
-                    }
-                }
-                Ordering::Equal => {
-                    let ((_, x), (_, y)) = (ia.next()?, ib.next()?);
-                    // A record is only ever replaced by one with a later `Updated`.
-                    let same = x.updated == y.updated
-                        || ((x.status == Status::Alive) == (y.status == Status::Alive)
-                            && (x.status != Status::Alive
-                                || (x.name == y.name && x.ports == y.ports)));
-                    if !(same || (note(x) && note(y))) {
-                        return None;
-                    }
-                }
-            }
-        }
-    }
-    Some(out)
 }
 
 struct Builder<'c> {
@@ -359,6 +344,7 @@ impl<'c> Builder<'c> {
             apex_labels: self.apex_labels,
             nodes: Arc::new(self.nodes),
             overlay: NodeMap::default(),
+            by_name: Arc::default(),
             soa: self.soa,
             generation: self.generation,
             skipped: self.skipped,
@@ -629,7 +615,7 @@ mod tests {
             svc("jkl", "cache", "10.0.0.4", Status::Alive),
         ]);
         let idx = base
-            .with_changes(&cfg(), &before, 2, &after)
+            .with_changes(&cfg(), &before, 2, &after, &touched(&before, &after))
             .expect("few changes");
         let a_of = |name: &str| {
             idx.get(&key(name))
@@ -669,10 +655,61 @@ mod tests {
                 )
             })
             .collect();
+        let many = state(many);
         assert!(
-            base.with_changes(&cfg(), &before, 3, &state(many))
+            base.with_changes(&cfg(), &before, 3, &many, &touched(&before, &many))
                 .is_none()
         );
+    }
+
+    /// What the catalog's journal would list between two states: every record that
+    /// differs or exists on one side only.
+    fn touched(a: &ServicesState, b: &ServicesState) -> Vec<(String, String)> {
+        let mut keys: Vec<(String, String)> = a
+            .services()
+            .chain(b.services())
+            .filter(|s| a.get(&s.hostname, &s.id) != b.get(&s.hostname, &s.id))
+            .map(|s| (s.hostname.clone(), s.id.clone()))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    #[test]
+    fn an_overlay_costs_the_changed_names_not_the_catalog() {
+        // 2,000 instances of 500 names; one drained: only its name is rebuilt.
+        let all: Vec<Service> = (0..2000)
+            .map(|i| {
+                svc(
+                    &format!("id{i}"),
+                    &format!("name{}", i % 500),
+                    &format!("10.0.{}.{}", i / 250, i % 250 + 1),
+                    Status::Alive,
+                )
+            })
+            .collect();
+        let before = state(all.clone());
+        let base = Index::build(&cfg(), 1, &before, &MemberList::default());
+        let mut after_all = all;
+        after_all[7].status = Status::Draining;
+        after_all[7].updated = after_all[7].updated.add_nanos(1);
+        let after = state(after_all);
+        let keys = touched(&before, &after);
+        assert_eq!(keys.len(), 1);
+        let idx = base
+            .with_changes(&cfg(), &before, 2, &after, &keys)
+            .expect("overlay");
+        let a_of = |i: &Index, name: &str| {
+            i.get(&key(name))
+                .and_then(|n| n.set(T_A))
+                .map_or(0, RrSet::len)
+        };
+        assert_eq!(a_of(&idx, "name7.service"), 3);
+        assert_eq!(a_of(&base, "name7.service"), 4);
+        assert_eq!(a_of(&idx, "name8.service"), 4);
+        // Only name7's names are in the overlay (its .service, SRV and .a names).
+        assert!(idx.overlay_names() < 20, "{}", idx.overlay_names());
     }
 
     #[test]

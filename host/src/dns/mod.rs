@@ -123,8 +123,13 @@ pub async fn start(
     Ok(Some(DnsHandle { addr: bound }))
 }
 
-/// How often at most a full index build starts while the catalog keeps changing.
-const FULL_BUILD_EVERY: Duration = Duration::from_secs(2);
+/// While the catalog keeps changing, a full build (which folds the overlay in) starts at
+/// most this often, or sooner once the overlay holds [`OVERLAY_FOLD_NAMES`] names.
+const FULL_BUILD_EVERY: Duration = Duration::from_secs(10);
+
+/// An overlay this large is folded into a full build (it is rebuilt on every change
+/// until then, so its size bounds the cost of each change).
+const OVERLAY_FOLD_NAMES: usize = 1024;
 
 /// Drops an index that was replaced off the async threads: freeing the last reference
 /// to a full build of 10,000 services takes milliseconds.
@@ -136,11 +141,13 @@ pub fn retire(index: Arc<Index>) {
 
 /// Keeps the published index up to date with the catalog and the member list.
 ///
-/// A full build runs off the async threads whenever the catalog has moved on from the
-/// last one (10,000 services take tens of milliseconds or more); meanwhile every
-/// snapshot is published at once as the last full build plus an overlay of the service
-/// names that changed since, which is computed in well under a millisecond. Bursts
-/// coalesce: the watch channels hold only the newest value.
+/// Every snapshot is published at once as the last full build plus an overlay of the
+/// service names whose records changed since (the catalog's journal names them), so a
+/// change costs what it touched, whatever the catalog's size. Full builds (10,000
+/// services take tens of milliseconds) run off the async threads, seldom: when the
+/// member list changed, when the overlay could not be made or grew large, and at most
+/// every [`FULL_BUILD_EVERY`] while the catalog keeps changing. Bursts coalesce: the
+/// watch channels hold only the newest value.
 pub async fn run_indexer(
     cfg: IndexConfig,
     catalog: Arc<SharedCatalog>,
@@ -158,6 +165,7 @@ pub async fn run_indexer(
     let mut members_dirty = true;
     let mut published_generation = None;
     let mut last_build: Option<Instant> = None;
+    let mut overlay_names = 0;
     // Wakes the loop when a spaced-out full build becomes due.
     let mut tick = tokio::time::interval(FULL_BUILD_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -170,13 +178,23 @@ pub async fn run_indexer(
             let fresh = if from.generation == snap.generation {
                 Some(index.clone())
             } else {
-                index
-                    .with_changes(&cfg, &from.state, snap.generation, &snap.state)
+                catalog
+                    .changed_between(from.generation, snap.generation)
+                    .and_then(|touched| {
+                        index.with_changes(
+                            &cfg,
+                            &from.state,
+                            snap.generation,
+                            &snap.state,
+                            &touched,
+                        )
+                    })
                     .map(Arc::new)
             };
             // Too many changes for an overlay: the full build being made will do.
             if let Some(fresh) = fresh {
                 metrics.overlaid(&fresh, started.elapsed());
+                overlay_names = fresh.overlay_names();
                 retire(out.send_replace(fresh));
                 published_generation = Some(snap.generation);
             }
@@ -188,7 +206,10 @@ pub async fn run_indexer(
         // spaced out; one is due at once when the overlay could not be made.
         let overlay_failed = published_generation != Some(snap.generation);
         let spaced = last_build.is_none_or(|t: Instant| t.elapsed() >= FULL_BUILD_EVERY);
-        if building.is_none() && (members_dirty || (behind && (overlay_failed || spaced))) {
+        let large = overlay_names >= OVERLAY_FOLD_NAMES;
+        if building.is_none()
+            && (members_dirty || (behind && (overlay_failed || spaced || large)))
+        {
             last_build = Some(Instant::now());
             members_dirty = false;
             let list = members.borrow_and_update().clone();

@@ -329,8 +329,8 @@ impl MlSide {
         };
         let all: Vec<Service> = st
             .servers
-            .into_values()
-            .flat_map(|s| s.services.into_values())
+            .into_iter()
+            .flat_map(|(_, s)| s.services.into_iter().map(|(_, svc)| svc))
             .collect();
         self.merge(all, true);
     }

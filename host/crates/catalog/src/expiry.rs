@@ -62,7 +62,7 @@ impl Catalog {
         let mut out = Applied::default();
         for (host, id) in purge {
             if self.remove(&host, &id) {
-                out.removed += 1;
+                out.removed.push((host, id));
             }
         }
         for (host, id, updated) in expire {
@@ -246,10 +246,11 @@ mod tests {
         );
         assert_eq!(c.state().servers["a"].services.len(), 2);
         let out = c.expire(at("2024-05-01T13:00:01Z", 3 * 3600 + 1));
-        assert_eq!(out.removed, 1, "x is purged at 3 h");
+        assert_eq!(out.removed.len(), 1, "x is purged at 3 h");
         let out = c.expire(at("2024-05-01T13:02:02Z", 3 * 3600 + 122));
         assert_eq!(
-            out.removed, 1,
+            out.removed.len(),
+            1,
             "y (tombstoned at 10:02) is purged 3 h later"
         );
         assert!(
@@ -274,8 +275,8 @@ mod tests {
             svc("a", "x", Status::Tombstone, "2024-05-01T10:00:00Z"),
             at("2024-05-01T11:59:00Z", 0),
         );
-        assert_eq!(c.expire(at("2024-05-01T11:59:59Z", 59)).removed, 0);
-        assert_eq!(c.expire(at("2024-05-01T12:00:01Z", 61)).removed, 1);
+        assert_eq!(c.expire(at("2024-05-01T11:59:59Z", 59)).removed.len(), 0);
+        assert_eq!(c.expire(at("2024-05-01T12:00:01Z", 61)).removed.len(), 1);
     }
 
     #[test]

@@ -82,7 +82,7 @@ impl Catalog {
         {
             out.stale += 1;
             if self.remove(&n.hostname, &n.id) {
-                out.removed += 1;
+                out.removed.push((n.hostname, n.id));
             }
             return;
         }
@@ -481,7 +481,7 @@ pub(super) mod tests {
             wall,
         );
         assert_eq!(out.stale, 1);
-        assert_eq!(out.removed, 1);
+        assert_eq!(out.removed.len(), 1);
         assert!(c.state().get("chaucer", "x").is_none());
         assert!(out.events.is_empty());
     }

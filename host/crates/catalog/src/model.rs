@@ -10,6 +10,9 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+/// Persistent (structurally shared) maps: a copy of the whole catalog, which every
+/// published snapshot is, costs O(1), and a change copies only the path to it.
+pub use imbl::OrdMap;
 use std::fmt;
 
 /// Status of a service instance; the discriminant is Sidecar's wire code.
@@ -218,7 +221,7 @@ pub struct Server {
     #[serde(rename = "Name")]
     pub name: String,
     #[serde(rename = "Services")]
-    pub services: BTreeMap<String, Service>,
+    pub services: OrdMap<String, Service>,
     #[serde(rename = "LastUpdated")]
     pub last_updated: Timestamp,
     #[serde(rename = "LastChanged")]
@@ -229,7 +232,7 @@ impl Server {
     pub fn new(name: impl Into<String>) -> Self {
         Server {
             name: name.into(),
-            services: BTreeMap::new(),
+            services: OrdMap::new(),
             last_updated: Timestamp::UNIX_EPOCH,
             last_changed: Timestamp::UNIX_EPOCH,
         }
@@ -244,7 +247,7 @@ impl Server {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ServicesState {
     #[serde(rename = "Servers")]
-    pub servers: BTreeMap<String, Server>,
+    pub servers: OrdMap<String, Server>,
     #[serde(rename = "LastChanged")]
     pub last_changed: Timestamp,
     #[serde(rename = "ClusterName")]
@@ -256,7 +259,7 @@ pub struct ServicesState {
 impl ServicesState {
     pub fn new(hostname: impl Into<String>, cluster_name: impl Into<String>) -> Self {
         ServicesState {
-            servers: BTreeMap::new(),
+            servers: OrdMap::new(),
             last_changed: Timestamp::UNIX_EPOCH,
             cluster_name: cluster_name.into(),
             hostname: hostname.into(),
@@ -412,7 +415,7 @@ impl<'de> Deserialize<'de> for Server {
         let map = v
             .as_object()
             .ok_or_else(|| err::<D::Error>("Server", "expected a JSON object"))?;
-        let mut services = BTreeMap::new();
+        let mut services = OrdMap::new();
         match field(map, "Services") {
             None | Some(Value::Null) => {}
             Some(Value::Object(entries)) => {
@@ -437,7 +440,7 @@ impl<'de> Deserialize<'de> for ServicesState {
         let map = v
             .as_object()
             .ok_or_else(|| err::<D::Error>("ServicesState", "expected a JSON object"))?;
-        let mut servers = BTreeMap::new();
+        let mut servers = OrdMap::new();
         match field(map, "Servers") {
             None | Some(Value::Null) => {}
             Some(Value::Object(entries)) => {

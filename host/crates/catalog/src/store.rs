@@ -69,9 +69,9 @@ pub struct Record {
 pub struct Applied {
     pub stored: Vec<Record>,
     pub events: Vec<ChangeEvent>,
-    /// Records removed outright (purged tombstones, stale drops): no event, but a
-    /// snapshot that shows the catalog must be refreshed.
-    pub removed: usize,
+    /// Records removed outright (purged tombstones, stale drops), as (hostname, ID): no
+    /// event, but a snapshot that shows the catalog must be refreshed.
+    pub removed: Vec<(String, String)>,
     /// Incoming records dropped for being older than the tombstone lifespan.
     pub stale: usize,
     /// Incoming records refused: stamped too far in the future, or about a host that
@@ -86,13 +86,13 @@ pub struct Applied {
 
 impl Applied {
     pub fn is_empty(&self) -> bool {
-        self.stored.is_empty() && self.events.is_empty() && self.removed == 0
+        self.stored.is_empty() && self.events.is_empty() && self.removed.is_empty()
     }
 
     pub fn extend(&mut self, other: Applied) {
         self.stored.extend(other.stored);
         self.events.extend(other.events);
-        self.removed += other.removed;
+        self.removed.extend(other.removed);
         self.stale += other.stale;
         self.refused_future += other.refused_future;
         self.refused_foreign += other.refused_foreign;
