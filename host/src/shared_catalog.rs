@@ -463,6 +463,40 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_journal_names_what_each_generation_touched() {
+        let (shared, _rx) = SharedCatalog::with_defaults("me", "default");
+        shared.sync_local(vec![local("a"), local("b")]);
+        let g1 = shared.generation.load(Ordering::Relaxed);
+        assert!(shared.drain("b").is_ok());
+        let g2 = shared.generation.load(Ordering::Relaxed);
+        assert_eq!(g2, g1 + 1);
+        let key = |id: &str| ("me".to_string(), id.to_string());
+        assert_eq!(shared.changed_between(g1, g2), Some(vec![key("b")]));
+        let mut all = shared.changed_between(0, g2).expect("within the journal");
+        all.sort();
+        all.dedup();
+        assert_eq!(all, vec![key("a"), key("b")]);
+        assert_eq!(shared.changed_between(g2, g2), Some(vec![]));
+    }
+
+    #[test]
+    fn a_reader_behind_the_journal_is_told_to_rebuild() {
+        let (shared, _rx) = SharedCatalog::with_defaults("me", "default");
+        let many: Vec<Service> = (0..JOURNAL_CAP + 10)
+            .map(|i| local(&format!("s{i}")))
+            .collect();
+        shared.sync_local(many);
+        let g = shared.generation.load(Ordering::Relaxed);
+        assert!(shared.drain("s1").is_ok());
+        // The first generation's keys no longer all fit: from before it, rebuild.
+        assert_eq!(shared.changed_between(0, g + 1), None);
+        assert_eq!(
+            shared.changed_between(g, g + 1),
+            Some(vec![("me".to_string(), "s1".to_string())])
+        );
+    }
+
     #[tokio::test]
     async fn local_changes_reach_events_outbound_and_snapshots() {
         let (shared, mut outbound) = SharedCatalog::with_defaults("me", "default");

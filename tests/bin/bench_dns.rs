@@ -232,15 +232,13 @@ fn run(n: usize, seconds: u64, window: usize, drains: usize) -> Result<(), Strin
         servers.push(("sidecar-dns", theirs_addr, t.id()));
     }
     let echo_port = free_port("127.0.0.1");
-    let echo = std::env::current_exe()
-        .ok()
-        .map(|exe| {
-            KillOnDrop::spawn(
-                Command::new(exe)
-                    .args(["--udp-echo", &echo_port.to_string()])
-                    .stdout(Stdio::null()),
-            )
-        });
+    let echo = std::env::current_exe().ok().map(|exe| {
+        KillOnDrop::spawn(
+            Command::new(exe)
+                .args(["--udp-echo", &echo_port.to_string()])
+                .stdout(Stdio::null()),
+        )
+    });
     if let Some(e) = &echo {
         std::thread::sleep(Duration::from_millis(200));
         servers.push((

@@ -207,8 +207,7 @@ pub async fn run_indexer(
         let overlay_failed = published_generation != Some(snap.generation);
         let spaced = last_build.is_none_or(|t: Instant| t.elapsed() >= FULL_BUILD_EVERY);
         let large = overlay_names >= OVERLAY_FOLD_NAMES;
-        if building.is_none()
-            && (members_dirty || (behind && (overlay_failed || spaced || large)))
+        if building.is_none() && (members_dirty || (behind && (overlay_failed || spaced || large)))
         {
             last_build = Some(Instant::now());
             members_dirty = false;

@@ -6,13 +6,13 @@
 //! exists, and missing keys take zero values (so a missing `Status` means ALIVE).
 
 use super::time::Timestamp;
+/// Persistent (structurally shared) maps: a copy of the whole catalog, which every
+/// published snapshot is, costs O(1), and a change copies only the path to it.
+pub use imbl::OrdMap;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-/// Persistent (structurally shared) maps: a copy of the whole catalog, which every
-/// published snapshot is, costs O(1), and a change copies only the path to it.
-pub use imbl::OrdMap;
 use std::fmt;
 
 /// Status of a service instance; the discriminant is Sidecar's wire code.
