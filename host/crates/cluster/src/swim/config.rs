@@ -32,8 +32,23 @@ pub struct SwimConfig {
     pub gossip_messages: usize,
     /// Peers a new item is pushed to at once (on a local change and on first receipt).
     pub eager_fanout: usize,
-    /// Each item is sent `retransmit_mult × ceil(log10(N + 1))` times by each member.
+    /// Each item is sent `retransmit_mult × ceil(log10(N + 1))` times by each member
+    /// (member updates always; records only with `tree_fanout` 0).
     pub retransmit_mult: u32,
+    /// Children per member in a record's broadcast tree (Plumtree-style eager push: the
+    /// origin's tree over the live members ranked by a hash of their names); 0 sends
+    /// records like member updates instead (eager fan-out plus retransmissions).
+    pub tree_fanout: usize,
+    /// Members after us in that ranking that hear our lazy announcements (ids only) of
+    /// the records we received: the repair path for what the tree lost.
+    pub lazy_fanout: usize,
+    /// Announcements wait this long to be batched into one datagram per member.
+    pub announce_delay: Duration,
+    /// An announced item we lack is asked for (grafted) after this wait, in case the
+    /// tree is only slower than the announcement.
+    pub graft_wait: Duration,
+    /// Recent items are kept this long to answer grafts and recognise announcements.
+    pub recent_ttl: Duration,
     /// Base anti-entropy period, scaled like memberlist beyond 32 members.
     pub push_pull_interval: Duration,
     /// How often one dead member is pinged (partition healing).
@@ -78,6 +93,11 @@ impl Default for SwimConfig {
             gossip_messages: 15,
             eager_fanout: 4,
             retransmit_mult: 4,
+            tree_fanout: 8,
+            lazy_fanout: 2,
+            announce_delay: Duration::from_millis(100),
+            graft_wait: Duration::from_millis(250),
+            recent_ttl: Duration::from_secs(30),
             push_pull_interval: Duration::from_secs(20),
             reconnect_interval: Duration::from_secs(2),
             rejoin_interval: Duration::from_secs(30),
