@@ -60,6 +60,7 @@ fn before() -> SwimConfig {
         probe_timeout: Duration::from_millis(300),
         indirect_checks: 3,
         suspicion_mult: 1.5,
+        suspicion_floor: Duration::ZERO,
         tree_fanout: 0,
         ..SwimConfig::default()
     }
@@ -75,6 +76,7 @@ fn apply_overrides(c: &mut SwimConfig, spec: &str) {
             "attempts" => c.direct_attempts = num as u32,
             "indirect" => c.indirect_checks = num as usize,
             "susp" => c.suspicion_mult = num,
+            "floor_ms" => c.suspicion_floor = Duration::from_millis(num as u64),
             "confirm" => c.confirmations = num as u32,
             "tree" => c.tree_fanout = num as usize,
             "lazy" => c.lazy_fanout = num as usize,

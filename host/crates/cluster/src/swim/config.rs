@@ -18,8 +18,12 @@ pub struct SwimConfig {
     pub indirect_checks: usize,
     /// Lifeguard local-health ceiling: timers stretch up to `(max + 1)`×.
     pub awareness_max: u32,
-    /// Suspicion minimum = `suspicion_mult × max(1, log10 N) × suspicion_unit`.
+    /// Suspicion minimum = `max(suspicion_floor, suspicion_mult × max(1, log10 N) ×
+    /// suspicion_unit)`: short at scale, where only `confirmations` independent suspecters
+    /// bring a suspicion down to it (a false one stays near the maximum and is refuted),
+    /// never below the floor in small clusters, which have no confirmations.
     pub suspicion_mult: f64,
+    pub suspicion_floor: Duration,
     /// Suspicion maximum = `suspicion_max_mult × minimum`.
     pub suspicion_max_mult: u32,
     /// Independent confirmations that shrink the suspicion timeout to its minimum.
@@ -80,11 +84,14 @@ impl Default for SwimConfig {
             // is the tail of crash detection (p99 ≈ 4.6 intervals).
             probe_interval: Duration::from_millis(500),
             suspicion_unit: Duration::from_secs(1),
-            probe_timeout: Duration::from_millis(300),
+            // Three direct attempts in 600 ms (a WAN round trip is 20-160 ms) and four
+            // relays (a false suspicion at 10 % loss: 0.19³ × 0.34⁴ ≈ 10⁻⁴ per probe).
+            probe_timeout: Duration::from_millis(200),
             direct_attempts: 3,
-            indirect_checks: 3,
+            indirect_checks: 4,
             awareness_max: 8,
-            suspicion_mult: 1.5,
+            suspicion_mult: 0.6,
+            suspicion_floor: Duration::from_millis(1500),
             suspicion_max_mult: 6,
             confirmations: 3,
             active_probers: 6,
@@ -127,7 +134,8 @@ impl SwimConfig {
     pub fn suspicion_bounds(&self, n: usize) -> (Duration, Duration) {
         let min = self
             .suspicion_unit
-            .mul_f64(self.suspicion_mult * log10_at_least_1(n));
+            .mul_f64(self.suspicion_mult * log10_at_least_1(n))
+            .max(self.suspicion_floor);
         (min, min * self.suspicion_max_mult)
     }
 
@@ -150,9 +158,18 @@ mod tests {
         let c = SwimConfig::default();
         assert_eq!(c.retransmit_limit(100), 12);
         assert_eq!(c.retransmit_limit(10_000), 20);
-        assert_eq!(c.suspicion_bounds(100).0, Duration::from_secs(3));
-        assert_eq!(c.suspicion_bounds(5).0, Duration::from_millis(1500));
-        assert_eq!(c.suspicion_bounds(10_000).1, Duration::from_secs(36));
+        assert_eq!(
+            c.suspicion_bounds(5).0,
+            Duration::from_millis(1500),
+            "floor"
+        );
+        assert_eq!(
+            c.suspicion_bounds(100).0,
+            Duration::from_millis(1500),
+            "floor"
+        );
+        assert_eq!(c.suspicion_bounds(1000).0, Duration::from_millis(1800));
+        assert_eq!(c.suspicion_bounds(10_000).1, Duration::from_millis(14_400));
         assert_eq!(c.push_pull_for(10), Duration::from_secs(20));
         assert_eq!(c.push_pull_for(100), Duration::from_secs(60));
     }
