@@ -9,6 +9,9 @@
 //!   (the configuration before issue 15: slower probes, longer suspicion, records
 //!   retransmitted memberlist-style instead of broadcast trees), run one after the other;
 //! * `BENCH_ONLY`: one of `dissemination`, `crash`, `false`, `bandwidth`;
+//! * `BENCH_WINDOW`: seconds of warm-up, idle and churn of the bandwidth run;
+//! * `BENCH_CHANGES`, `BENCH_CRASHES`: fewer (or more) changes and crashes than the
+//!   defaults per N (shorter runs on a busy machine);
 //! * `BENCH_SET`: overrides, e.g. `probe_ms=400,timeout_ms=200,susp=0.8,indirect=4,tree=8`.
 
 use sidecar_catalog::Status;
@@ -340,6 +343,17 @@ fn main() {
             0..=100 => (200, 5 * S, 100, 40 * S, 120 * S, 120 * S),
             101..=1000 => (100, 3 * S, 40, 30 * S, 60 * S, 60 * S),
             _ => (50, 3 * S, 10, 25 * S, 20 * S, 20 * S),
+        };
+        // Shorter runs on a busy machine: BENCH_CHANGES, BENCH_CRASHES.
+        let count = |k: &str, d: usize| env(k, "").parse().unwrap_or(d);
+        let (changes, crashes) = (
+            count("BENCH_CHANGES", changes),
+            count("BENCH_CRASHES", crashes),
+        );
+        // BENCH_WINDOW: seconds of warm-up, of idle and of churn for the bandwidth run.
+        let (window, warmup) = match count("BENCH_WINDOW", 0) {
+            0 => (window, warmup),
+            w => (w as Micros * S, w as Micros * S),
         };
         for s in &setups {
             if only.is_empty() || only == "dissemination" {
