@@ -181,8 +181,8 @@ pub struct Swim<K: NodeKey, A: NodeAddr> {
     /// Ids to announce at `next_announce`.
     announce: Vec<u64>,
     next_announce: Micros,
-    /// Announced ids we lack: who announced them and when to graft.
-    missing: BTreeMap<u64, (A, Micros)>,
+    /// Announced ids we lack: who announced them last, when to graft, grafts sent.
+    missing: BTreeMap<u64, (A, Micros, u8)>,
 }
 
 impl<K: NodeKey, A: NodeAddr> Swim<K, A> {

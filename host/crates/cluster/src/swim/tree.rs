@@ -9,8 +9,9 @@
 //! while membership changes) is repaired lazily: each member announces the ids of the
 //! records it received to the next `lazy_fanout` members of the ranking (one batched
 //! datagram per `announce_delay`); a member that is told of an id it has not seen within
-//! `graft_wait` asks the announcer for it (GRAFT) and, once it has it, forwards it to its
-//! own children, which repairs its whole subtree. Anti-entropy remains the last resort.
+//! `graft_wait` asks the announcer for it (GRAFT; again, of the latest announcer, while
+//! it does not come, 3 times in all) and, once it has it, forwards it to its own
+//! children, which repairs its whole subtree. Anti-entropy remains the last resort.
 
 use super::{Micros, Output, PutInto, Swim, us};
 use crate::dissemination::Subject;
@@ -26,6 +27,9 @@ pub(super) struct Recent<K> {
 
 /// Most announced-but-unseen ids we track (the rest are left to anti-entropy).
 const MAX_MISSING: usize = 4096;
+/// Grafts per missing id: a lost graft or answer is asked again (of the latest
+/// announcer) after twice the wait, this many times in all.
+const GRAFT_TRIES: u8 = 3;
 /// Most recent items kept, whatever their age.
 const MAX_RECENT: usize = 65_536;
 
@@ -171,11 +175,14 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
     pub(super) fn ihave(&mut self, from: A, ids: Vec<u64>, now: Micros) {
         let due = now + us(self.cfg.graft_wait);
         for id in ids {
-            if !self.recent.contains_key(&id)
-                && !self.missing.contains_key(&id)
-                && self.missing.len() < MAX_MISSING
-            {
-                self.missing.insert(id, (from.clone(), due));
+            if self.recent.contains_key(&id) {
+                continue;
+            }
+            if let Some(m) = self.missing.get_mut(&id) {
+                // A later announcer is who a retry asks.
+                m.0 = from.clone();
+            } else if self.missing.len() < MAX_MISSING {
+                self.missing.insert(id, (from.clone(), due, 0));
             }
         }
     }
@@ -220,9 +227,10 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
                 }
             }
         }
-        if self.missing.values().any(|(_, due)| *due <= now) {
+        if self.missing.values().any(|(_, due, _)| *due <= now) {
             let mut asks: BTreeMap<Vec<u8>, (A, Vec<u64>)> = BTreeMap::new();
-            self.missing.retain(|id, (from, due)| {
+            let again = now + 2 * us(self.cfg.graft_wait);
+            self.missing.retain(|id, (from, due, tries)| {
                 if *due > now {
                     return true;
                 }
@@ -233,7 +241,9 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
                     .or_insert_with(|| (from.clone(), Vec::new()))
                     .1
                     .push(*id);
-                false
+                *tries += 1;
+                *due = again;
+                *tries < GRAFT_TRIES
             });
             for (_, (to, ids)) in asks {
                 for chunk in ids.chunks(wire::MAX_IDS / 2) {
@@ -255,7 +265,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         if !self.announce.is_empty() {
             d = self.next_announce;
         }
-        self.missing.values().fold(d, |d, (_, due)| d.min(*due))
+        self.missing.values().fold(d, |d, (_, due, _)| d.min(*due))
     }
 }
 

@@ -220,9 +220,42 @@ fn an_announced_record_we_lack_is_grafted_from_the_announcer_after_the_wait() {
     );
     c.tick(wait, &NoRecords);
     assert_eq!(grafts(sent(&mut c)), vec![(addr(3), vec![id])]);
-    c.tick(10 * wait, &NoRecords);
-    assert!(grafts(sent(&mut c)).is_empty(), "asked once");
     assert_eq!(c.stats().grafts, 1);
+}
+
+#[test]
+fn a_graft_that_brings_nothing_is_asked_again_of_the_latest_announcer_three_times_in_all() {
+    let cfg = SwimConfig::default();
+    let mut c = core(ME, 40, &cfg);
+    let id = item_id(&item(&record(7, "a")));
+    let ihave =
+        |from: Key| wire::encode_head(&from, PEER_GEN, &Msg::<Key, Key>::IHave { ids: vec![id] });
+    c.handle_datagram(addr(3), &ihave(3), 0, &mut Recs::default())
+        .expect("valid");
+    let wait = micros(cfg.graft_wait);
+    c.tick(wait, &NoRecords);
+    sent(&mut c);
+    c.handle_datagram(addr(4), &ihave(4), wait, &mut Recs::default())
+        .expect("valid");
+    let grafted_by = |c: &mut Swim<Key, Key>| -> Vec<u32> {
+        sent(c)
+            .into_iter()
+            .filter(|(_, p)| matches!(p.msg, Msg::Graft { .. }))
+            .map(|(to, _)| to)
+            .collect()
+    };
+    c.tick(3 * wait - 1, &NoRecords);
+    assert!(
+        grafted_by(&mut c).is_empty(),
+        "twice the wait between tries"
+    );
+    c.tick(3 * wait, &NoRecords);
+    assert_eq!(grafted_by(&mut c), vec![addr(4)]);
+    c.tick(5 * wait, &NoRecords);
+    assert_eq!(grafted_by(&mut c), vec![addr(4)]);
+    c.tick(100 * wait, &NoRecords);
+    assert!(grafted_by(&mut c).is_empty(), "three grafts in all");
+    assert_eq!(c.stats().grafts, 3);
 }
 
 #[test]
