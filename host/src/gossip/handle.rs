@@ -41,6 +41,7 @@ pub struct ClusterCounters {
     pub refused_members: Counter,
     pub refused_wants: Counter,
     pub queue_dropped: Counter,
+    pub grafts: Counter,
 }
 
 impl ClusterCounters {
@@ -50,7 +51,7 @@ impl ClusterCounters {
     }
 
     /// `(name, help, counter)`: names without `_total`, which the encoder appends.
-    fn families(&self) -> [(&'static str, &'static str, &Counter); 26] {
+    fn families(&self) -> [(&'static str, &'static str, &Counter); 27] {
         [
             (
                 "sidecar_gossip_datagrams_in",
@@ -167,6 +168,11 @@ impl ClusterCounters {
                 "sidecar_swim_refused_members",
                 "New members refused: the member table is full, or their sender introduced too many new members lately",
                 &self.refused_members,
+            ),
+            (
+                "sidecar_gossip_grafts",
+                "Records asked for after a lazy announcement because their broadcast tree did not bring them",
+                &self.grafts,
             ),
             (
                 "sidecar_swim_refused_wants",

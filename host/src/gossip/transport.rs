@@ -819,6 +819,7 @@ impl Driver {
         set(&self.counters.refused_members, s.refused_members);
         set(&self.counters.refused_wants, s.refused_wants);
         set(&self.counters.queue_dropped, self.core.queue_dropped());
+        set(&self.counters.grafts, s.grafts);
         self.publish();
     }
 

@@ -1,15 +1,26 @@
 //! Cluster benchmarks in the deterministic simulator (virtual time, real core and
-//! catalog code, LAN-like network: 0.2-1 ms one way). Figures go to docs/benchmarks.md.
+//! catalog code) over the network profiles of [`Profile`]. Figures go to
+//! docs/benchmarks.md.
 //!
 //! `cargo bench -p sidecar-cluster --features sim --bench cluster -- [N ...]` (default 100 1000 10000);
-//! `scripts/bench-cluster.sh` runs it.
+//! `scripts/bench-cluster.sh` runs it. Environment:
+//! * `BENCH_NET`: profiles to run, `lan wan` by default;
+//! * `BENCH_CFG`: `after` (the default configuration, the default) and/or `before`
+//!   (the configuration before issue 15: slower probes, longer suspicion, records
+//!   retransmitted memberlist-style instead of broadcast trees), run one after the other;
+//! * `BENCH_ONLY`: one of `dissemination`, `crash`, `false`, `bandwidth`;
+//! * `BENCH_WINDOW`: seconds of warm-up, idle and churn of the bandwidth run;
+//! * `BENCH_CHANGES`, `BENCH_CRASHES`: fewer (or more) changes and crashes than the
+//!   defaults per N (shorter runs on a busy machine);
+//! * `BENCH_SET`: overrides, e.g. `probe_ms=400,timeout_ms=200,susp=0.8,indirect=4,tree=8`.
 
 use sidecar_catalog::Status;
+use sidecar_cluster::sim::network::Profile;
 use sidecar_cluster::sim::scenario::service;
 use sidecar_cluster::sim::{Sim, SimConfig};
-use sidecar_cluster::swim::Micros;
 use sidecar_cluster::swim::rng::Rng;
-use std::time::Instant;
+use sidecar_cluster::swim::{CoreStats, Micros, SwimConfig};
+use std::time::{Duration, Instant};
 
 const S: Micros = 1_000_000;
 
@@ -36,12 +47,56 @@ fn services_per_node(n: usize) -> usize {
     }
 }
 
-fn sim(n: usize, seed: u64) -> Sim {
-    sim_with(n, seed, if n <= 100 { services_per_node(n) } else { 0 })
+/// One configuration of one run: the network profile and the core's settings.
+#[derive(Clone)]
+struct Setup {
+    profile: Profile,
+    swim: SwimConfig,
+    label: String,
 }
 
-fn sim_with(n: usize, seed: u64, k: usize) -> Sim {
+/// The defaults before issue 15 (probe every 500 ms, 300 ms ack window, 3 relays,
+/// suspicion 1.5 s × log10 N, records retransmitted `4 × log10 N` times).
+fn before() -> SwimConfig {
+    SwimConfig {
+        probe_interval: Duration::from_millis(500),
+        probe_timeout: Duration::from_millis(300),
+        indirect_checks: 3,
+        suspicion_mult: 1.5,
+        suspicion_floor: Duration::ZERO,
+        tree_fanout: 0,
+        ..SwimConfig::default()
+    }
+}
+
+fn apply_overrides(c: &mut SwimConfig, spec: &str) {
+    for kv in spec.split(',').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let num: f64 = v.parse().unwrap_or_else(|_| panic!("BENCH_SET: {kv}"));
+        match k {
+            "probe_ms" => c.probe_interval = Duration::from_millis(num as u64),
+            "timeout_ms" => c.probe_timeout = Duration::from_millis(num as u64),
+            "attempts" => c.direct_attempts = num as u32,
+            "indirect" => c.indirect_checks = num as usize,
+            "susp" => c.suspicion_mult = num,
+            "floor_ms" => c.suspicion_floor = Duration::from_millis(num as u64),
+            "confirm" => c.confirmations = num as u32,
+            "tree" => c.tree_fanout = num as usize,
+            "lazy" => c.lazy_fanout = num as usize,
+            "graft_ms" => c.graft_wait = Duration::from_millis(num as u64),
+            _ => panic!("BENCH_SET: unknown {k}"),
+        }
+    }
+}
+
+fn sim(s: &Setup, n: usize, seed: u64) -> Sim {
+    sim_with(s, n, seed, if n <= 100 { services_per_node(n) } else { 0 })
+}
+
+fn sim_with(s: &Setup, n: usize, seed: u64, k: usize) -> Sim {
     let mut cfg = SimConfig::new(n, seed);
+    cfg.swim = s.swim.clone();
+    cfg.network = s.profile.network();
     cfg.preload = true;
     cfg.seeds = vec![];
     let mut sim = Sim::new(cfg);
@@ -53,9 +108,9 @@ fn sim_with(n: usize, seed: u64, k: usize) -> Sim {
     sim
 }
 
-fn dissemination(n: usize, changes: usize, window: Micros) {
+fn dissemination(s: &Setup, n: usize, changes: usize, window: Micros) {
     let wall = Instant::now();
-    let mut sim = sim(n, 11);
+    let mut sim = sim(s, n, 11);
     let mut rng = Rng::new(5);
     sim.run_until(30 * S);
     let (mut t999, mut t100) = (Vec::new(), Vec::new());
@@ -91,7 +146,8 @@ fn dissemination(n: usize, changes: usize, window: Micros) {
     t100.sort_unstable();
     let missed = t100.iter().filter(|t| **t == Micros::MAX).count();
     println!(
-        "N={n:>5} change -> 99.9%: p50 {} p99 {} | -> 100%: p50 {} p99 {} (missed within {} s: {missed}/{changes}) [{} changes, {:.0} s wall]",
+        "{} N={n:>5} change -> 99.9%: p50 {} p99 {} | -> 100%: p50 {} p99 {} (missed within {} s: {missed}/{changes}) [{} changes, {:.0} s wall]",
+        s.label,
         ms(pct(&t999, 0.5)),
         ms(pct(&t999, 0.99)),
         ms(pct(&t100, 0.5)),
@@ -102,9 +158,9 @@ fn dissemination(n: usize, changes: usize, window: Micros) {
     );
 }
 
-fn crash_detection(n: usize, crashes: usize, window: Micros) {
+fn crash_detection(s: &Setup, n: usize, crashes: usize, window: Micros) {
     let wall = Instant::now();
-    let mut sim = sim(n, 23);
+    let mut sim = sim(s, n, 23);
     let mut rng = Rng::new(7);
     sim.run_until(10 * S);
     let (mut t99, mut t100, mut first) = (Vec::new(), Vec::new(), Vec::new());
@@ -138,7 +194,8 @@ fn crash_detection(n: usize, crashes: usize, window: Micros) {
         v.sort_unstable();
     }
     println!(
-        "N={n:>5} crash -> first declares dead: p50 {} | -> 99% of nodes: p50 {} p99 {} | -> 100%: p99 {} [{} crashes, {:.0} s wall]",
+        "{} N={n:>5} crash -> first declares dead: p50 {} | -> 99% of nodes: p50 {} p99 {} | -> 100%: p99 {} [{} crashes, {:.0} s wall]",
+        s.label,
         ms(pct(&first, 0.5)),
         ms(pct(&t99, 0.5)),
         ms(pct(&t99, 0.99)),
@@ -151,9 +208,9 @@ fn crash_detection(n: usize, crashes: usize, window: Micros) {
 /// Bytes per node per second (sent + received, with the 29-byte encrypted envelope,
 /// TCP/IP headers not counted) over `window`, idle and with 1 % of services changing
 /// per minute (counted as if every node had 10 services).
-fn bandwidth(n: usize, window: Micros, warmup: Micros) {
+fn bandwidth(s: &Setup, n: usize, window: Micros, warmup: Micros) {
     let wall = Instant::now();
-    let mut sim = sim_with(n, 31, services_per_node(n));
+    let mut sim = sim_with(s, n, 31, services_per_node(n));
     let mut rng = Rng::new(9);
     sim.run_until(warmup);
     let before = sim.total_bytes();
@@ -188,15 +245,61 @@ fn bandwidth(n: usize, window: Micros, warmup: Micros) {
         c += 1;
         sim.set_local(node, list);
     }
+    let grafts_before = totals(&sim).grafts;
     sim.run_until(start + window);
     let churn = (sim.total_bytes() - before) as f64 / n as f64 / (window as f64 / S as f64);
     println!(
-        "N={n:>5} bytes/node/s (tx+rx): idle {:.0} B/s, 1%/min churn {:.0} B/s ({} changes in {} s; {} services/node) [{:.0} s wall]",
+        "{} N={n:>5} bytes/node/s (tx+rx): idle {:.0} B/s, 1%/min churn {:.0} B/s ({} changes in {} s; {} services/node; {} grafts) [{:.0} s wall]",
+        s.label,
         idle,
         churn,
         c,
         window / S,
         services_per_node(n),
+        totals(&sim).grafts - grafts_before,
+        wall.elapsed().as_secs_f64()
+    );
+}
+
+/// Protocol counters summed over the nodes that are up.
+fn totals(sim: &Sim) -> CoreStats {
+    let mut t = CoreStats::default();
+    for st in sim
+        .nodes
+        .iter()
+        .filter_map(|n| n.core.as_ref().map(|c| c.stats()))
+    {
+        t.probe_failures += st.probe_failures;
+        t.deaths_declared += st.deaths_declared;
+        t.refutations += st.refutations;
+        t.grafts += st.grafts;
+    }
+    t
+}
+
+/// False suspicions: nobody crashes, but 10 % of datagrams are lost (on top of the
+/// profile's latency); counts probes that failed (each makes its target suspect),
+/// refutations, and members declared dead over `window`.
+fn false_suspicions(s: &Setup, n: usize, window: Micros) {
+    let wall = Instant::now();
+    let mut cfg = SimConfig::new(n, 41);
+    cfg.swim = s.swim.clone();
+    cfg.network = s.profile.network();
+    cfg.network.loss = 0.10;
+    cfg.preload = true;
+    cfg.seeds = vec![];
+    let mut sim = Sim::new(cfg);
+    sim.run_until(10 * S);
+    let a = totals(&sim);
+    sim.run_until(10 * S + window);
+    let b = totals(&sim);
+    println!(
+        "{} N={n:>5} 10% loss, no crash, {} s: failed probes (suspicions raised) {}, refutations {}, declared dead {} [{:.0} s wall]",
+        s.label,
+        window / S,
+        b.probe_failures - a.probe_failures,
+        b.refutations - a.refutations,
+        b.deaths_declared - a.deaths_declared,
         wall.elapsed().as_secs_f64()
     );
 }
@@ -211,6 +314,29 @@ fn main() {
     } else {
         ns
     };
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    let profiles: Vec<Profile> = env("BENCH_NET", "lan wan")
+        .split_whitespace()
+        .map(|p| Profile::parse(p).unwrap_or_else(|| panic!("BENCH_NET: {p}")))
+        .collect();
+    let set = env("BENCH_SET", "");
+    let mut setups = Vec::new();
+    for c in env("BENCH_CFG", "after").split_whitespace() {
+        for &profile in &profiles {
+            let mut swim = match c {
+                "before" => before(),
+                "after" => SwimConfig::default(),
+                _ => panic!("BENCH_CFG: {c}"),
+            };
+            apply_overrides(&mut swim, &set);
+            setups.push(Setup {
+                profile,
+                swim,
+                label: format!("[{c} {}]", profile.name()),
+            });
+        }
+    }
+    let only = env("BENCH_ONLY", "");
     for n in ns {
         // (changes, change window, crashes, crash window, bandwidth window, warm-up)
         let (changes, cw, crashes, kw, window, warmup) = match n {
@@ -218,15 +344,30 @@ fn main() {
             101..=1000 => (100, 3 * S, 40, 30 * S, 60 * S, 60 * S),
             _ => (50, 3 * S, 10, 25 * S, 20 * S, 20 * S),
         };
-        let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-        if only.is_empty() || only == "dissemination" {
-            dissemination(n, changes, cw);
-        }
-        if only.is_empty() || only == "crash" {
-            crash_detection(n, crashes, kw);
-        }
-        if only.is_empty() || only == "bandwidth" {
-            bandwidth(n, window, warmup);
+        // Shorter runs on a busy machine: BENCH_CHANGES, BENCH_CRASHES.
+        let count = |k: &str, d: usize| env(k, "").parse().unwrap_or(d);
+        let (changes, crashes) = (
+            count("BENCH_CHANGES", changes),
+            count("BENCH_CRASHES", crashes),
+        );
+        // BENCH_WINDOW: seconds of warm-up, of idle and of churn for the bandwidth run.
+        let (window, warmup) = match count("BENCH_WINDOW", 0) {
+            0 => (window, warmup),
+            w => (w as Micros * S, w as Micros * S),
+        };
+        for s in &setups {
+            if only.is_empty() || only == "dissemination" {
+                dissemination(s, n, changes, cw);
+            }
+            if only.is_empty() || only == "crash" {
+                crash_detection(s, n, crashes, kw);
+            }
+            if only.is_empty() || only == "false" {
+                false_suspicions(s, n, 60 * S);
+            }
+            if only.is_empty() || only == "bandwidth" {
+                bandwidth(s, n, window, warmup);
+            }
         }
     }
 }

@@ -18,8 +18,12 @@ pub struct SwimConfig {
     pub indirect_checks: usize,
     /// Lifeguard local-health ceiling: timers stretch up to `(max + 1)`×.
     pub awareness_max: u32,
-    /// Suspicion minimum = `suspicion_mult × max(1, log10 N) × suspicion_unit`.
+    /// Suspicion minimum = `max(suspicion_floor, suspicion_mult × max(1, log10 N) ×
+    /// suspicion_unit)`: short at scale, where only `confirmations` independent suspecters
+    /// bring a suspicion down to it (a false one stays near the maximum and is refuted),
+    /// never below the floor in small clusters, which have no confirmations.
     pub suspicion_mult: f64,
+    pub suspicion_floor: Duration,
     /// Suspicion maximum = `suspicion_max_mult × minimum`.
     pub suspicion_max_mult: u32,
     /// Independent confirmations that shrink the suspicion timeout to its minimum.
@@ -32,8 +36,23 @@ pub struct SwimConfig {
     pub gossip_messages: usize,
     /// Peers a new item is pushed to at once (on a local change and on first receipt).
     pub eager_fanout: usize,
-    /// Each item is sent `retransmit_mult × ceil(log10(N + 1))` times by each member.
+    /// Each item is sent `retransmit_mult × ceil(log10(N + 1))` times by each member
+    /// (member updates always; records only with `tree_fanout` 0).
     pub retransmit_mult: u32,
+    /// Children per member in a record's broadcast tree (Plumtree-style eager push: the
+    /// origin's tree over the live members ranked by a hash of their names); 0 sends
+    /// records like member updates instead (eager fan-out plus retransmissions).
+    pub tree_fanout: usize,
+    /// Members after us in that ranking that hear our lazy announcements (ids only) of
+    /// the records we received: the repair path for what the tree lost.
+    pub lazy_fanout: usize,
+    /// Announcements wait this long to be batched into one datagram per member.
+    pub announce_delay: Duration,
+    /// An announced item we lack is asked for (grafted) after this wait, in case the
+    /// tree is only slower than the announcement.
+    pub graft_wait: Duration,
+    /// Recent items are kept this long to answer grafts and recognise announcements.
+    pub recent_ttl: Duration,
     /// Base anti-entropy period, scaled like memberlist beyond 32 members.
     pub push_pull_interval: Duration,
     /// How often one dead member is pinged (partition healing).
@@ -65,11 +84,14 @@ impl Default for SwimConfig {
             // is the tail of crash detection (p99 ≈ 4.6 intervals).
             probe_interval: Duration::from_millis(500),
             suspicion_unit: Duration::from_secs(1),
-            probe_timeout: Duration::from_millis(300),
+            // Three direct attempts in 600 ms (a WAN round trip is 20-160 ms) and four
+            // relays (a false suspicion at 10 % loss: 0.19³ × 0.34⁴ ≈ 10⁻⁴ per probe).
+            probe_timeout: Duration::from_millis(200),
             direct_attempts: 3,
-            indirect_checks: 3,
+            indirect_checks: 4,
             awareness_max: 8,
-            suspicion_mult: 1.5,
+            suspicion_mult: 0.6,
+            suspicion_floor: Duration::from_millis(1500),
             suspicion_max_mult: 6,
             confirmations: 3,
             active_probers: 6,
@@ -78,6 +100,11 @@ impl Default for SwimConfig {
             gossip_messages: 15,
             eager_fanout: 4,
             retransmit_mult: 4,
+            tree_fanout: 8,
+            lazy_fanout: 2,
+            announce_delay: Duration::from_millis(100),
+            graft_wait: Duration::from_millis(250),
+            recent_ttl: Duration::from_secs(30),
             push_pull_interval: Duration::from_secs(20),
             reconnect_interval: Duration::from_secs(2),
             rejoin_interval: Duration::from_secs(30),
@@ -107,7 +134,8 @@ impl SwimConfig {
     pub fn suspicion_bounds(&self, n: usize) -> (Duration, Duration) {
         let min = self
             .suspicion_unit
-            .mul_f64(self.suspicion_mult * log10_at_least_1(n));
+            .mul_f64(self.suspicion_mult * log10_at_least_1(n))
+            .max(self.suspicion_floor);
         (min, min * self.suspicion_max_mult)
     }
 
@@ -130,9 +158,18 @@ mod tests {
         let c = SwimConfig::default();
         assert_eq!(c.retransmit_limit(100), 12);
         assert_eq!(c.retransmit_limit(10_000), 20);
-        assert_eq!(c.suspicion_bounds(100).0, Duration::from_secs(3));
-        assert_eq!(c.suspicion_bounds(5).0, Duration::from_millis(1500));
-        assert_eq!(c.suspicion_bounds(10_000).1, Duration::from_secs(36));
+        assert_eq!(
+            c.suspicion_bounds(5).0,
+            Duration::from_millis(1500),
+            "floor"
+        );
+        assert_eq!(
+            c.suspicion_bounds(100).0,
+            Duration::from_millis(1500),
+            "floor"
+        );
+        assert_eq!(c.suspicion_bounds(1000).0, Duration::from_millis(1800));
+        assert_eq!(c.suspicion_bounds(10_000).1, Duration::from_millis(14_400));
         assert_eq!(c.push_pull_for(10), Duration::from_secs(20));
         assert_eq!(c.push_pull_for(100), Duration::from_secs(60));
     }

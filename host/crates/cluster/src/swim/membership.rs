@@ -287,6 +287,9 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         } else {
             self.suspicions.remove(&u.key);
         }
+        if was.map(State::is_live) != Some(u.state.is_live()) {
+            self.ranks_dirty = true;
+        }
         if was != Some(u.state) || cur.as_ref().is_some_and(|c| c.generation != u.generation) {
             self.outputs.push_back(Output::Member {
                 key: u.key.clone(),

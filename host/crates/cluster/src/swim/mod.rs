@@ -9,7 +9,8 @@
 //!   confirmations, gathered fast by a few members probing a fresh suspect themselves,
 //!   whose pings carry the suspicion so a live suspect refutes at once (buddy system);
 //! * generation (a new life per start) and incarnation (per refutation) per member;
-//! * eager push of new items plus a bounded retransmit queue piggybacked on all traffic;
+//! * eager push of new member updates plus a bounded retransmit queue piggybacked on
+//!   all traffic; records down a broadcast tree with lazy repair (`tree`);
 //! * digest-first anti-entropy ([`crate::antientropy`]) with members and
 //!   records, on join, periodically, with seeds and with dead members that answer.
 //!
@@ -19,6 +20,7 @@
 //! * `probe`: the round-robin, direct pings and their retries, probe outcomes;
 //! * `relay`: indirect probes, both asking relays and being one;
 //! * `gossip`: piggybacking, eager push and the retransmit queue;
+//! * `tree`: records' broadcast trees, announcements and grafts;
 //! * `membership`: the rules applying member updates, suspicion timeouts, refutation,
 //!   generations, forgetting the dead;
 //! * `sync`: when and with whom anti-entropy runs, and its stream exchange.
@@ -36,6 +38,7 @@ mod suspicion;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod tree;
 
 pub use config::SwimConfig;
 pub use members::{Member, MemberTable};
@@ -56,6 +59,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 use suspicion::Suspicion;
 use sync::Pending;
+use tree::Recent;
 
 /// Time in microseconds on the driver's monotonic (or virtual) clock.
 pub type Micros = u64;
@@ -110,6 +114,8 @@ pub struct CoreStats {
     pub refused_members: u64,
     /// Anti-entropy requests refused for wanting more hosts than `max_members`.
     pub refused_wants: u64,
+    /// Graft requests sent (records announced to us that the tree did not bring).
+    pub grafts: u64,
 }
 
 /// What to answer a stream request with.
@@ -166,6 +172,17 @@ pub struct Swim<K: NodeKey, A: NodeAddr> {
     stats: CoreStats,
     /// The latest time the driver handed us.
     last_now: Micros,
+    /// Live members and ourselves by rank hash (broadcast trees), rebuilt when dirty.
+    ranks: Vec<(u64, K)>,
+    ranks_dirty: bool,
+    /// Items received lately by id, and their arrival order (for expiry).
+    recent: HashMap<u64, Recent<K>>,
+    recent_order: VecDeque<(Micros, u64)>,
+    /// Ids to announce at `next_announce`.
+    announce: Vec<u64>,
+    next_announce: Micros,
+    /// Announced ids we lack: who announced them last, when to graft, grafts sent.
+    missing: BTreeMap<u64, (A, Micros, u8)>,
 }
 
 impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
@@ -216,6 +233,13 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             outputs: VecDeque::new(),
             stats: CoreStats::default(),
             last_now: now,
+            ranks: Vec::new(),
+            ranks_dirty: true,
+            recent: HashMap::new(),
+            recent_order: VecDeque::new(),
+            announce: Vec::new(),
+            next_announce: now,
+            missing: BTreeMap::new(),
             rng,
             cfg,
         }
@@ -228,6 +252,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             h ^ member_hash(&m.key, m.generation, m.inc, m.state)
         });
         self.members.load(members);
+        self.ranks_dirty = true;
         self.joined = true;
     }
 
@@ -330,7 +355,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         for s in self.suspicions.values() {
             d = d.min(s.deadline);
         }
-        d
+        d.min(self.tree_deadline())
     }
 
     /// Cluster size as the formulas see it (live members and ourselves).
@@ -407,6 +432,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             return;
         }
         self.leaving = true;
+        self.ranks_dirty = true;
         // At the last incarnation, LEFT still beats ALIVE (graver state at equal inc).
         self.inc = self.inc.saturating_add(1);
         let u = self.self_update();
@@ -428,7 +454,12 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         }
         let items = self.record_items(&mine);
         let items = self.split_oversize(items, &mine, None);
-        self.spread(items, None, self.cfg.eager_fanout);
+        if self.tree_on() {
+            let me = self.me.clone();
+            self.tree_send(items, Some(me), None, now);
+        } else {
+            self.spread(items, None, self.cfg.eager_fanout);
+        }
     }
 
     /// A datagram payload from `from` (envelope already removed).
@@ -464,7 +495,17 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         if !stored.is_empty() {
             let items = self.record_items(&stored);
             let items = self.split_oversize(items, &stored, Some(&from));
-            fresh.extend(items);
+            if self.tree_on() {
+                self.stats.items_new += items.len() as u64;
+                let root = match &p.msg {
+                    Msg::Tree { root } => Some(root.clone()),
+                    // Piggybacked by a peer without trees: down our own.
+                    _ => Some(self.me.clone()),
+                };
+                self.tree_send(items, root, Some(&from), now);
+            } else {
+                fresh.extend(items);
+            }
         }
         self.stats.items_new += fresh.len() as u64;
         self.spread(fresh, Some(&from), self.cfg.eager_fanout);
@@ -501,6 +542,9 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
                 }
             }
             Msg::PingReq { seq, target, addr } => self.relay_ping(from, seq, target, addr, now),
+            Msg::Tree { .. } => {}
+            Msg::IHave { ids } => self.ihave(from, ids, now),
+            Msg::Graft { ids } => self.graft(from, ids),
         }
         Ok(())
     }
@@ -543,7 +587,11 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
                 let stored = merge_records(cat, recs);
                 let items = self.record_items(&stored);
                 let items = self.split_oversize(items, &stored, Some(&from));
-                self.spread(items, Some(&from), self.cfg.eager_fanout);
+                if self.tree_on() {
+                    self.tree_send(items, None, None, now);
+                } else {
+                    self.spread(items, Some(&from), self.cfg.eager_fanout);
+                }
                 Stream::Done
             }
             Stream::Hosts(_) | Stream::RecordsReply(_) | Stream::Done => {
@@ -576,7 +624,11 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             (Pending::Records, Stream::RecordsReply(recs)) => {
                 let stored = merge_records(cat, recs);
                 let items = self.record_items(&stored);
-                self.enqueue(items, 0);
+                if self.tree_on() {
+                    self.tree_send(items, None, None, now);
+                } else {
+                    self.enqueue(items, 0);
+                }
             }
             (Pending::Push, Stream::Done) => {}
             _ => return Err(WireError::Invalid),
@@ -589,6 +641,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         self.last_now = now;
         self.run_probes(now);
         self.run_relays(now);
+        self.run_tree(now);
         self.expire_suspicions(now);
         if now >= self.next_probe {
             self.probe_round(now);

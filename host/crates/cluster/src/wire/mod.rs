@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! datagram  = version(1) sender-key sender-generation(varint) message item*
+//! message   = 0 gossip | 1/5 ping | 2 ack | 3 nack | 4 ping-req
+//!           | 6 tree(root-key) | 7 ihave(ids) | 8 graft(ids)      (ids: count u64-le*)
 //! item      = 1 member-update | 2 record
 //! stream    = tag(1) flags(1) body            (flags bit 0: body is zstd, prefixed by its length)
 //! ```
@@ -281,6 +283,40 @@ pub enum Msg<K, A> {
         target: K,
         addr: A,
     },
+    /// The record items of this datagram travel down `root`'s broadcast tree: the
+    /// receiver forwards what is new to it to its own children in that tree.
+    Tree {
+        root: K,
+    },
+    /// "I have these items" (ids of recent items, [`MAX_IDS`] at most): lazy
+    /// announcements outside the tree, which repair what the tree lost.
+    IHave {
+        ids: Vec<u64>,
+    },
+    /// "Send me these items": the answer to an announcement of items we still lack.
+    Graft {
+        ids: Vec<u64>,
+    },
+}
+
+/// Most item ids one announcement or graft carries (a datagram holds ~170).
+pub const MAX_IDS: usize = 256;
+
+fn put_ids(w: &mut Writer, ids: &[u64]) {
+    w.varint(ids.len() as u64);
+    ids.iter().for_each(|i| w.u64_le(*i));
+}
+
+fn get_ids(r: &mut Reader) -> Result<Vec<u64>, WireError> {
+    let n = r.count(8)?;
+    if n > MAX_IDS {
+        return Err(WireError::TooLong(n as u64));
+    }
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(r.u64_le()?);
+    }
+    Ok(ids)
 }
 
 /// A decoded datagram.
@@ -328,6 +364,18 @@ pub fn encode_head<K: Wire, A: Wire>(
             target.put(&mut w);
             addr.put(&mut w);
         }
+        Msg::Tree { root } => {
+            w.u8(6);
+            root.put(&mut w);
+        }
+        Msg::IHave { ids } => {
+            w.u8(7);
+            put_ids(&mut w, ids);
+        }
+        Msg::Graft { ids } => {
+            w.u8(8);
+            put_ids(&mut w, ids);
+        }
     }
     w.into_inner()
 }
@@ -363,6 +411,15 @@ pub fn decode_packet<K: Wire, A: Wire>(buf: &[u8]) -> Result<Packet<K, A>, WireE
             seq: r.u32_le()?,
             target: K::get(&mut r)?,
             addr: A::get(&mut r)?,
+        },
+        6 => Msg::Tree {
+            root: K::get(&mut r)?,
+        },
+        7 => Msg::IHave {
+            ids: get_ids(&mut r)?,
+        },
+        8 => Msg::Graft {
+            ids: get_ids(&mut r)?,
         },
         t => return Err(WireError::Tag(t)),
     };
@@ -706,6 +763,14 @@ mod tests {
                 target: Arc::from("n3"),
                 addr: "[::1]:7946".parse().expect("addr"),
             },
+            Msg::Tree {
+                root: Arc::from("n7"),
+            },
+            Msg::IHave {
+                ids: vec![0, 1, u64::MAX],
+            },
+            Msg::Graft { ids: vec![] },
+            Msg::Graft { ids: vec![42] },
         ];
         let items: Vec<Item<K, A>> = vec![
             Item::Member(upd("n1", State::Alive)),
@@ -725,6 +790,24 @@ mod tests {
             for cut in 0..buf.len() {
                 let _ = decode_packet::<K, A>(&buf[..cut]);
             }
+        }
+    }
+
+    #[test]
+    fn announcements_and_grafts_are_bounded() {
+        let ids: Vec<u64> = (0..MAX_IDS as u64).collect();
+        let buf = encode_head::<K, A>(&Arc::from("n1"), 1, &Msg::IHave { ids });
+        assert!(decode_packet::<K, A>(&buf).is_ok());
+        // One id more than the cap, or a count the bytes cannot hold, is refused.
+        for (tag, n, body) in [(7u8, MAX_IDS + 1, MAX_IDS + 1), (8, 1 << 40, 2)] {
+            let mut w = Writer::new();
+            w.u8(VERSION);
+            Arc::<str>::from("n1").put(&mut w);
+            w.varint(1);
+            w.u8(tag);
+            w.varint(n as u64);
+            (0..body).for_each(|i| w.u64_le(i as u64));
+            assert!(decode_packet::<K, A>(&w.buf).is_err(), "tag {tag}, {n} ids");
         }
     }
 

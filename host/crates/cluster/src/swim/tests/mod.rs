@@ -12,3 +12,4 @@ mod relay;
 mod support;
 mod suspicion;
 mod sync;
+mod tree;

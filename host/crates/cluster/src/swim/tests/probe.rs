@@ -82,8 +82,9 @@ fn a_member_that_misses_its_whole_probe_window_becomes_suspect() {
     let mut n = Node::with_peers(&[2]);
     n.run_to_probe();
     let t0 = n.now;
-    // The window leaves room for every direct attempt: 3 × 300 ms (> 0.9 × 500 ms).
-    let window = 900 * MS;
+    // The window leaves room for every direct attempt: 3 × 200 ms (> 0.9 × 500 ms is
+    // 450 ms).
+    let window = 600 * MS;
     n.run_until(t0 + window - 1);
     assert_eq!(n.state(2), Some(State::Alive));
     n.take();

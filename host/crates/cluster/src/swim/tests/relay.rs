@@ -3,7 +3,7 @@
 use super::support::*;
 use crate::wire::{Msg, State};
 
-/// Peers 2–5 and a probe of one of them whose first ping went unanswered.
+/// Peers 2–6 and a probe of one of them whose first ping went unanswered.
 struct Unanswered {
     n: Node,
     seq: u32,
@@ -15,7 +15,7 @@ struct Unanswered {
 }
 
 fn unanswered_probe() -> Unanswered {
-    let mut n = Node::with_peers(&[2, 3, 4, 5]);
+    let mut n = Node::with_peers(&[2, 3, 4, 5, 6]);
     let (seq, target) = n.run_to_probe();
     let t0 = n.now;
     n.take();
@@ -56,7 +56,7 @@ fn an_unanswered_ping_asks_indirect_checks_relays_to_ping_the_target() {
 #[test]
 fn relays_are_asked_once_per_probe() {
     let Unanswered { mut n, seq, t0, .. } = unanswered_probe();
-    n.run_until(t0 + 900 * MS - 1);
+    n.run_until(t0 + 600 * MS - 1);
     let again = n
         .take()
         .msgs()
@@ -77,7 +77,7 @@ fn an_ack_relayed_for_the_target_completes_the_probe() {
     } = unanswered_probe();
     let relay = reqs[0].0 - 100;
     n.ack(relay, seq);
-    n.run_until(t0 + 900 * MS);
+    n.run_until(t0 + 600 * MS);
     assert_eq!(n.state(target), Some(State::Alive));
     assert_eq!(n.core.stats().probe_failures, 0);
 }

@@ -33,7 +33,7 @@ fn a_suspect_is_declared_dead_when_its_suspicion_times_out() {
     let mut n = Node::with_peers(&[2, 3]);
     n.answer_pings(&[3]);
     while n.run_to_probe().1 != 2 {}
-    n.advance(900 * MS);
+    n.advance(600 * MS);
     assert_eq!(n.state(2), Some(State::Suspect));
     let since = n.now;
     // N = 3: too small for confirmations, so the minimum: 1.5 s × max(1, log10 N).
