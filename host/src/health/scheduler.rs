@@ -34,6 +34,7 @@ type Runner = Option<(Arc<str>, Arc<dyn HealthChecker>)>;
 
 struct Entry {
     check: ResolvedCheck,
+    /// None: no check type of that name (the instance stays UNKNOWN).
     runner: Runner,
     /// A check that runs programs, asked for by a container without consent.
     denied: bool,
@@ -48,6 +49,8 @@ struct Entry {
 struct Done {
     key: ServiceKey,
     version: u64,
+    /// The check type is unknown: nothing ran, the status goes back to UNKNOWN.
+    unknown_type: bool,
     healthy: bool,
     message: String,
     outcome: Outcome,
@@ -113,6 +116,7 @@ impl Scheduler {
                         timers.push(Reverse((now, key.clone())));
                     }
                     tracing::info!(checks = ?self.registry.names(), "health checks now run on the reloaded plugins");
+                    self.count_unknown_types(&entries);
                 }
                 changed = view.changed(), if view_open => {
                     if changed.is_err() {
@@ -144,9 +148,6 @@ impl Scheduler {
                                 timers.push(Reverse((now, key.clone())));
                             }
                             None => {
-                                if !self.registry.knows(&check.check_type) {
-                                    tracing::warn!(id = %key.id, name = %l.service.name, check = %check.check_type, "unknown health check type; using HttpGet (as Sidecar)");
-                                }
                                 version += 1;
                                 self.reports.set(key.clone(), pending(&key, &l.service.name, &check, Status::Unknown));
                                 entries.insert(key.clone(), Entry {
@@ -169,6 +170,7 @@ impl Scheduler {
                     entries.retain(|k, _| index.contains_key(k));
                     self.reports.retain(|k| index.contains_key(k));
                     dirty |= entries.len() != before;
+                    self.count_unknown_types(&entries);
                 }
                 Some(done) = done_rx.recv() => {
                     if let Some(e) = entries.get_mut(&done.key)
@@ -178,7 +180,12 @@ impl Scheduler {
                         e.due = Instant::now() + self.config.interval;
                         timers.push(Reverse((e.due, done.key.clone())));
                         let was = e.state.status;
-                        let changed = e.state.record(done.healthy, done.message, self.config.rise, self.config.fall);
+                        let changed = if done.unknown_type {
+                            e.state = CheckState { message: done.message, ..CheckState::default() };
+                            was != Status::Unknown
+                        } else {
+                            e.state.record(done.healthy, done.message, self.config.rise, self.config.fall)
+                        };
                         let state = &e.state;
                         self.reports.update(&done.key, |r| {
                             r.result = done.outcome;
@@ -239,17 +246,34 @@ impl Scheduler {
         }
     }
 
-    fn runner(&self, check_type: &str) -> Runner {
-        self.registry
+    /// The runner; None (logged as an error naming the type and the service) for a type
+    /// nobody registered.
+    fn runner(&self, check_type: &str, key: &ServiceKey, name: &str) -> Runner {
+        let runner = self
+            .registry
             .get(check_type)
-            .map(|(name, checker)| (Arc::from(name), checker))
+            .map(|(name, checker)| (Arc::from(name), checker));
+        if runner.is_none() {
+            tracing::error!(id = %key.id, name, check = check_type, known = ?self.registry.names(), "unknown health check type; the service stays UNKNOWN until its check names a known type");
+        }
+        runner
+    }
+
+    /// Publishes which services ask for an unknown check type (`/metrics`).
+    fn count_unknown_types(&self, entries: &HashMap<ServiceKey, Entry>) {
+        self.metrics.set_unknown_types(
+            entries
+                .iter()
+                .filter(|(_, e)| e.runner.is_none())
+                .map(|(k, e)| (&*k.id, e.name.as_str(), e.check.check_type.as_str())),
+        );
     }
 
     /// The runner, or for a check that runs programs and came from a container's
     /// labels without the operator's consent, one that fails saying why.
     fn runner_for(&self, check_type: &str, denied: bool, key: &ServiceKey, name: &str) -> Runner {
         if !denied {
-            return self.runner(check_type);
+            return self.runner(check_type, key, name);
         }
         tracing::warn!(id = %key.id, name, check = check_type, "a container label asks for a check that runs programs; refused (set SIDECAR_CONTAINER_EXEC_CHECKS=true to allow it)");
         Some((Arc::from(check_type), Arc::new(DeniedCheck)))
@@ -264,6 +288,12 @@ impl Scheduler {
         done: mpsc::UnboundedSender<Done>,
     ) {
         let check_type = e.check.check_type.clone();
+        let name = e.name.clone();
+        let known = if e.runner.is_none() {
+            self.registry.names()
+        } else {
+            Vec::new()
+        };
         let args = e.check.args.clone();
         let runner = e.runner.clone();
         let version = e.version;
@@ -274,10 +304,15 @@ impl Scheduler {
         tokio::spawn(async move {
             let _permit = permit;
             let started = Instant::now();
+            let unknown_type = runner.is_none();
             let (healthy, message, outcome) = match runner {
                 None => (
                     false,
-                    format!("no check type {check_type:?} is available"),
+                    format!(
+                        "unknown check type {check_type:?} for service {name:?} (known: {}); \
+                         the service stays UNKNOWN",
+                        known.join(", ")
+                    ),
                     Outcome::Error,
                 ),
                 Some((type_name, checker)) => {
@@ -321,6 +356,7 @@ impl Scheduler {
             let _ = done.send(Done {
                 key,
                 version,
+                unknown_type,
                 healthy,
                 message,
                 outcome,
