@@ -27,7 +27,7 @@ struct Stored {
 
 /// The daemon's [`LocalServices`]; created before the plugins load, attached to the
 /// catalog once it exists.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct LocalState {
     ttl: DashMap<String, Stored>,
     catalog: OnceLock<Arc<SharedCatalog>>,
@@ -78,6 +78,15 @@ impl LocalState {
                 })
                 .map(|s| (s.name.clone(), s.status))
         })
+    }
+}
+
+impl std::fmt::Debug for LocalState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalState")
+            .field("ttl_reports", &self.ttl.len())
+            .field("attached", &self.catalog.get().is_some())
+            .finish()
     }
 }
 

@@ -181,7 +181,7 @@ impl Scheduler {
                         timers.push(Reverse((e.due, done.key.clone())));
                         let was = e.state.status;
                         let changed = if done.unknown_type {
-                            e.state = CheckState { message: done.message, ..CheckState::default() };
+                            e.state = CheckState::unknown(done.message);
                             was != Status::Unknown
                         } else {
                             e.state.record(done.healthy, done.message, self.config.rise, self.config.fall)
@@ -507,6 +507,80 @@ mod tests {
             .expect("unhealthy");
         view_tx.send_replace(Some(Arc::new(LocalView::default())));
         out_rx.wait_for(|s| s.is_empty()).await.expect("forgotten");
+    }
+
+    /// A check type nobody registered: never run as anything else, the service stays
+    /// UNKNOWN (no status published), the report says why and the metric names it.
+    #[tokio::test]
+    async fn unknown_check_types_leave_the_service_unknown() {
+        let mut registry = CheckRegistry::default();
+        registry.insert("Switch", Arc::new(Switch(Arc::new(AtomicBool::new(true)))));
+        let reports = CheckReports::default();
+        let metrics = Arc::new(HealthMetrics::default());
+        let sched = Scheduler {
+            config: HealthConfig {
+                interval: Duration::from_millis(50),
+                timeout: Duration::from_millis(50),
+                ..HealthConfig::default()
+            },
+            registry,
+            host_ip: "127.0.0.1".into(),
+            metrics: metrics.clone(),
+            plugins: Arc::default(),
+            reports: reports.clone(),
+            updates: None,
+        };
+        let (view_tx, view_rx) = watch::channel(None);
+        let (out_tx, mut out_rx) = watch::channel(Statuses::default());
+        tokio::spawn(sched.run(view_rx, out_tx));
+        let local = |id: &str, check_type: &str| LocalService {
+            service: Service {
+                id: id.into(),
+                name: format!("{id}-svc"),
+                hostname: "me".into(),
+                ..Service::default()
+            },
+            check: Some(CheckSpec {
+                check_type: check_type.into(),
+                args: "x".into(),
+            }),
+            check_from_container: false,
+            listener: None,
+        };
+        let (odd, fine) = (local("odd", "Bogus"), local("fine", "switch"));
+        let (ok, fk) = (odd.key(), fine.key());
+        view_tx.send_replace(Some(Arc::new(LocalView {
+            services: Arc::new(vec![odd, fine]),
+            sources: vec![],
+        })));
+        out_rx
+            .wait_for(|s| s.get(&fk) == Some(&Status::Alive))
+            .await
+            .expect("the known type (any case) runs");
+        loop {
+            if let Some(r) = reports.get("odd")
+                && r.result == Outcome::Error
+            {
+                assert_eq!(r.status, Status::Unknown);
+                assert!(
+                    r.message.contains("unknown check type \"Bogus\"")
+                        && r.message.contains("odd-svc")
+                        && r.message.contains("Switch"),
+                    "{}",
+                    r.message
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!out_rx.borrow().contains_key(&ok), "never published");
+        let scraped = crate::metrics::scrape(|r| metrics.register(r));
+        assert!(
+            scraped.contains(
+                "sidecar_check_unknown_type{id=\"odd\",service=\"odd-svc\",type=\"Bogus\"} 1"
+            ),
+            "{scraped}"
+        );
     }
 
     /// A check that runs programs, asked for by a container's labels: refused unless

@@ -1,6 +1,6 @@
 //! Health-check type `Ttl`: the service reports its own health with
 //! `PUT /api/services/{id}/ttl/{pass|warn|fail}`; the check judges the latest report,
-//! read through the host's `local-services.ttl-report` import.
+//! read through the host's `local-services.last-ttl-report` import.
 //!
 //! Arguments: the TTL as a Go duration (`30s`, `1m30s`, `500ms`).
 //!
@@ -26,7 +26,7 @@ impl HealthCheck for Ttl {
     fn check(req: CheckRequest) -> Result<CheckResult, String> {
         let ttl_ms = parse_duration_ms(req.args.trim())
             .map_err(|why| format!("Ttl needs a TTL such as 30s as its argument: {why}"))?;
-        let report = local_services::ttl_report(&req.service.id);
+        let report = local_services::last_ttl_report(&req.service.id);
         Ok(judge(&req.service.id, ttl_ms, report))
     }
 }
@@ -103,7 +103,7 @@ fn parse_duration_ms(s: &str) -> Result<u64, String> {
         total += value * factor_ms;
         rest = &rest[unit_end..];
     }
-    if !(total >= 1.0 && total < 1e15) {
+    if total.is_nan() || !(1.0..1e15).contains(&total) {
         return Err(format!("{s:?}: must be at least 1ms"));
     }
     Ok(total as u64)

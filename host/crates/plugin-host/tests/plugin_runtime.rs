@@ -27,6 +27,7 @@ fn wasm(name: &str) -> String {
 fn config_text() -> String {
     let chaos = wasm("chaos");
     let v010 = wasm("check_v010");
+    let v011 = wasm("check_v011");
     format!(
         r#"
 [checks]
@@ -34,6 +35,7 @@ Chaos = "chaos"
 ChaosNet = "chaos-net"
 ChaosBroken = "chaos-broken"
 Old = "check-v010"
+Old11 = "check-v011"
 
 [plugins.chaos]
 wasm = "{chaos}"
@@ -49,6 +51,9 @@ settings = {{ fail = "this plugin refuses to start" }}
 
 [plugins.check-v010]
 wasm = "{v010}"
+
+[plugins.check-v011]
+wasm = "{v011}"
 "#
     )
 }
@@ -251,6 +256,20 @@ async fn a_plugin_built_against_wit_0_1_0_runs_on_this_host() {
         Ok((
             CheckStatus::Healthy,
             "built against sidecar:plugin@0.1.0".to_string()
+        ))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_built_against_wit_0_1_1_runs_on_this_host() {
+    let l = load().await;
+    assert_eq!(info(&l.plugins, "check-v011").wit_version, "0.1.1");
+    let r = check(&l.plugins, "Old11", "", Duration::from_secs(3)).await;
+    assert_eq!(
+        r,
+        Ok((
+            CheckStatus::Healthy,
+            "built against sidecar:plugin@0.1.1".to_string()
         ))
     );
 }
@@ -524,7 +543,7 @@ async fn tcp_ttl_and_alias_checks_and_unknown_types() {
 
 #[test]
 fn chaos_and_v010_were_built_next_to_the_defaults() {
-    for name in ["chaos", "check_v010", "check_httpget", "namer_regex"] {
+    for name in ["chaos", "check_v010", "check_v011", "check_httpget", "namer_regex"] {
         assert!(Path::new(&wasm(name)).is_file());
     }
 }

@@ -7,7 +7,7 @@ use crate::api;
 use crate::state::HostState;
 
 impl local_services::Host for HostState {
-    fn ttl_report(&mut self, service_id: String) -> Option<TtlReport> {
+    fn last_ttl_report(&mut self, service_id: String) -> Option<TtlReport> {
         let r = self.plugin.local.as_ref()?.ttl_report(&service_id)?;
         Some(TtlReport {
             state: match r.state {
