@@ -77,7 +77,10 @@ fn wait_message(agent: &Agent, id: &str, text: &str) -> Value {
 fn cli_check(check_type: &str, args: &str) -> (i32, String) {
     let o = Command::new(sidecar_bin())
         .args(["plugins", "check", check_type, args])
-        .env("SIDECAR_CACHE_DIR", workspace_root().join("target/e2e-plugin-cache"))
+        .env(
+            "SIDECAR_CACHE_DIR",
+            workspace_root().join("target/e2e-plugin-cache"),
+        )
         .env_remove("SIDECAR_PLUGINS_FILE")
         .env_remove("SIDECAR_ADVERTISE_IP")
         .output()
@@ -96,25 +99,46 @@ fn tcp_checks_and_aliases_follow_their_targets() {
     let port = listener.local_addr().expect("addr").port();
     let sp = 10000 + (port % 20000);
     let agent = start(&[
-        target("db-1", "db", port, "Tcp", &format!("{{{{ host }}}}:{{{{ tcp {sp} }}}}")),
+        target(
+            "db-1",
+            "db",
+            port,
+            "Tcp",
+            &format!("{{{{ host }}}}:{{{{ tcp {sp} }}}}"),
+        ),
         target("db-1-proxy", "db-sidecar-proxy", port, "Alias", "db-1"),
     ]);
     let r = wait_status(&agent, "db-1", ALIVE);
     assert_eq!(r["type"], "Tcp");
-    assert_eq!(r["args"], format!("127.0.0.1:{port}"), "templated like HttpGet");
-    assert!(r["message"].as_str().is_some_and(|m| m.contains("connected")), "{r}");
+    assert_eq!(
+        r["args"],
+        format!("127.0.0.1:{port}"),
+        "templated like HttpGet"
+    );
+    assert!(
+        r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("connected")),
+        "{r}"
+    );
     wait_status(&agent, "db-1-proxy", ALIVE);
     assert_eq!(cli_check("Tcp", &format!("127.0.0.1:{port}")).0, 0);
 
     drop(listener);
     let r = wait_status(&agent, "db-1", UNHEALTHY);
     assert_eq!(r["result"], "unhealthy");
-    assert!(r["message"].as_str().is_some_and(|m| m.contains("refused")), "{r}");
+    assert!(
+        r["message"].as_str().is_some_and(|m| m.contains("refused")),
+        "{r}"
+    );
     wait_status(&agent, "db-1-proxy", UNHEALTHY);
     wait_message(&agent, "db-1-proxy", "db-1 is UNHEALTHY");
     let (code, out) = cli_check("Tcp", &format!("127.0.0.1:{port}"));
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("unhealthy") && out.contains("refused"), "{out}");
+    assert!(
+        out.contains("unhealthy") && out.contains("refused"),
+        "{out}"
+    );
 
     // The listener back (std sets SO_REUSEADDR): both recover.
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("rebind");
@@ -138,10 +162,14 @@ fn grpc_health_follows_a_tonic_health_server() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (reporter, service) = tonic_health::server::health_reporter();
+    let (mut reporter, service) = tonic_health::server::health_reporter();
     rt.block_on(async {
-        reporter.set_service_status("", ServingStatus::Serving).await;
-        reporter.set_service_status("api.v1", ServingStatus::Serving).await;
+        reporter
+            .set_service_status("", ServingStatus::Serving)
+            .await;
+        reporter
+            .set_service_status("api.v1", ServingStatus::Serving)
+            .await;
     });
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -153,18 +181,45 @@ fn grpc_health_follows_a_tonic_health_server() {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     let agent = start(&[
-        target("grpc-all", "grpc", port, "GrpcHealth", &format!("127.0.0.1:{port}")),
-        target("grpc-api", "grpc-api", port, "GrpcHealth", &format!("127.0.0.1:{port}/api.v1")),
+        target(
+            "grpc-all",
+            "grpc",
+            port,
+            "GrpcHealth",
+            &format!("127.0.0.1:{port}"),
+        ),
+        target(
+            "grpc-api",
+            "grpc-api",
+            port,
+            "GrpcHealth",
+            &format!("127.0.0.1:{port}/api.v1"),
+        ),
     ]);
     let r = wait_status(&agent, "grpc-all", ALIVE);
-    assert!(r["message"].as_str().is_some_and(|m| m.contains("SERVING")), "{r}");
+    assert!(
+        r["message"].as_str().is_some_and(|m| m.contains("SERVING")),
+        "{r}"
+    );
     wait_status(&agent, "grpc-api", ALIVE);
-    assert_eq!(cli_check("GrpcHealth", &format!("127.0.0.1:{port}/api.v1")).0, 0);
+    assert_eq!(
+        cli_check("GrpcHealth", &format!("127.0.0.1:{port}/api.v1")).0,
+        0
+    );
 
     rt.block_on(reporter.set_service_status("api.v1", ServingStatus::NotServing));
     let r = wait_status(&agent, "grpc-api", UNHEALTHY);
-    assert!(r["message"].as_str().is_some_and(|m| m.contains("NOT_SERVING")), "{r}");
-    assert_eq!(status_of(&agent, "grpc-all"), Some(ALIVE), "the server as a whole serves");
+    assert!(
+        r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("NOT_SERVING")),
+        "{r}"
+    );
+    assert_eq!(
+        status_of(&agent, "grpc-all"),
+        Some(ALIVE),
+        "the server as a whole serves"
+    );
     let (code, out) = cli_check("GrpcHealth", &format!("127.0.0.1:{port}/api.v1"));
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("NOT_SERVING"), "{out}");
@@ -186,7 +241,9 @@ fn ttl_reports_keep_a_service_alive_until_they_stop() {
     // No report yet: unhealthy, saying how to report.
     let r = wait_status(&agent, "job-1", UNHEALTHY);
     assert!(
-        r["message"].as_str().is_some_and(|m| m.contains("/api/services/job-1/ttl/pass")),
+        r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/api/services/job-1/ttl/pass")),
         "{r}"
     );
     let put = |path: &str| request("PUT", &agent.url(path));
@@ -197,7 +254,10 @@ fn ttl_reports_keep_a_service_alive_until_they_stop() {
     wait_message(&agent, "job-1", "TTL expired");
     wait_status(&agent, "job-1", UNHEALTHY);
 
-    assert_eq!(put("/api/services/job-1/ttl/pass?note=back%20again").status, 200);
+    assert_eq!(
+        put("/api/services/job-1/ttl/pass?note=back%20again").status,
+        200
+    );
     wait_status(&agent, "job-1", ALIVE);
     wait_message(&agent, "job-1", "pass: back again");
 
@@ -237,15 +297,19 @@ fn unknown_check_types_are_errors_and_the_service_stays_unknown() {
     let r = wait_message(&agent, "odd-1", "unknown check type \"Bogus\"");
     assert_eq!(r["result"], "error", "{r}");
     assert_eq!(r["status"], "Unknown", "{r}");
-    assert!(r["message"].as_str().is_some_and(|m| m.contains("\"odd\"")), "{r}");
+    assert!(
+        r["message"].as_str().is_some_and(|m| m.contains("\"odd\"")),
+        "{r}"
+    );
     assert_eq!(status_of(&agent, "odd-1"), Some(UNKNOWN));
     let line = "sidecar_check_unknown_type{id=\"odd-1\",service=\"odd\",type=\"Bogus\"} 1";
     let metrics = agent.get("/metrics").body;
     assert!(metrics.lines().any(|l| l == line), "{metrics}");
     let log = agent.log();
     assert!(
-        log.lines()
-            .any(|l| l.contains("unknown health check type") && l.contains("Bogus") && l.contains("odd")),
+        log.lines().any(|l| l.contains("unknown health check type")
+            && l.contains("Bogus")
+            && l.contains("odd")),
         "{log}"
     );
     // Still UNKNOWN a check round later: never ALIVE, never a failing HttpGet.

@@ -47,8 +47,8 @@ fn note(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<String,
     if !is_json {
         return Err("send the note as JSON ({\"note\": \"...\"}) or as ?note=".into());
     }
-    let doc: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("body: expected {{\"note\": \"...\"}}: {e}"))?;
+    let doc: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| format!("body: expected {{\"note\": \"...\"}}: {e}"))?;
     let field = ["note", "Note", "output", "Output"]
         .iter()
         .find_map(|k| doc.get(*k));
@@ -130,16 +130,25 @@ mod tests {
     #[test]
     fn notes_from_the_query_or_a_json_body() {
         let none = HeaderMap::new();
-        assert_eq!(note(Some("note=disk%2080%25+used"), &none, b""), Ok("disk 80% used".into()));
+        assert_eq!(
+            note(Some("note=disk%2080%25+used"), &none, b""),
+            Ok("disk 80% used".into())
+        );
         assert!(note(Some("note=%zz"), &none, b"").is_err());
         assert_eq!(note(Some("x=1&note=a"), &none, b""), Ok("a".into()));
         assert_eq!(note(None, &none, b""), Ok(String::new()));
         assert_eq!(note(None, &none, br#"{"note":"ok"}"#), Ok("ok".into()));
-        assert_eq!(note(None, &none, br#"{"Output":"consul"}"#), Ok("consul".into()));
+        assert_eq!(
+            note(None, &none, br#"{"Output":"consul"}"#),
+            Ok("consul".into())
+        );
         assert!(note(None, &none, br#"{"note":1}"#).is_err());
         assert!(note(None, &none, b"not json").is_err());
         let mut octets = HeaderMap::new();
-        octets.insert(header::CONTENT_TYPE, "application/octet-stream".parse().expect("v"));
+        octets.insert(
+            header::CONTENT_TYPE,
+            "application/octet-stream".parse().expect("v"),
+        );
         assert!(note(None, &octets, b"x").is_err());
     }
 }

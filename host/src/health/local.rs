@@ -113,7 +113,11 @@ mod tests {
     fn only_local_services_report_and_statuses_come_from_the_catalog() {
         let (catalog, _outbound) = SharedCatalog::new(Catalog::new("me", "default"));
         let state = LocalState::default();
-        assert_eq!(state.report("a1", TtlState::Pass, ""), None, "no catalog yet");
+        assert_eq!(
+            state.report("a1", TtlState::Pass, ""),
+            None,
+            "no catalog yet"
+        );
         state.attach(catalog.clone());
         catalog.sync_local(vec![Service {
             id: "a1".into(),

@@ -55,7 +55,10 @@ mod tests {
 
     #[test]
     fn follows_the_target() {
-        assert_eq!(judge("a", Some(ServiceStatus::Alive)).status, CheckStatus::Healthy);
+        assert_eq!(
+            judge("a", Some(ServiceStatus::Alive)).status,
+            CheckStatus::Healthy
+        );
         for s in [
             ServiceStatus::Unhealthy,
             ServiceStatus::Unknown,
@@ -64,7 +67,10 @@ mod tests {
         ] {
             assert_eq!(judge("a", Some(s)).status, CheckStatus::Unhealthy);
         }
-        assert_eq!(judge("a", Some(ServiceStatus::Draining)).message, "a is DRAINING");
+        assert_eq!(
+            judge("a", Some(ServiceStatus::Draining)).message,
+            "a is DRAINING"
+        );
         assert!(judge("a", None).message.contains("\"a\""));
     }
 }

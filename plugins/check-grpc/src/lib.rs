@@ -11,9 +11,9 @@
 //!
 //! No settings.
 
+use sidecar_plugin_sdk::Settings;
 use sidecar_plugin_sdk::health_check::{self, CheckRequest, CheckResult, HealthCheck};
 use sidecar_plugin_sdk::net::{self, ServingStatus};
-use sidecar_plugin_sdk::Settings;
 
 struct GrpcHealth;
 
@@ -63,7 +63,9 @@ fn judge(
         Err(net::Error::Connect(why)) | Err(net::Error::Other(why)) => {
             Ok(CheckResult::unhealthy(format!("{what}: {why}")))
         }
-        Err(net::Error::Denied(why)) => Err(format!("gRPC health check of {address} denied: {why}")),
+        Err(net::Error::Denied(why)) => {
+            Err(format!("gRPC health check of {address} denied: {why}"))
+        }
         Err(net::Error::InvalidAddress(why)) => Err(format!("bad address: {why}")),
     }
 }
@@ -78,7 +80,10 @@ mod tests {
     #[test]
     fn arguments() {
         assert_eq!(split(" 127.0.0.1:9090 "), Ok(("127.0.0.1:9090", "")));
-        assert_eq!(split("h:1/grpc.health.v1.Health"), Ok(("h:1", "grpc.health.v1.Health")));
+        assert_eq!(
+            split("h:1/grpc.health.v1.Health"),
+            Ok(("h:1", "grpc.health.v1.Health"))
+        );
         assert!(split("  ").is_err());
     }
 
@@ -86,10 +91,16 @@ mod tests {
     fn only_serving_is_healthy() {
         let r = |s| judge("h:1", "", 3000, Ok(s)).expect("result").status;
         assert_eq!(r(ServingStatus::Serving), CheckStatus::Healthy);
-        for s in [ServingStatus::NotServing, ServingStatus::Unknown, ServingStatus::ServiceUnknown] {
+        for s in [
+            ServingStatus::NotServing,
+            ServingStatus::Unknown,
+            ServingStatus::ServiceUnknown,
+        ] {
             assert_eq!(r(s), CheckStatus::Unhealthy);
         }
-        let m = judge("h:1", "db", 3000, Ok(ServingStatus::NotServing)).expect("result").message;
+        let m = judge("h:1", "db", 3000, Ok(ServingStatus::NotServing))
+            .expect("result")
+            .message;
         assert_eq!(m, "h:1 service \"db\": NOT_SERVING");
         assert!(judge("h:1", "", 1, Err(net::Error::Denied("x".into()))).is_err());
     }

@@ -24,11 +24,19 @@ impl HealthCheck for Tcp {
         if address.is_empty() {
             return Err("Tcp needs host:port as its argument".to_string());
         }
-        judge(address, req.timeout_ms, net::tcp_connect(address, req.timeout_ms))
+        judge(
+            address,
+            req.timeout_ms,
+            net::tcp_connect(address, req.timeout_ms),
+        )
     }
 }
 
-fn judge(address: &str, timeout_ms: u32, r: Result<u64, net::Error>) -> Result<CheckResult, String> {
+fn judge(
+    address: &str,
+    timeout_ms: u32,
+    r: Result<u64, net::Error>,
+) -> Result<CheckResult, String> {
     match r {
         Ok(micros) => Ok(CheckResult::healthy(format!(
             "connected to {address} in {:.1} ms",
@@ -55,8 +63,12 @@ mod tests {
     #[test]
     fn outcomes() {
         let ok = judge("h:1", 3000, Ok(1500)).expect("result");
-        assert_eq!((ok.status, ok.message.as_str()), (CheckStatus::Healthy, "connected to h:1 in 1.5 ms"));
-        let refused = judge("h:1", 3000, Err(net::Error::Connect("refused".into()))).expect("result");
+        assert_eq!(
+            (ok.status, ok.message.as_str()),
+            (CheckStatus::Healthy, "connected to h:1 in 1.5 ms")
+        );
+        let refused =
+            judge("h:1", 3000, Err(net::Error::Connect("refused".into()))).expect("result");
         assert_eq!(refused.status, CheckStatus::Unhealthy);
         let slow = judge("h:1", 3000, Err(net::Error::Timeout)).expect("result");
         assert!(slow.message.contains("3000 ms"), "{}", slow.message);

@@ -12,9 +12,9 @@
 //!
 //! No settings.
 
+use sidecar_plugin_sdk::Settings;
 use sidecar_plugin_sdk::health_check::{self, CheckRequest, CheckResult, HealthCheck};
 use sidecar_plugin_sdk::local_services::{self, TtlReport, TtlState};
-use sidecar_plugin_sdk::Settings;
 
 struct Ttl;
 
@@ -139,15 +139,31 @@ mod tests {
     fn reports_within_the_ttl_decide() {
         let j = |r| judge("id", 30_000, r);
         assert_eq!(j(report(TtlState::Pass, 10, "ok")).message, "pass: ok");
-        assert_eq!(j(report(TtlState::Pass, 10, "")).status, CheckStatus::Healthy);
-        assert_eq!(j(report(TtlState::Warn, 10, "disk")).status, CheckStatus::Healthy);
+        assert_eq!(
+            j(report(TtlState::Pass, 10, "")).status,
+            CheckStatus::Healthy
+        );
+        assert_eq!(
+            j(report(TtlState::Warn, 10, "disk")).status,
+            CheckStatus::Healthy
+        );
         let fail = j(report(TtlState::Fail, 10, "db down"));
-        assert_eq!((fail.status, fail.message.as_str()), (CheckStatus::Unhealthy, "fail: db down"));
+        assert_eq!(
+            (fail.status, fail.message.as_str()),
+            (CheckStatus::Unhealthy, "fail: db down")
+        );
         let stale = j(report(TtlState::Pass, 31_000, ""));
         assert_eq!(stale.status, CheckStatus::Unhealthy);
-        assert_eq!(stale.message, "TTL expired: last report (pass) 31s ago, TTL 30s");
+        assert_eq!(
+            stale.message,
+            "TTL expired: last report (pass) 31s ago, TTL 30s"
+        );
         let none = j(None);
         assert_eq!(none.status, CheckStatus::Unhealthy);
-        assert!(none.message.contains("/api/services/id/ttl/pass"), "{}", none.message);
+        assert!(
+            none.message.contains("/api/services/id/ttl/pass"),
+            "{}",
+            none.message
+        );
     }
 }

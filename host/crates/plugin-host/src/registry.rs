@@ -11,9 +11,7 @@
 //! rejects its settings is *disabled*: it loads, calls return
 //! [`PluginError::Unavailable`], and [`LoadedPlugins::problems`] reports it.
 
-use super::api::{
-    DiscoverySource, HealthChecker, LocalServices, Namer, PluginError, ProxyEmitter,
-};
+use super::api::{DiscoverySource, HealthChecker, LocalServices, Namer, PluginError, ProxyEmitter};
 use super::breaker::BreakerPolicy;
 use super::cache::{CacheOutcome, CacheSetting, CompileCache, sha256_hex};
 use super::check::WasmChecker;

@@ -507,7 +507,11 @@ async fn tcp_ttl_and_alias_checks_and_unknown_types() {
     assert_eq!(status, CheckStatus::Healthy, "{msg}");
     let closed = closed_port();
     let (status, msg) = run_check(&l, "tcp", "x", &format!("127.0.0.1:{closed}")).await;
-    assert_eq!(status, CheckStatus::Unhealthy, "case-insensitive name: {msg}");
+    assert_eq!(
+        status,
+        CheckStatus::Unhealthy,
+        "case-insensitive name: {msg}"
+    );
     assert!(msg.contains("refused"), "{msg}");
 
     for (id, want) in [
@@ -525,7 +529,10 @@ async fn tcp_ttl_and_alias_checks_and_unknown_types() {
     let (_, msg) = run_check(&l, "Ttl", "stale", "30s").await;
     assert!(msg.contains("expired"), "{msg}");
 
-    assert_eq!(run_check(&l, "Alias", "me", "up").await.0, CheckStatus::Healthy);
+    assert_eq!(
+        run_check(&l, "Alias", "me", "up").await.0,
+        CheckStatus::Healthy
+    );
     let (status, msg) = run_check(&l, "Alias", "me", "down").await;
     assert_eq!(status, CheckStatus::Unhealthy);
     assert!(msg.contains("UNHEALTHY"), "{msg}");
@@ -543,7 +550,13 @@ async fn tcp_ttl_and_alias_checks_and_unknown_types() {
 
 #[test]
 fn chaos_and_v010_were_built_next_to_the_defaults() {
-    for name in ["chaos", "check_v010", "check_v011", "check_httpget", "namer_regex"] {
+    for name in [
+        "chaos",
+        "check_v010",
+        "check_v011",
+        "check_httpget",
+        "namer_regex",
+    ] {
         assert!(Path::new(&wasm(name)).is_file());
     }
 }

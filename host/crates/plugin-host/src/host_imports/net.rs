@@ -160,8 +160,7 @@ pub(crate) async fn grpc_health(
                     continue;
                 }
             };
-            let mut client =
-                HealthClient::new(channel).max_decoding_message_size(GRPC_MESSAGE_CAP);
+            let mut client = HealthClient::new(channel).max_decoding_message_size(GRPC_MESSAGE_CAP);
             let answer = client
                 .check(HealthCheckRequest {
                     service: service.to_string(),
@@ -237,7 +236,15 @@ mod tests {
         assert_eq!(ok(" :8080 "), ("127.0.0.1".into(), 8080));
         assert_eq!(ok("[::1]:9"), ("::1".into(), 9));
         assert_eq!(ok("db.internal:5432"), ("db.internal".into(), 5432));
-        for bad in ["127.0.0.1", "h:0", "h:x", "::1:80", "[zz]:80", "a b:1", "h:70000"] {
+        for bad in [
+            "127.0.0.1",
+            "h:0",
+            "h:x",
+            "::1:80",
+            "[zz]:80",
+            "a b:1",
+            "h:70000",
+        ] {
             assert!(
                 matches!(parse_address(bad), Err(Error::InvalidAddress(_))),
                 "{bad}"
@@ -274,7 +281,7 @@ mod tests {
     /// service, a port that speaks no gRPC, and nothing listening.
     #[tokio::test]
     async fn grpc_health_against_tonic_health() {
-        let (reporter, service) = tonic_health::server::health_reporter();
+        let (mut reporter, service) = tonic_health::server::health_reporter();
         reporter
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
