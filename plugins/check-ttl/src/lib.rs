@@ -66,7 +66,7 @@ fn state_name(s: TtlState) -> &'static str {
 }
 
 fn show_ms(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
