@@ -176,7 +176,13 @@ pub(crate) async fn grpc_health(
                 Err(status) if status.code() == tonic::Code::NotFound => {
                     Ok(ServingStatus::ServiceUnknown)
                 }
-                Err(status) if status.code() == tonic::Code::DeadlineExceeded => {
+                // tonic reports its own request timeout as `Cancelled`.
+                Err(status)
+                    if matches!(
+                        status.code(),
+                        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+                    ) =>
+                {
                     Err(Error::Timeout)
                 }
                 Err(status) if status.code() == tonic::Code::Unavailable => Err(Error::Connect(
