@@ -302,8 +302,11 @@ async fn main() {
             "on-demand"
         };
         let plugins = load(&python_table, &dir.path().join(alloc), allocator).await;
-        let httpget = plugins.checker("HttpGet", "bench");
-        let always = plugins.checker("AlwaysSuccessful", "bench");
+        let httpget = plugins.checker("HttpGet").expect("HttpGet is registered").1;
+        let always = plugins
+            .checker("AlwaysSuccessful")
+            .expect("AlwaysSuccessful is registered")
+            .1;
 
         if allocator == AllocatorChoice::Pooling {
             let (native, wasm, paired) = time_native_vs_plugin(&httpget, &ok_url, ITERATIONS).await;
@@ -336,7 +339,10 @@ async fn main() {
             "drop previous + instantiate + configure + call",
         );
         if python.is_some() {
-            let py = plugins.checker("JsonStatus", "bench");
+            let py = plugins
+                .checker("JsonStatus")
+                .expect("JsonStatus is registered")
+                .1;
             let py_warm = time_checks(&py, &json_url, ITERATIONS / 4, || {}).await;
             row(
                 &format!("JsonStatus check via Python plugin, warm, {alloc}"),

@@ -197,7 +197,12 @@ pub async fn run(cfg: AgentConfig, reloader: Option<Reloader>) -> anyhow::Result
     // One plugin load for everything: the local side's policy and the proxy drivers'
     // emitters (the configuration requested those with the host's settings).
     let plugins_cfg = &cfg.plugins.config;
-    let loaded = Runtime::load(plugins_cfg, &cfg.plugins.options).await?;
+    // What `Ttl` and `Alias` checks read (TTL reports, local statuses); it follows the
+    // catalog once that exists, and reloaded plugins get the same one.
+    let local_state = Arc::new(crate::health::LocalState::default());
+    let mut plugin_options = cfg.plugins.options.clone();
+    plugin_options.local = Some(local_state.clone());
+    let loaded = Runtime::load(plugins_cfg, &plugin_options).await?;
     let problems = loaded.problems();
     for (plugin, reason) in &problems {
         tracing::warn!(%plugin, "plugin disabled: {reason}");
@@ -215,7 +220,7 @@ pub async fn run(cfg: AgentConfig, reloader: Option<Reloader>) -> anyhow::Result
         plugins = loaded.describe().len(),
         "plugins ready"
     );
-    let live = Arc::new(crate::reload::LivePlugins::new(loaded));
+    let live = Arc::new(crate::reload::LivePlugins::new(loaded).with_local(local_state.clone()));
     let policy = live.policy();
     tracing::info!(
         discovery = ?local_cfg.discovery.methods,
@@ -230,6 +235,7 @@ pub async fn run(cfg: AgentConfig, reloader: Option<Reloader>) -> anyhow::Result
         &core.cluster_name,
         cfg.catalog.lifespans.clone(),
     ));
+    local_state.attach(catalog.clone());
     // Before anything local is announced: a node in maintenance stays out of routing.
     let maintenance =
         crate::maintenance::Maintenance::restore(core.state_dir.as_deref(), catalog.clone());
@@ -297,6 +303,7 @@ pub async fn run(cfg: AgentConfig, reloader: Option<Reloader>) -> anyhow::Result
         .with_proxy(proxy);
     ctx.write_token = core.api_token.as_deref().map(Arc::from);
     ctx.checks = local.checks.clone();
+    ctx.local = Some(local_state);
     ctx.maintenance = Some(maintenance);
     ctx.envoy_v1 = Arc::new(crate::api::envoy_v1::EnvoyV1 {
         bind_ip: cfg.proxy.haproxy.bind_ip.clone(),

@@ -67,6 +67,8 @@ pub struct LivePlugins {
     emitters: BTreeMap<String, Arc<Swap<dyn ProxyEmitter>>>,
     /// Keeps the running set's instances and pools alive.
     current: Mutex<LoadedPlugins>,
+    /// What `Ttl` and `Alias` checks read; every reloaded set gets the same one.
+    local: Option<Arc<dyn sidecar_plugin_host::LocalServices>>,
 }
 
 impl LivePlugins {
@@ -95,7 +97,14 @@ impl LivePlugins {
             discovery,
             emitters,
             current: Mutex::new(loaded),
+            local: None,
         }
+    }
+
+    /// The daemon's local services, handed to every plugin set loaded on reload.
+    pub fn with_local(mut self, local: Arc<dyn sidecar_plugin_host::LocalServices>) -> Self {
+        self.local = Some(local);
+        self
     }
 
     /// What the local side runs with; the check registry follows replacements through
@@ -216,7 +225,9 @@ pub async fn on_sighup(
 /// Loads the new plugin set beside the running one and puts it in place if none of
 /// its plugins fails where the running set's did not. Returns whether it did.
 async fn reload_plugins(live: &LivePlugins, new: &AgentConfig) -> bool {
-    let loaded = match Runtime::load(&new.plugins.config, &new.plugins.options).await {
+    let mut options = new.plugins.options.clone();
+    options.local = live.local.clone();
+    let loaded = match Runtime::load(&new.plugins.config, &options).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("plugins.toml reload refused, the running plugins stay: {e:#}");

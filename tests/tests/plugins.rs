@@ -381,10 +381,15 @@ fn always_successful_and_unknown_types() {
         check("AlwaysSuccessful", ""),
         (0, "healthy: always successful".to_string(), String::new())
     );
-    // Sidecar ran any unknown type as HttpGet; so do we, with a warning.
+    // Sidecar ran any unknown type as HttpGet; an unknown type is an error here.
     let (code, out, err) = check("Nonsense", &format!("http://127.0.0.1:{}/", closed_port()));
-    assert_eq!(code, 1, "{out}");
-    assert!(err.contains("unknown health check type"), "{err}");
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("unknown check type \"Nonsense\"") && err.contains("HttpGet"),
+        "{err}"
+    );
+    // Known names match ignoring case.
+    assert_eq!(check("alwayssuccessful", "").0, 0);
 }
 
 // ---- plugins.toml and list -------------------------------------------------------
@@ -400,6 +405,10 @@ fn list_shows_the_embedded_defaults() {
         ("check-httpget", "health-check", "check HttpGet"),
         ("check-external", "health-check", "check External"),
         ("check-always", "health-check", "check AlwaysSuccessful"),
+        ("check-tcp", "health-check", "check Tcp"),
+        ("check-grpc", "health-check", "check GrpcHealth"),
+        ("check-ttl", "health-check", "check Ttl"),
+        ("check-alias", "health-check", "check Alias"),
     ] {
         let line = out
             .lines()
@@ -407,7 +416,7 @@ fn list_shows_the_embedded_defaults() {
             .unwrap_or_else(|| panic!("{name}: {out}"));
         assert!(
             line.contains(kind)
-                && line.contains("0.1.1")
+                && line.contains("0.1.2")
                 && line.contains("embedded")
                 && line.ends_with(uses),
             "{line}"
@@ -416,6 +425,11 @@ fn list_shows_the_embedded_defaults() {
     assert!(
         out.contains("exec"),
         "check-external's grant is shown: {out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("check-tcp ") && l.contains("net=127.0.0.1:*")),
+        "check-tcp's net grant is shown: {out}"
     );
 }
 

@@ -21,7 +21,7 @@ use crate::shared_catalog::SharedCatalog;
 use axum::Router;
 use axum::handler::Handler;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -55,6 +55,9 @@ pub struct ApiContext {
     pub maintenance: Option<Arc<crate::maintenance::Maintenance>>,
     /// Each local check's last result (`/api/checks.json`).
     pub checks: crate::health::CheckReports,
+    /// Where TTL reports go (`PUT /api/services/{id}/ttl/{state}`); `None` in tests
+    /// without one.
+    pub local: Option<Arc<crate::health::LocalState>>,
     /// What Envoy's v1 REST API reads besides the catalog.
     pub envoy_v1: Arc<envoy_v1::EnvoyV1>,
     renders: Arc<render::Renders>,
@@ -77,6 +80,7 @@ impl ApiContext {
             proxy: Arc::default(),
             envoy_v1: Arc::default(),
             checks: Default::default(),
+            local: None,
             maintenance: None,
             renders: Arc::default(),
             watch_slots: Arc::new(watch::Slots::new(HttpLimits::default().max_watchers)),
@@ -240,6 +244,11 @@ pub fn router(ctx: ApiContext) -> Router {
                 routes::maintenance_set
                     .layer(middleware::from_fn_with_state(ctx.clone(), guard::writes)),
             ),
+        )
+        .route(
+            "/api/services/{key}/ttl/{state}",
+            put(checks::ttl_report)
+                .route_layer(middleware::from_fn_with_state(ctx.clone(), guard::writes)),
         )
         .route("/api/watch", get(watch::watch))
         .route("/watch", get(watch::watch))

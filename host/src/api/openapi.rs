@@ -26,6 +26,7 @@ mod tests {
             "/api/state.json",
             "/api/watch",
             "/api/services/{id}/drain",
+            "/api/services/{id}/ttl/{state}",
             "/metrics",
         ] {
             assert!(v["paths"].get(p).is_some(), "{p} documented");

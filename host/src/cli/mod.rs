@@ -173,7 +173,8 @@ pub enum PluginsCommand {
         /// [default: the agent's, configured or detected]
         #[arg(long = "advertise-ip", env = "SIDECAR_ADVERTISE_IP")]
         advertise_ip: Option<String>,
-        /// Check type as in plugins.toml (`HttpGet`, `External`, `AlwaysSuccessful`, ...).
+        /// Check type as in plugins.toml (`HttpGet`, `External`, `AlwaysSuccessful`, `Tcp`,
+        /// `GrpcHealth`, ...; case-insensitive). An unknown type is an error (exit 2).
         check_type: String,
         /// The check's arguments, as a `HealthCheckArgs` label would give them.
         #[arg(default_value = "")]

@@ -94,6 +94,9 @@ fn row(p: &PluginInfo) -> Vec<String> {
     if p.exec {
         grants.push("exec".to_string());
     }
+    if !p.net.is_empty() {
+        grants.push(format!("net={}", p.net.join(",")));
+    }
     let status = match &p.status {
         PluginStatus::Ready => "ready".to_string(),
         PluginStatus::Unused => "unused".to_string(),
@@ -140,7 +143,14 @@ async fn check(
         id: "cli".into(),
         ..Service::default()
     };
-    let checker = loaded.checker(check_type, &service.name);
+    let Some((_, checker)) = loaded.checker(check_type) else {
+        let known: Vec<&str> = loaded.checks.keys().map(String::as_str).collect();
+        eprintln!(
+            "sidecar: error: unknown check type {check_type:?} (known: {})",
+            known.join(", ")
+        );
+        return Ok(ExitCode::from(ERROR));
+    };
     match checker
         .check(CheckRequest {
             service,

@@ -4,9 +4,10 @@ use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency buckets.
@@ -25,6 +26,22 @@ struct ResultLabels {
     result: &'static str,
 }
 
+/// A local service whose check names a type nobody registered.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UnknownTypeLabels {
+    id: String,
+    service: String,
+    r#type: String,
+}
+
+/// Longest label value taken from a service (names and types come from labels anyone
+/// starting a container writes).
+const LABEL_MAX: usize = 128;
+
+fn label(s: &str) -> String {
+    s[..s.floor_char_boundary(LABEL_MAX)].to_string()
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
@@ -40,6 +57,9 @@ pub struct HealthMetrics {
     latency: Family<TypeLabel, Histogram, fn() -> Histogram>,
     results: Family<ResultLabels, Counter>,
     series: Mutex<HashMap<String, Series>>,
+    /// One series per local service with an unknown check type, while it has one.
+    unknown_types: Family<UnknownTypeLabels, Gauge>,
+    unknown_shown: Mutex<HashSet<UnknownTypeLabels>>,
 }
 
 impl Default for HealthMetrics {
@@ -48,6 +68,8 @@ impl Default for HealthMetrics {
             latency: Family::new_with_constructor(latency_histogram),
             results: Family::default(),
             series: Mutex::default(),
+            unknown_types: Family::default(),
+            unknown_shown: Mutex::default(),
         }
     }
 }
@@ -71,6 +93,34 @@ impl HealthMetrics {
             "Health check results by check type and result",
             self.results.clone(),
         );
+        registry.register(
+            "sidecar_check_unknown_type",
+            "Local services whose check names an unknown check type (1 per service; they stay UNKNOWN)",
+            self.unknown_types.clone(),
+        );
+    }
+
+    /// The local services (ID, name, check type) whose check type is unknown, now; the
+    /// series of the others disappear.
+    pub fn set_unknown_types<'a>(&self, now: impl Iterator<Item = (&'a str, &'a str, &'a str)>) {
+        let now: HashSet<UnknownTypeLabels> = now
+            .map(|(id, service, t)| UnknownTypeLabels {
+                id: label(id),
+                service: label(service),
+                r#type: label(t),
+            })
+            .collect();
+        let mut shown = self.unknown_shown.lock();
+        if *shown == now {
+            return;
+        }
+        for gone in shown.difference(&now) {
+            self.unknown_types.remove(gone);
+        }
+        for l in &now {
+            self.unknown_types.get_or_create(l).set(1);
+        }
+        *shown = now;
     }
 
     /// Called for every check run (`result`: healthy, unhealthy, error, timeout).
@@ -112,6 +162,22 @@ impl HealthMetrics {
 mod tests {
     use super::*;
     use crate::metrics::{assert_lines, scrape};
+
+    #[test]
+    fn unknown_check_types_are_shown_while_they_last() {
+        let m = HealthMetrics::default();
+        m.set_unknown_types([("a1", "web", "Bogus"), ("b2", "db", "Nope")].into_iter());
+        m.set_unknown_types([("a1", "web", "Bogus")].into_iter());
+        let out = scrape(|r| m.register(r));
+        assert_lines(
+            &out,
+            &["sidecar_check_unknown_type{id=\"a1\",service=\"web\",type=\"Bogus\"} 1"],
+        );
+        assert!(!out.contains("Nope"), "{out}");
+        m.set_unknown_types(std::iter::empty());
+        let out = scrape(|r| m.register(r));
+        assert!(!out.contains("Bogus"), "{out}");
+    }
 
     #[test]
     fn latency_and_results_are_recorded_per_check_type() {

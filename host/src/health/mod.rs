@@ -3,12 +3,14 @@
 //! that runs them ([`scheduler`]). Checks run through the `HealthChecker` trait, i.e.
 //! the plugin runtime's check types: the check logic itself is policy, in plugins.
 
+pub mod local;
 pub mod metrics;
 pub mod reports;
 pub mod scheduler;
 pub mod state;
 pub mod template;
 
+pub use local::LocalState;
 pub use metrics::HealthMetrics;
 pub use reports::{CheckReport, CheckReports};
 use sidecar_catalog::{PortKind, Service};
@@ -102,31 +104,17 @@ impl CheckRegistry {
         v
     }
 
-    /// True when a checker of that name (ignoring case) exists, i.e. no fallback applies.
-    pub fn knows(&self, check_type: &str) -> bool {
-        self.checkers.contains_key(check_type)
-            || self
-                .checkers
-                .keys()
-                .any(|k| k.eq_ignore_ascii_case(check_type))
-    }
-
-    /// The checker for a type name: exact, then ignoring case, then `HttpGet` (Sidecar
-    /// turns unknown names into HttpGet).
+    /// The checker for a type name: exact, then ignoring case. None for a name nobody
+    /// registered: the scheduler reports it and leaves the service UNKNOWN. (Sidecar ran
+    /// unknown names as HttpGet, which then failed on arguments that are no URL.)
     pub fn get(&self, check_type: &str) -> Option<(String, Arc<dyn HealthChecker>)> {
         if let Some(c) = self.checkers.get(check_type) {
             return Some((check_type.to_string(), c.clone()));
         }
-        if let Some((k, c)) = self
-            .checkers
+        self.checkers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(check_type))
-        {
-            return Some((k.clone(), c.clone()));
-        }
-        self.checkers
-            .get(HTTP_GET)
-            .map(|c| (HTTP_GET.to_string(), c.clone()))
+            .map(|(k, c)| (k.clone(), c.clone()))
     }
 }
 
@@ -220,15 +208,16 @@ mod tests {
     }
 
     #[test]
-    fn unknown_types_become_httpget() {
+    fn names_match_ignoring_case_and_unknown_types_are_none() {
         let r = CheckRegistry::new(
-            [HTTP_GET, "External", ALWAYS_SUCCESSFUL]
+            [HTTP_GET, "External", ALWAYS_SUCCESSFUL, "Tcp"]
                 .into_iter()
                 .map(|n| (n.to_string(), Arc::new(Healthy) as Arc<dyn HealthChecker>))
                 .collect(),
         );
         assert_eq!(r.get("httpget").map(|c| c.0).as_deref(), Some("HttpGet"));
-        assert_eq!(r.get("Whatever").map(|c| c.0).as_deref(), Some("HttpGet"));
+        assert_eq!(r.get("TCP").map(|c| c.0).as_deref(), Some("Tcp"));
+        assert!(r.get("Whatever").is_none(), "no silent HttpGet");
         assert_eq!(r.get("External").map(|c| c.0).as_deref(), Some("External"));
     }
 }

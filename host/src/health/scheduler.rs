@@ -34,6 +34,7 @@ type Runner = Option<(Arc<str>, Arc<dyn HealthChecker>)>;
 
 struct Entry {
     check: ResolvedCheck,
+    /// None: no check type of that name (the instance stays UNKNOWN).
     runner: Runner,
     /// A check that runs programs, asked for by a container without consent.
     denied: bool,
@@ -48,6 +49,8 @@ struct Entry {
 struct Done {
     key: ServiceKey,
     version: u64,
+    /// The check type is unknown: nothing ran, the status goes back to UNKNOWN.
+    unknown_type: bool,
     healthy: bool,
     message: String,
     outcome: Outcome,
@@ -113,6 +116,7 @@ impl Scheduler {
                         timers.push(Reverse((now, key.clone())));
                     }
                     tracing::info!(checks = ?self.registry.names(), "health checks now run on the reloaded plugins");
+                    self.count_unknown_types(&entries);
                 }
                 changed = view.changed(), if view_open => {
                     if changed.is_err() {
@@ -144,9 +148,6 @@ impl Scheduler {
                                 timers.push(Reverse((now, key.clone())));
                             }
                             None => {
-                                if !self.registry.knows(&check.check_type) {
-                                    tracing::warn!(id = %key.id, name = %l.service.name, check = %check.check_type, "unknown health check type; using HttpGet (as Sidecar)");
-                                }
                                 version += 1;
                                 self.reports.set(key.clone(), pending(&key, &l.service.name, &check, Status::Unknown));
                                 entries.insert(key.clone(), Entry {
@@ -169,6 +170,7 @@ impl Scheduler {
                     entries.retain(|k, _| index.contains_key(k));
                     self.reports.retain(|k| index.contains_key(k));
                     dirty |= entries.len() != before;
+                    self.count_unknown_types(&entries);
                 }
                 Some(done) = done_rx.recv() => {
                     if let Some(e) = entries.get_mut(&done.key)
@@ -178,7 +180,12 @@ impl Scheduler {
                         e.due = Instant::now() + self.config.interval;
                         timers.push(Reverse((e.due, done.key.clone())));
                         let was = e.state.status;
-                        let changed = e.state.record(done.healthy, done.message, self.config.rise, self.config.fall);
+                        let changed = if done.unknown_type {
+                            e.state = CheckState::unknown(done.message);
+                            was != Status::Unknown
+                        } else {
+                            e.state.record(done.healthy, done.message, self.config.rise, self.config.fall)
+                        };
                         let state = &e.state;
                         self.reports.update(&done.key, |r| {
                             r.result = done.outcome;
@@ -239,17 +246,34 @@ impl Scheduler {
         }
     }
 
-    fn runner(&self, check_type: &str) -> Runner {
-        self.registry
+    /// The runner; None (logged as an error naming the type and the service) for a type
+    /// nobody registered.
+    fn runner(&self, check_type: &str, key: &ServiceKey, name: &str) -> Runner {
+        let runner = self
+            .registry
             .get(check_type)
-            .map(|(name, checker)| (Arc::from(name), checker))
+            .map(|(name, checker)| (Arc::from(name), checker));
+        if runner.is_none() {
+            tracing::error!(id = %key.id, name, check = check_type, known = ?self.registry.names(), "unknown health check type; the service stays UNKNOWN until its check names a known type");
+        }
+        runner
+    }
+
+    /// Publishes which services ask for an unknown check type (`/metrics`).
+    fn count_unknown_types(&self, entries: &HashMap<ServiceKey, Entry>) {
+        self.metrics.set_unknown_types(
+            entries
+                .iter()
+                .filter(|(_, e)| e.runner.is_none())
+                .map(|(k, e)| (&*k.id, e.name.as_str(), e.check.check_type.as_str())),
+        );
     }
 
     /// The runner, or for a check that runs programs and came from a container's
     /// labels without the operator's consent, one that fails saying why.
     fn runner_for(&self, check_type: &str, denied: bool, key: &ServiceKey, name: &str) -> Runner {
         if !denied {
-            return self.runner(check_type);
+            return self.runner(check_type, key, name);
         }
         tracing::warn!(id = %key.id, name, check = check_type, "a container label asks for a check that runs programs; refused (set SIDECAR_CONTAINER_EXEC_CHECKS=true to allow it)");
         Some((Arc::from(check_type), Arc::new(DeniedCheck)))
@@ -264,6 +288,12 @@ impl Scheduler {
         done: mpsc::UnboundedSender<Done>,
     ) {
         let check_type = e.check.check_type.clone();
+        let name = e.name.clone();
+        let known = if e.runner.is_none() {
+            self.registry.names()
+        } else {
+            Vec::new()
+        };
         let args = e.check.args.clone();
         let runner = e.runner.clone();
         let version = e.version;
@@ -274,10 +304,15 @@ impl Scheduler {
         tokio::spawn(async move {
             let _permit = permit;
             let started = Instant::now();
+            let unknown_type = runner.is_none();
             let (healthy, message, outcome) = match runner {
                 None => (
                     false,
-                    format!("no check type {check_type:?} is available"),
+                    format!(
+                        "unknown check type {check_type:?} for service {name:?} (known: {}); \
+                         the service stays UNKNOWN",
+                        known.join(", ")
+                    ),
                     Outcome::Error,
                 ),
                 Some((type_name, checker)) => {
@@ -321,6 +356,7 @@ impl Scheduler {
             let _ = done.send(Done {
                 key,
                 version,
+                unknown_type,
                 healthy,
                 message,
                 outcome,
@@ -471,6 +507,80 @@ mod tests {
             .expect("unhealthy");
         view_tx.send_replace(Some(Arc::new(LocalView::default())));
         out_rx.wait_for(|s| s.is_empty()).await.expect("forgotten");
+    }
+
+    /// A check type nobody registered: never run as anything else, the service stays
+    /// UNKNOWN (no status published), the report says why and the metric names it.
+    #[tokio::test]
+    async fn unknown_check_types_leave_the_service_unknown() {
+        let mut registry = CheckRegistry::default();
+        registry.insert("Switch", Arc::new(Switch(Arc::new(AtomicBool::new(true)))));
+        let reports = CheckReports::default();
+        let metrics = Arc::new(HealthMetrics::default());
+        let sched = Scheduler {
+            config: HealthConfig {
+                interval: Duration::from_millis(50),
+                timeout: Duration::from_millis(50),
+                ..HealthConfig::default()
+            },
+            registry,
+            host_ip: "127.0.0.1".into(),
+            metrics: metrics.clone(),
+            plugins: Arc::default(),
+            reports: reports.clone(),
+            updates: None,
+        };
+        let (view_tx, view_rx) = watch::channel(None);
+        let (out_tx, mut out_rx) = watch::channel(Statuses::default());
+        tokio::spawn(sched.run(view_rx, out_tx));
+        let local = |id: &str, check_type: &str| LocalService {
+            service: Service {
+                id: id.into(),
+                name: format!("{id}-svc"),
+                hostname: "me".into(),
+                ..Service::default()
+            },
+            check: Some(CheckSpec {
+                check_type: check_type.into(),
+                args: "x".into(),
+            }),
+            check_from_container: false,
+            listener: None,
+        };
+        let (odd, fine) = (local("odd", "Bogus"), local("fine", "switch"));
+        let (ok, fk) = (odd.key(), fine.key());
+        view_tx.send_replace(Some(Arc::new(LocalView {
+            services: Arc::new(vec![odd, fine]),
+            sources: vec![],
+        })));
+        out_rx
+            .wait_for(|s| s.get(&fk) == Some(&Status::Alive))
+            .await
+            .expect("the known type (any case) runs");
+        loop {
+            if let Some(r) = reports.get("odd")
+                && r.result == Outcome::Error
+            {
+                assert_eq!(r.status, Status::Unknown);
+                assert!(
+                    r.message.contains("unknown check type \"Bogus\"")
+                        && r.message.contains("odd-svc")
+                        && r.message.contains("Switch"),
+                    "{}",
+                    r.message
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!out_rx.borrow().contains_key(&ok), "never published");
+        let scraped = crate::metrics::scrape(|r| metrics.register(r));
+        assert!(
+            scraped.contains(
+                "sidecar_check_unknown_type{id=\"odd\",service=\"odd-svc\",type=\"Bogus\"} 1"
+            ),
+            "{scraped}"
+        );
     }
 
     /// A check that runs programs, asked for by a container's labels: refused unless

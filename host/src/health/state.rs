@@ -24,6 +24,14 @@ impl Default for CheckState {
 }
 
 impl CheckState {
+    /// No result counts (the check could not be resolved): UNKNOWN, saying why.
+    pub fn unknown(message: String) -> CheckState {
+        CheckState {
+            message,
+            ..CheckState::default()
+        }
+    }
+
     /// Applies one result; returns true when the status changed.
     pub fn record(&mut self, healthy: bool, message: String, rise: u32, fall: u32) -> bool {
         self.message = message;

@@ -3,12 +3,12 @@
 //!
 //! # Contract version
 //!
-//! The bindings are generated from the WIT package **`sidecar:plugin@0.1.1`** (the
+//! The bindings are generated from the WIT package **`sidecar:plugin@0.1.2`** (the
 //! repository's `wit/` folder; [`WIT_PACKAGE`]). A plugin built with this SDK loads in any
-//! host that implements `sidecar:plugin` 0.1.1 or a later 0.1.x (the host links
+//! host that implements `sidecar:plugin` 0.1.2 or a later 0.1.x (the host links
 //! semver-compatibly; within 0.x only additive changes are made).
 //!
-//! Linking this crate puts the 0.1.1 worlds' metadata into the component, and
+//! Linking this crate puts the 0.1.2 worlds' metadata into the component, and
 //! `wit-component` merges it with any older version the crate generated itself, so a
 //! guest that must target an older contract cannot use this SDK
 //! (`plugins/testing/check-v010`, built against `wit/archive/0.1.0`, does not).
@@ -41,8 +41,9 @@
 //!
 //! Every trait has a `configure` that receives the plugin's settings from plugins.toml;
 //! the default accepts none. Parse settings with [`settings::Settings`]. The host's
-//! imports are [`log`], [`clock`], [`http`] and [`process`]; the shared records are in
-//! [`types`]. Keep state in `thread_local!`s: an instance lives across calls but may be
+//! imports are [`log`], [`clock`], [`http`], [`process`], and since 0.1.2 [`net`] (TCP
+//! connects, gRPC health checks) and [`local_services`] (TTL reports, local statuses);
+//! the shared records are in [`types`]. Keep state in `thread_local!`s: an instance lives across calls but may be
 //! replaced at any time.
 //!
 //! # Features
@@ -72,7 +73,7 @@ pub use settings::Settings;
 pub use text::truncate;
 
 /// The WIT package (and version) these bindings were generated from.
-pub const WIT_PACKAGE: &str = "sidecar:plugin@0.1.1";
+pub const WIT_PACKAGE: &str = "sidecar:plugin@0.1.2";
 
 /// Generated bindings, one crate per world. Use the re-exports ([`types`], [`namer`],
 /// ...) instead.
@@ -84,7 +85,9 @@ pub mod bindings {
     pub use sidecar_plugin_sdk_proxy_emitter as proxy_emitter;
 }
 
-pub use sidecar_plugin_sdk_base::sidecar::plugin::{clock, http, log, process, types};
+pub use sidecar_plugin_sdk_base::sidecar::plugin::{
+    clock, http, local_services, log, net, process, types,
+};
 
 /// What the macros expand to needs, at paths that work from any crate.
 #[doc(hidden)]

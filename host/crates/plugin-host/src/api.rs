@@ -149,3 +149,50 @@ pub enum Emitted {
 pub trait ProxyEmitter: Send + Sync {
     async fn emit(&self, req: EmitRequest) -> Result<Emitted, PluginError>;
 }
+
+/// What a service said about itself (`PUT /api/services/{id}/ttl/{state}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlState {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl TtlState {
+    /// `pass`, `warn`, `fail` as in the API path.
+    pub fn parse(s: &str) -> Option<TtlState> {
+        match s {
+            "pass" => Some(TtlState::Pass),
+            "warn" => Some(TtlState::Warn),
+            "fail" => Some(TtlState::Fail),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TtlState::Pass => "pass",
+            TtlState::Warn => "warn",
+            TtlState::Fail => "fail",
+        }
+    }
+}
+
+/// The latest TTL report of a local service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TtlReport {
+    pub state: TtlState,
+    pub note: String,
+    /// How long ago it arrived.
+    pub age: Duration,
+}
+
+/// The daemon's knowledge of its own local services, behind the plugins'
+/// `local-services` import (check types `Ttl` and `Alias`). Implemented by the daemon;
+/// called from plugin calls, so it must answer from memory, without blocking.
+pub trait LocalServices: Send + Sync + std::fmt::Debug {
+    /// The latest TTL report of the local service with this ID.
+    fn ttl_report(&self, id: &str) -> Option<TtlReport>;
+    /// The announced status of the local service with this ID.
+    fn status(&self, id: &str) -> Option<sidecar_catalog::Status>;
+}

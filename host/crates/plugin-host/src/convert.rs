@@ -30,7 +30,7 @@ fn port_kind_from(k: wit::PortKind) -> PortKind {
     }
 }
 
-fn status(s: Status) -> wit::ServiceStatus {
+pub(crate) fn status(s: Status) -> wit::ServiceStatus {
     match s {
         Status::Alive => wit::ServiceStatus::Alive,
         Status::Tombstone => wit::ServiceStatus::Tombstone,

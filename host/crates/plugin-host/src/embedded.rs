@@ -18,16 +18,19 @@ include!(concat!(env!("OUT_DIR"), "/embedded_plugins.rs"));
 /// The namer used when neither plugins.toml nor `SERVICES_NAMER` choose one.
 pub const DEFAULT_NAMER: &str = "namer-label";
 
-/// Sidecar's check types and the plugins that implement them; plugins.toml can remap
-/// them and add its own names.
-pub const DEFAULT_CHECKS: [(&str, &str); 3] = [
+/// Sidecar's check types, ours (`Tcp`, `GrpcHealth`, `Ttl`, `Alias`), and the plugins
+/// that implement them; plugins.toml can remap them and add its own names. A type
+/// nobody registered is an error (the service stays UNKNOWN), not Sidecar's silent
+/// `HttpGet`.
+pub const DEFAULT_CHECKS: [(&str, &str); 7] = [
     ("HttpGet", "check-httpget"),
     ("External", "check-external"),
     ("AlwaysSuccessful", "check-always"),
+    ("Tcp", "check-tcp"),
+    ("GrpcHealth", "check-grpc"),
+    ("Ttl", "check-ttl"),
+    ("Alias", "check-alias"),
 ];
-
-/// The check type used for a type name nobody registered (Sidecar's behaviour).
-pub const FALLBACK_CHECK: &str = "HttpGet";
 
 /// `http` grant of `check-httpget` unless plugins.toml sets one: this host only, which
 /// covers Sidecar's usual check URLs (`http://{{ host }}:…`, `http://:port/…`).
@@ -38,6 +41,18 @@ pub const HTTPGET_DEFAULT_HTTP: [&str; 5] = [
     "{advertise_ip}:*",
     "{hostname}:*",
 ];
+
+/// `net` grant of `check-tcp` and `check-grpc` unless plugins.toml sets one: this host
+/// only, as for `check-httpget`.
+pub const NET_CHECKS_DEFAULT_NET: [&str; 5] = HTTPGET_DEFAULT_HTTP;
+
+/// Default `net` grant of an embedded plugin.
+pub(crate) fn default_net_grant(name: &str) -> &'static [&'static str] {
+    match name {
+        "check-tcp" | "check-grpc" => &NET_CHECKS_DEFAULT_NET,
+        _ => &[],
+    }
+}
 
 pub(crate) fn find(name: &str) -> Option<&'static EmbeddedPlugin> {
     EMBEDDED.iter().find(|p| p.name == name)

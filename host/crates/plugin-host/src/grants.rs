@@ -10,6 +10,9 @@
 //!
 //! Names are matched as written in the URL (case-insensitively, without resolving them),
 //! so `localhost:*` does not allow `127.0.0.1`.
+//!
+//! `net` (TCP connects and gRPC health checks) is an allow-list of the same patterns,
+//! checked against the `host:port` the plugin asks for.
 
 use std::fmt;
 
@@ -18,12 +21,19 @@ use std::fmt;
 pub struct Grants {
     pub http: Vec<HostPattern>,
     pub exec: bool,
+    /// Destinations of `net.tcp-connect` and `net.grpc-health`.
+    pub net: Vec<HostPattern>,
 }
 
 impl Grants {
     /// True when `host:port` matches some pattern.
     pub fn allows_http(&self, host: &str, port: u16) -> bool {
         self.http.iter().any(|p| p.matches(host, port))
+    }
+
+    /// True when `host:port` matches some `net` pattern.
+    pub fn allows_net(&self, host: &str, port: u16) -> bool {
+        self.net.iter().any(|p| p.matches(host, port))
     }
 }
 

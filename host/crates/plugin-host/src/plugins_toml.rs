@@ -15,7 +15,7 @@
 //! wasm = "json_status.wasm"                 # relative to this file; omit for a built-in
 //! kind = "health-check"                     # optional; checked against the component
 //! settings = { path = "/health" }           # passed to `configure`
-//! grants = { http = ["127.0.0.1:*", "{advertise_ip}:*"], exec = false }
+//! grants = { http = ["127.0.0.1:*", "{advertise_ip}:*"], exec = false, net = [] }
 //! limits = { memory_mb = 128, timeout = "5s", instances = 8 }
 //! ```
 //!
@@ -103,6 +103,8 @@ pub struct PluginSettings {
     /// None = the plugin's default grant (built-ins) or nothing.
     pub http: Option<Vec<HostPattern>>,
     pub exec: Option<bool>,
+    /// None = the plugin's default `net` grant (built-ins) or nothing.
+    pub net: Option<Vec<HostPattern>>,
     pub memory_mb: Option<u64>,
     pub timeout: Option<Duration>,
     pub instances: Option<u32>,
@@ -289,6 +291,7 @@ struct RawPlugin {
 struct RawGrants {
     http: Option<Vec<Spanned<String>>>,
     exec: Option<bool>,
+    net: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -480,17 +483,13 @@ impl Parser<'_> {
             };
             settings.push((key.clone(), text));
         }
-        let (mut http, mut exec) = (None, None);
+        let (mut http, mut exec, mut net) = (None, None, None);
         if let Some(g) = &raw.grants {
             if let Some(list) = &g.http {
-                let mut patterns = Vec::new();
-                for p in list {
-                    patterns.push(
-                        HostPattern::parse(p.get_ref())
-                            .map_err(|e| self.error(Some(p.span()), e))?,
-                    );
-                }
-                http = Some(patterns);
+                http = Some(self.patterns(list)?);
+            }
+            if let Some(list) = &g.net {
+                net = Some(self.patterns(list)?);
             }
             exec = g.exec;
         }
@@ -526,11 +525,19 @@ impl Parser<'_> {
             settings,
             http,
             exec,
+            net,
             memory_mb,
             timeout,
             instances,
             at: self.location(header),
         })
+    }
+
+    /// An allow-list (`grants.http`, `grants.net`), each pattern parsed.
+    fn patterns(&self, list: &[Spanned<String>]) -> Result<Vec<HostPattern>, PluginsConfigError> {
+        list.iter()
+            .map(|p| HostPattern::parse(p.get_ref()).map_err(|e| self.error(Some(p.span()), e)))
+            .collect()
     }
 
     fn wasm_path(&self, w: &Spanned<String>) -> Result<PathBuf, PluginsConfigError> {
@@ -656,6 +663,7 @@ limits = { memory_mb = 128, timeout = "5s", instances = 4 }
 [plugins.inventory]
 wasm = "x.wasm"
 grants.exec = true
+grants.net = ["db.internal:5432"]
 
 [plugins.proxy-x]
 wasm = "x.wasm"
@@ -694,6 +702,13 @@ wasm = "x.wasm"
             (Some(128), Some(Duration::from_secs(5)), Some(4))
         );
         assert_eq!(c.plugin("inventory").exec, Some(true));
+        assert_eq!(
+            c.plugin("inventory")
+                .net
+                .map(|n| n.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            Some(vec!["db.internal:5432".to_string()])
+        );
+        assert_eq!(js.net, None, "no net grant unless given");
         assert_eq!(c.emitters[0].plugin, "proxy-x");
     }
 

@@ -11,7 +11,7 @@
 //! rejects its settings is *disabled*: it loads, calls return
 //! [`PluginError::Unavailable`], and [`LoadedPlugins::problems`] reports it.
 
-use super::api::{DiscoverySource, HealthChecker, Namer, PluginError, ProxyEmitter};
+use super::api::{DiscoverySource, HealthChecker, LocalServices, Namer, PluginError, ProxyEmitter};
 use super::breaker::BreakerPolicy;
 use super::cache::{CacheOutcome, CacheSetting, CompileCache, sha256_hex};
 use super::check::WasmChecker;
@@ -49,6 +49,9 @@ pub struct LoadOptions {
     pub load_unused: bool,
     /// Circuit breaker for crashing plugins; the default trips after 5 crashes in a row.
     pub breaker: BreakerPolicy,
+    /// The daemon's local services, for the `local-services` import (`Ttl`, `Alias`);
+    /// None (the CLI tools): no reports, no local services.
+    pub local: Option<Arc<dyn LocalServices>>,
 }
 
 /// Entry point: `Runtime::load(&config, &options).await`.
@@ -85,6 +88,7 @@ pub struct PluginInfo {
     /// The grants in force (placeholders filled in).
     pub http: Vec<String>,
     pub exec: bool,
+    pub net: Vec<String>,
     pub limits: Limits,
     /// What uses it: `namer`, `check HttpGet`, `discovery every 5s`, `emitter`.
     pub uses: Vec<String>,
@@ -101,7 +105,6 @@ pub struct LoadedPlugins {
     pub discovery: Vec<LoadedDiscovery>,
     /// Proxy config emitters listed in plugins.toml `emitters`, by plugin name.
     pub emitters: BTreeMap<String, Arc<dyn ProxyEmitter>>,
-    fallback_check: Arc<dyn HealthChecker>,
     entries: Vec<Entry>,
     allocator: Allocator,
     cache_dir: Option<std::path::PathBuf>,
@@ -113,21 +116,18 @@ struct Entry {
 }
 
 impl LoadedPlugins {
-    /// The checker for a check type. An unknown type logs a warning naming the service
-    /// and uses `HttpGet`, as Sidecar did silently (clients rely on it).
-    pub fn checker(&self, check_type: &str, service: &str) -> Arc<dyn HealthChecker> {
-        match self.checks.get(check_type) {
-            Some(c) => c.clone(),
-            None => {
-                tracing::warn!(
-                    service,
-                    check_type,
-                    "unknown health check type; using {}",
-                    embedded::FALLBACK_CHECK
-                );
-                self.fallback_check.clone()
-            }
+    /// The checker for a check type and its registered name: exact, else ignoring case
+    /// (Sidecar's labels write `httpget` too). None for a type nobody registered: unlike
+    /// Sidecar, which ran it as `HttpGet` and failed on the arguments, the caller reports
+    /// it as an error.
+    pub fn checker(&self, check_type: &str) -> Option<(String, Arc<dyn HealthChecker>)> {
+        if let Some(c) = self.checks.get(check_type) {
+            return Some((check_type.to_string(), c.clone()));
         }
+        self.checks
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(check_type))
+            .map(|(k, c)| (k.clone(), c.clone()))
     }
 
     /// Check types whose plugin may run programs (`grants.exec`). The daemon keeps them
@@ -278,6 +278,7 @@ impl Runtime {
                 limits: limits.clone(),
                 settings: w.settings.settings.clone(),
                 http: http.clone(),
+                local: options.local.clone(),
             });
             let info = PluginInfo {
                 name: w.name.clone(),
@@ -287,6 +288,7 @@ impl Runtime {
                 description,
                 http: grants.http.iter().map(ToString::to_string).collect(),
                 exec: grants.exec,
+                net: grants.net.iter().map(ToString::to_string).collect(),
                 limits,
                 uses: w.uses.iter().map(|u| u.what.clone()).collect(),
                 status: if w.uses.is_empty() {
@@ -339,10 +341,6 @@ impl Runtime {
                 })
             })
             .collect();
-        let fallback_check = checks
-            .get(embedded::FALLBACK_CHECK)
-            .cloned()
-            .ok_or_else(|| anyhow!("no {} checker", embedded::FALLBACK_CHECK))?;
         let discovery = config
             .discovery
             .iter()
@@ -372,7 +370,6 @@ impl Runtime {
             checks,
             discovery,
             emitters,
-            fallback_check,
             entries,
             allocator,
             cache_dir: cache.dir().map(ToOwned::to_owned),
@@ -615,30 +612,47 @@ fn limits(kind: Kind, s: &PluginSettings) -> Limits {
 
 /// plugins.toml grants, else the built-in plugin's defaults; placeholders filled in.
 fn grants(name: &str, s: &PluginSettings, placeholders: &Placeholders) -> Grants {
-    let (default_http, default_exec) = if embedded::is_embedded(name) && s.wasm.is_none() {
+    let builtin = embedded::is_embedded(name) && s.wasm.is_none();
+    let (default_http, default_exec) = if builtin {
         embedded::default_grants(name)
     } else {
         (&[][..], false)
     };
-    let patterns: Vec<HostPattern> = match &s.http {
-        Some(list) => list.clone(),
-        None => default_http
+    let default_net = if builtin {
+        embedded::default_net_grant(name)
+    } else {
+        &[]
+    };
+    Grants {
+        http: allow_list(name, "http", s.http.as_deref(), default_http, placeholders),
+        exec: s.exec.unwrap_or(default_exec),
+        net: allow_list(name, "net", s.net.as_deref(), default_net, placeholders),
+    }
+}
+
+/// One allow-list: the file's patterns, else the defaults; placeholders filled in.
+fn allow_list(
+    name: &str,
+    grant: &str,
+    given: Option<&[HostPattern]>,
+    defaults: &[&str],
+    placeholders: &Placeholders,
+) -> Vec<HostPattern> {
+    let patterns: Vec<HostPattern> = match given {
+        Some(list) => list.to_vec(),
+        None => defaults
             .iter()
             .filter_map(|p| HostPattern::parse(p).ok())
             .collect(),
     };
-    let http = patterns
+    patterns
         .iter()
         .filter_map(|p| {
             let expanded = p.expand(placeholders);
             if expanded.is_none() {
-                tracing::debug!(plugin = name, pattern = %p, "http grant pattern dropped: placeholder has no value");
+                tracing::debug!(plugin = name, grant, pattern = %p, "grant pattern dropped: placeholder has no value");
             }
             expanded
         })
-        .collect();
-    Grants {
-        http,
-        exec: s.exec.unwrap_or(default_exec),
-    }
+        .collect()
 }

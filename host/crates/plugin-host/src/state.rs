@@ -17,6 +17,8 @@ pub(crate) struct PluginContext {
     pub settings: Vec<(String, String)>,
     /// Shared HTTP client (connection pool) for the `http` import.
     pub http: reqwest::Client,
+    /// The daemon's local services (`local-services` import); None outside the agent.
+    pub local: Option<Arc<dyn crate::api::LocalServices>>,
 }
 
 /// Deadlines of the call in progress.

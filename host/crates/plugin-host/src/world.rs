@@ -46,6 +46,8 @@ macro_rules! plugin_world {
                     "sidecar:plugin/clock": crate::host_imports::bindings::sidecar::plugin::clock,
                     "sidecar:plugin/http": crate::host_imports::bindings::sidecar::plugin::http,
                     "sidecar:plugin/process": crate::host_imports::bindings::sidecar::plugin::process,
+                    "sidecar:plugin/net": crate::host_imports::bindings::sidecar::plugin::net,
+                    "sidecar:plugin/local-services": crate::host_imports::bindings::sidecar::plugin::local_services,
                 },
             });
         }

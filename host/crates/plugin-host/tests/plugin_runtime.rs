@@ -27,6 +27,7 @@ fn wasm(name: &str) -> String {
 fn config_text() -> String {
     let chaos = wasm("chaos");
     let v010 = wasm("check_v010");
+    let v011 = wasm("check_v011");
     format!(
         r#"
 [checks]
@@ -34,6 +35,7 @@ Chaos = "chaos"
 ChaosNet = "chaos-net"
 ChaosBroken = "chaos-broken"
 Old = "check-v010"
+Old11 = "check-v011"
 
 [plugins.chaos]
 wasm = "{chaos}"
@@ -49,6 +51,9 @@ settings = {{ fail = "this plugin refuses to start" }}
 
 [plugins.check-v010]
 wasm = "{v010}"
+
+[plugins.check-v011]
+wasm = "{v011}"
 "#
     )
 }
@@ -256,6 +261,20 @@ async fn a_plugin_built_against_wit_0_1_0_runs_on_this_host() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_built_against_wit_0_1_1_runs_on_this_host() {
+    let l = load().await;
+    assert_eq!(info(&l.plugins, "check-v011").wit_version, "0.1.1");
+    let r = check(&l.plugins, "Old11", "", Duration::from_secs(3)).await;
+    assert_eq!(
+        r,
+        Ok((
+            CheckStatus::Healthy,
+            "built against sidecar:plugin@0.1.1".to_string()
+        ))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_settings_disable_the_plugin() {
     let l = load().await;
     let problems = l.plugins.problems();
@@ -423,27 +442,121 @@ async fn a_file_that_is_not_a_component_is_a_load_error() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_check_types_fall_back_to_httpget() {
-    let l = load().await;
-    let fallback = l.plugins.checker("NoSuchType", "svc");
-    let closed = closed_port();
-    let r = fallback
+/// The daemon's side of `local-services`, with fixed answers.
+#[derive(Debug)]
+struct FixedLocal;
+
+impl sidecar_plugin_host::LocalServices for FixedLocal {
+    fn ttl_report(&self, id: &str) -> Option<sidecar_plugin_host::TtlReport> {
+        use sidecar_plugin_host::{TtlReport, TtlState};
+        let (state, age) = match id {
+            "fresh" => (TtlState::Pass, Duration::from_secs(1)),
+            "warned" => (TtlState::Warn, Duration::from_secs(1)),
+            "failed" => (TtlState::Fail, Duration::from_secs(1)),
+            "stale" => (TtlState::Pass, Duration::from_secs(60)),
+            _ => return None,
+        };
+        Some(TtlReport {
+            state,
+            note: format!("note of {id}"),
+            age,
+        })
+    }
+
+    fn status(&self, id: &str) -> Option<sidecar_catalog::Status> {
+        match id {
+            "up" => Some(sidecar_catalog::Status::Alive),
+            "down" => Some(sidecar_catalog::Status::Unhealthy),
+            _ => None,
+        }
+    }
+}
+
+async fn run_check(l: &Loaded, check_type: &str, id: &str, args: &str) -> (CheckStatus, String) {
+    let (_, checker) = l
+        .plugins
+        .checker(check_type)
+        .unwrap_or_else(|| panic!("{check_type} is registered"));
+    let r = checker
         .check(CheckRequest {
-            service: Service::default(),
-            args: format!("http://127.0.0.1:{closed}/"),
+            service: Service {
+                id: id.into(),
+                ..Service::default()
+            },
+            args: args.into(),
             timeout: Duration::from_secs(2),
             host_ip: "127.0.0.1".into(),
         })
         .await
-        .expect("HttpGet ran");
-    assert_eq!(r.status, CheckStatus::Unhealthy);
-    assert!(r.message.contains("refused"), "{}", r.message);
+        .unwrap_or_else(|e| panic!("{check_type} {args}: {e}"));
+    (r.status, r.message)
+}
+
+/// The default plugins of the 0.1.2 check types, through the `net` and
+/// `local-services` imports; unknown types are no checker at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_ttl_and_alias_checks_and_unknown_types() {
+    let options = LoadOptions {
+        local: Some(std::sync::Arc::new(FixedLocal)),
+        ..LoadOptions::default()
+    };
+    let l = load_with("", options).await.expect("defaults load");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let open = listener.local_addr().expect("addr").port();
+    let (status, msg) = run_check(&l, "Tcp", "x", &format!("127.0.0.1:{open}")).await;
+    assert_eq!(status, CheckStatus::Healthy, "{msg}");
+    let closed = closed_port();
+    let (status, msg) = run_check(&l, "tcp", "x", &format!("127.0.0.1:{closed}")).await;
+    assert_eq!(
+        status,
+        CheckStatus::Unhealthy,
+        "case-insensitive name: {msg}"
+    );
+    assert!(msg.contains("refused"), "{msg}");
+
+    for (id, want) in [
+        ("fresh", CheckStatus::Healthy),
+        ("warned", CheckStatus::Healthy),
+        ("failed", CheckStatus::Unhealthy),
+        ("stale", CheckStatus::Unhealthy),
+        ("never", CheckStatus::Unhealthy),
+    ] {
+        let (status, msg) = run_check(&l, "Ttl", id, "30s").await;
+        assert_eq!(status, want, "{id}: {msg}");
+    }
+    let (_, msg) = run_check(&l, "Ttl", "failed", "30s").await;
+    assert!(msg.contains("note of failed"), "{msg}");
+    let (_, msg) = run_check(&l, "Ttl", "stale", "30s").await;
+    assert!(msg.contains("expired"), "{msg}");
+
+    assert_eq!(
+        run_check(&l, "Alias", "me", "up").await.0,
+        CheckStatus::Healthy
+    );
+    let (status, msg) = run_check(&l, "Alias", "me", "down").await;
+    assert_eq!(status, CheckStatus::Unhealthy);
+    assert!(msg.contains("UNHEALTHY"), "{msg}");
+    let (status, msg) = run_check(&l, "Alias", "me", "gone").await;
+    assert_eq!(status, CheckStatus::Unhealthy);
+    assert!(msg.contains("gone"), "{msg}");
+
+    assert!(l.plugins.checker("NoSuchType").is_none());
+    assert_eq!(
+        l.plugins.checker("grpchealth").map(|c| c.0).as_deref(),
+        Some("GrpcHealth")
+    );
+    drop(listener);
 }
 
 #[test]
 fn chaos_and_v010_were_built_next_to_the_defaults() {
-    for name in ["chaos", "check_v010", "check_httpget", "namer_regex"] {
+    for name in [
+        "chaos",
+        "check_v010",
+        "check_v011",
+        "check_httpget",
+        "namer_regex",
+    ] {
         assert!(Path::new(&wasm(name)).is_file());
     }
 }
@@ -471,9 +584,13 @@ async fn loading_can_run_as_a_task_and_the_result_is_shareable() {
     assert_eq!(
         names,
         [
+            "check-alias",
             "check-always",
             "check-external",
+            "check-grpc",
             "check-httpget",
+            "check-tcp",
+            "check-ttl",
             "namer-label"
         ],
         "only what is used"

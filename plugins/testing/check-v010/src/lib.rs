@@ -1,6 +1,6 @@
 //! Test-only health check built against the archived contract `sidecar:plugin@0.1.0`
-//! (`wit/archive/0.1.0`, which has no `log.log-fields`). A test proves that a host built
-//! for 0.1.1 still loads and runs it. It logs through `log.log` and reports healthy with
+//! (`wit/archive/0.1.0`, which has no `log.log-fields`). A test proves that the current host
+//! (0.1.2) still loads and runs it. It logs through `log.log` and reports healthy with
 //! a message naming its version.
 //!
 //! It does not use `sidecar-plugin-sdk`: linking the SDK would merge the SDK's 0.1.1

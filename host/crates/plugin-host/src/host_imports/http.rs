@@ -236,7 +236,7 @@ mod tests {
     fn loopback() -> Grants {
         Grants {
             http: vec![HostPattern::parse("127.0.0.1:*").expect("ok")],
-            exec: false,
+            ..Grants::default()
         }
     }
 
@@ -339,7 +339,7 @@ mod tests {
     fn allow_list_is_checked_with_default_ports() {
         let grants = Grants {
             http: vec![HostPattern::parse("example.test:80").expect("ok")],
-            exec: false,
+            ..Grants::default()
         };
         assert!(check_allowed(&grants, &parse_url("http://example.test/a").expect("url")).is_ok());
         let denied = check_allowed(&grants, &parse_url("https://example.test/a").expect("url"));

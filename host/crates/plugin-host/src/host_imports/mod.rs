@@ -1,9 +1,11 @@
-//! The host side of the `sidecar:plugin` imports (`log`, `clock`, `http`, `process`), and
-//! the one `Linker` every plugin is instantiated with.
+//! The host side of the `sidecar:plugin` imports (`log`, `clock`, `http`, `process`,
+//! `net`, `local-services`), and the one `Linker` every plugin is instantiated with.
 
 mod clock;
 mod http;
+mod local_services;
 pub(crate) mod log;
+mod net;
 mod process;
 
 use super::state::HostState;
@@ -19,6 +21,8 @@ pub(crate) mod bindings {
         imports: {
             "sidecar:plugin/http.get": async,
             "sidecar:plugin/process.run": async,
+            "sidecar:plugin/net.tcp-connect": async,
+            "sidecar:plugin/net.grpc-health": async,
         },
     });
 }
@@ -30,7 +34,7 @@ impl types::Host for HostState {}
 
 /// WASI 0.2 (Rust std and componentize-py guests import it even when they never print;
 /// the context grants nothing) plus our imports. The linker is semver-aware: a plugin
-/// built against `sidecar:plugin@0.1.0` links against these `@0.1.1` definitions.
+/// built against `sidecar:plugin@0.1.0` or `@0.1.1` links against these `@0.1.2` definitions.
 pub(crate) fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;

@@ -1,5 +1,5 @@
 //! Part of `sidecar-plugin-sdk`; use that crate. The bindings of world `plugin-host`
-//! (`wit/worlds.wit`): the host imports (`log`, `clock`, `http`, `process`) and `types`,
+//! (`wit/worlds.wit`): the host imports (`log`, `clock`, `http`, `process`, `net`, `local-services`) and `types`,
 //! generated once and shared by the four plugin worlds' bindings.
 
 wit_bindgen::generate!({
