@@ -177,7 +177,9 @@ mod tests {
         bytes[middle] ^= 0xff;
         let mut damaged = with_artifact("check-always", bytes);
         damaged.precompiled_xxh3 = original.precompiled_xxh3; // recorded at build time
-        let refused = deserialize(&engine, &damaged).err().expect("refused");
+        let Err(refused) = deserialize(&engine, &damaged) else {
+            panic!("a damaged artifact was accepted")
+        };
         assert!(refused.contains("checksum"), "{refused}");
         let (_, outcome) = load(&engine, &cache, &damaged, true).expect("compiled instead");
         assert_eq!(outcome, CacheOutcome::Compiled);
@@ -195,7 +197,9 @@ mod tests {
         let other = Engine::new(&engine_config::code_config(128 << 20)).expect("engine");
         let artifact = other.precompile_component(plugin.wasm).expect("precompile");
         let mismatched = with_artifact("check-always", artifact);
-        let refused = deserialize(&engine, &mismatched).err().expect("refused");
+        let Err(refused) = deserialize(&engine, &mismatched) else {
+            panic!("an artifact for other settings was accepted")
+        };
         assert!(refused.contains("memory reservation"), "{refused}");
         let (_, outcome) = load(&engine, &cache, &mismatched, true).expect("compiled instead");
         assert_eq!(outcome, CacheOutcome::Compiled);
