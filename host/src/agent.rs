@@ -215,9 +215,13 @@ pub async fn run(cfg: AgentConfig, reloader: Option<Reloader>) -> anyhow::Result
     {
         anyhow::bail!("the namer plugin {namer} is disabled: {reason}");
     }
+    let (precompiled, from_cache, compiled) = loaded.code_sources();
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         plugins = loaded.describe().len(),
+        precompiled,
+        from_cache,
+        compiled,
         "plugins ready"
     );
     let live = Arc::new(crate::reload::LivePlugins::new(loaded).with_local(local_state.clone()));

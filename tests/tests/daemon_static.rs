@@ -170,6 +170,44 @@ fn static_service_is_checked_announced_and_served_in_sidecar_shape() {
     agent.wait_status("web", 0);
 }
 
+/// The default plugins are precompiled into the binary: the very first start, with an
+/// empty compile cache, compiles none of them and leaves no entry in the cache.
+#[test]
+fn a_first_start_with_an_empty_cache_compiles_no_default_plugin() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let cache_dir = cache.path().to_str().expect("utf-8 path");
+    let target = TestServer::start(200);
+    let agent = Agent::start(
+        "node-a",
+        &web(target.port, "http://{{ host }}:{{ tcp 10100 }}/health"),
+        &[
+            ("SIDECAR_CACHE_DIR", cache_dir),
+            ("SIDECAR_HEALTH_INTERVAL", "300ms"),
+        ],
+    );
+    // The namer and the HttpGet check plugin both ran.
+    agent.wait_status("web", 0);
+    let log = agent.log();
+    let ready = log
+        .lines()
+        .find(|l| l.contains("plugins ready"))
+        .unwrap_or_else(|| panic!("no \"plugins ready\" line: {log}"));
+    assert!(
+        ready.contains("compiled=0") && ready.contains("from_cache=0"),
+        "{ready}"
+    );
+    assert!(!ready.contains("precompiled=0"), "{ready}");
+    assert!(!log.contains("compiling it instead"), "{log}");
+    let entries: Vec<String> = std::fs::read_dir(cache.path().join("plugins"))
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(entries.is_empty(), "cache entries written: {entries:?}");
+}
+
 #[test]
 fn static_file_changes_are_followed_and_broken_files_keep_the_last_good_set() {
     let a = r#"{"Service":{"Name":"alpha","Ports":[{"Type":"udp","Port":5353,"ServicePort":53}]},"Check":{"Type":"AlwaysSuccessful"}}"#;

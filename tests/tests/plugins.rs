@@ -433,6 +433,55 @@ fn list_shows_the_embedded_defaults() {
     );
 }
 
+/// Every default plugin comes precompiled: `plugins list` (which loads them all) with an
+/// empty cache compiles nothing and writes nothing. A plugins.toml that raises a memory
+/// limit changes the engine's compiled-code settings: then the defaults are compiled
+/// into the cache, and the log says why.
+#[test]
+fn default_plugins_are_precompiled_unless_a_memory_limit_changes_the_engine() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let cache_dir = cache.path().to_str().expect("utf-8 path");
+    let entries = || -> usize {
+        std::fs::read_dir(cache.path().join("plugins"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let o = sidecar_env(&["plugins", "list"], &[("SIDECAR_CACHE_DIR", cache_dir)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(" precompiled, 0 from the compile cache, 0 compiled"),
+        "{err}"
+    );
+    assert!(!err.contains(" 0 precompiled"), "{err}");
+    assert_eq!(entries(), 0, "nothing compiled into the cache");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        dir.path(),
+        "plugins.toml",
+        "[plugins.check-always]\nlimits = { memory_mb = 128 }\n",
+    );
+    let o = sidecar_env(
+        &[
+            "plugins",
+            "check",
+            "--plugins",
+            file.to_str().expect("utf-8 path"),
+            "AlwaysSuccessful",
+            "",
+        ],
+        &[("SIDECAR_CACHE_DIR", cache_dir), ("RUST_LOG", "info")],
+    );
+    assert_eq!(stdout(&o), "healthy: always successful", "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("largest memory_mb in use is not the default"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(entries() > 0, "compiled into the cache");
+}
+
 #[test]
 fn plugins_toml_errors_name_the_line() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -9,6 +9,13 @@
 //!   (`CARGO_MAKEFLAGS`) is kept so both builds share the same `-j` budget.
 //! * Every `cdylib` member outside `testing/` is embedded: its `.wasm` is copied to
 //!   `OUT_DIR` and `embedded_plugins.rs` lists it with its sha256 (the compile-cache key).
+//! * Each embedded plugin is also precompiled (Cranelift, `Engine::precompile_component`)
+//!   with the daemon's own code-shaping engine configuration (`src/engine_config.rs`,
+//!   included below) for the target being built, so no start compiles the defaults. The
+//!   CPU features are pinned to x86-64-v2 (SSE4.2, POPCNT, CMPXCHG16B; every x86-64
+//!   server CPU since 2009) instead of the build machine's, so the artifacts of a CI
+//!   build load on the machines it is deployed to; on an older CPU wasmtime refuses them
+//!   and the daemon compiles instead (see `src/embedded.rs`).
 
 use std::collections::BTreeSet;
 use std::env;
@@ -18,6 +25,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// The daemon's code-shaping engine settings: the same source file as the runtime's.
+#[allow(dead_code)]
+mod engine_config {
+    include!("src/engine_config.rs");
+}
+
+/// Cranelift flags of the x86-64-v2 level (the precompiled artifacts' CPU baseline).
+const X86_64_V2: &[&str] = &[
+    "has_sse3",
+    "has_ssse3",
+    "has_sse41",
+    "has_sse42",
+    "has_popcnt",
+    "has_cmpxchg16b",
+];
 
 fn main() {
     if let Err(message) = run() {
@@ -47,6 +70,10 @@ fn run() -> Result<(), String> {
 
     let members = members(&plugins)?;
     rerun_if_changed(&plugins, &workspace.join("wit"), &members)?;
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("src").join("engine_config.rs").display()
+    );
     check_wasm_target()?;
     build_plugins(&plugins, &target_dir)?;
 
@@ -64,21 +91,54 @@ fn run() -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     code.push_str("pub(crate) static EMBEDDED: &[EmbeddedPlugin] = &[\n");
+    let engine = precompiler()?;
     for member in members.iter().filter(|m| !m.path.starts_with("testing/")) {
-        let file = format!("{}.wasm", member.package.replace('-', "_"));
+        let stem = member.package.replace('-', "_");
+        let file = format!("{stem}.wasm");
         let built = wasm_dir.join(&file);
         let bytes = fs::read(&built).map_err(|e| format!("read {}: {e}", built.display()))?;
         write_if_changed(&embedded_dir.join(&file), &bytes)?;
         let sha = sha256_hex(&bytes);
+        let cwasm = format!("{stem}.cwasm");
+        let artifact = engine
+            .precompile_component(&bytes)
+            .map_err(|e| format!("precompile {}: {e:#}", member.package))?;
+        write_if_changed(&embedded_dir.join(&cwasm), &artifact)?;
+        let checksum = xxhash_rust::xxh3::xxh3_128(&artifact);
         writeln!(
             code,
-            "    EmbeddedPlugin {{ name: {:?}, description: {:?}, sha256: {sha:?}, wasm: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/plugins/{file}\")) }},",
+            "    EmbeddedPlugin {{ name: {:?}, description: {:?}, sha256: {sha:?}, \
+             wasm: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/plugins/{file}\")), \
+             precompiled: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/plugins/{cwasm}\")), \
+             precompiled_xxh3: {checksum:#034x} }},",
             member.package, member.description,
         )
         .map_err(|e| e.to_string())?;
     }
     code.push_str("];\n");
     write_if_changed(&out_dir.join("embedded_plugins.rs"), code.as_bytes())
+}
+
+/// An engine that compiles exactly as the daemon's does at the default memory limit, for
+/// the target being built (so a cross or musl build gets artifacts for its own target),
+/// with the portable CPU baseline instead of the build machine's features.
+fn precompiler() -> Result<wasmtime::Engine, String> {
+    let target = env_var("TARGET")?;
+    let mut config = engine_config::code_config(engine_config::default_memory_reservation());
+    config
+        .target(&target)
+        .map_err(|e| format!("wasmtime cannot compile for {target}: {e:#}"))?;
+    if target.starts_with("x86_64-") {
+        for flag in X86_64_V2 {
+            // SAFETY: these flags only decide which instructions the artifacts may use.
+            // wasmtime records them in each artifact and, when the daemon loads one,
+            // refuses it unless the CPU has every one of these features.
+            unsafe {
+                config.cranelift_flag_enable(flag);
+            }
+        }
+    }
+    wasmtime::Engine::new(&config).map_err(|e| format!("precompiling engine: {e:#}"))
 }
 
 fn env_var(name: &str) -> Result<String, String> {

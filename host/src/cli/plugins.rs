@@ -69,8 +69,10 @@ async fn list(file: &PluginsFileArg) -> anyhow::Result<ExitCode> {
             &[],
         )
     );
+    let (precompiled, from_cache, compiled) = loaded.code_sources();
     eprintln!(
-        "loaded {} plugins in {:.1} ms ({:?} allocator, compile cache {})",
+        "loaded {} plugins in {:.1} ms ({precompiled} precompiled, {from_cache} from the compile cache, \
+         {compiled} compiled; {:?} allocator, compile cache {})",
         rows.len(),
         elapsed.as_secs_f64() * 1e3,
         loaded.allocator(),

@@ -51,6 +51,9 @@ impl CacheSetting {
 /// How a component was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
+    /// A default plugin, loaded from the machine code precompiled at build time and
+    /// embedded in the binary (no compilation, no cache entry).
+    Precompiled,
     /// Loaded from a cache entry.
     Hit,
     /// Compiled, and the entry written.

@@ -1,7 +1,17 @@
 //! The default plugins, compiled from `plugins/` by build.rs and embedded in the binary,
 //! and the defaults that go with them (check-type names, grants).
+//!
+//! Each is embedded twice: as its `.wasm` and as machine code that build.rs precompiled
+//! with the daemon's own engine settings (`engine_config`) at the default memory limit
+//! and an x86-64-v2 CPU baseline. [`load`] uses the machine code, so no start compiles
+//! a default plugin; when wasmtime refuses it (a CPU without those features, a larger
+//! `memory_mb` in plugins.toml, or a corrupted copy) it logs why and compiles the
+//! `.wasm` through the compile cache, as for any other plugin.
 
+use crate::cache::{CacheOutcome, CompileCache};
 use std::path::Path;
+use wasmtime::Engine;
+use wasmtime::component::Component;
 
 /// One embedded `.wasm` component.
 pub(crate) struct EmbeddedPlugin {
@@ -11,6 +21,10 @@ pub(crate) struct EmbeddedPlugin {
     /// start does not hash the bytes again.
     pub sha256: &'static str,
     pub wasm: &'static [u8],
+    /// `Engine::precompile_component` output for the daemon's engine configuration.
+    pub precompiled: &'static [u8],
+    /// xxh3-128 of `precompiled`, so a damaged copy is never handed to wasmtime.
+    pub precompiled_xxh3: u128,
 }
 
 include!(concat!(env!("OUT_DIR"), "/embedded_plugins.rs"));
@@ -54,6 +68,42 @@ pub(crate) fn default_net_grant(name: &str) -> &'static [&'static str] {
     }
 }
 
+/// The compiled component of an embedded plugin: its precompiled machine code when the
+/// engine can run it, else compiled (through the cache). `fits` is false when the
+/// engine's memory reservation differs from the one the artifacts were compiled for (a
+/// plugin with a larger `memory_mb`): then they cannot load and are not even tried.
+/// CPU-bound: call from a blocking thread.
+pub(crate) fn load(
+    engine: &Engine,
+    cache: &CompileCache,
+    plugin: &EmbeddedPlugin,
+    fits: bool,
+) -> anyhow::Result<(Component, CacheOutcome)> {
+    if fits {
+        match deserialize(engine, plugin) {
+            Ok(component) => return Ok((component, CacheOutcome::Precompiled)),
+            Err(why) => tracing::warn!(
+                plugin = plugin.name,
+                %why,
+                "plugins: cannot use the precompiled built-in plugin, compiling it instead"
+            ),
+        }
+    }
+    cache.load(engine, plugin.name, plugin.wasm, plugin.sha256)
+}
+
+fn deserialize(engine: &Engine, plugin: &EmbeddedPlugin) -> Result<Component, String> {
+    if xxhash_rust::xxh3::xxh3_128(plugin.precompiled) != plugin.precompiled_xxh3 {
+        return Err("checksum mismatch (the embedded copy is damaged)".into());
+    }
+    // SAFETY: `Component::deserialize` runs the bytes as machine code, so they must come
+    // from `Engine::precompile_component`. These do: build.rs produced them from our own
+    // plugins with wasmtime and embedded them in this binary, and their checksum matches.
+    // wasmtime itself refuses them unless its version, the engine's settings and the
+    // CPU's features fit (the error says which).
+    unsafe { Component::deserialize(engine, plugin.precompiled) }.map_err(|e| format!("{e:#}"))
+}
+
 pub(crate) fn find(name: &str) -> Option<&'static EmbeddedPlugin> {
     EMBEDDED.iter().find(|p| p.name == name)
 }
@@ -80,4 +130,96 @@ pub(crate) fn default_grants(name: &str) -> (&'static [&'static str], bool) {
 /// included: `<workspace>/target/plugins/wasm32-wasip2/release`.
 pub fn built_wasm_dir() -> &'static Path {
     Path::new(WASM_DIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{self, AllocatorChoice, EngineSizing};
+    use crate::engine_config;
+
+    /// The daemon's engine when every plugin keeps the default limits.
+    fn default_engine() -> Engine {
+        let sizing = EngineSizing {
+            max_memory_bytes: (engine_config::DEFAULT_MEMORY_MB << 20) as usize,
+            total_instances: 64,
+        };
+        engine::build(AllocatorChoice::Auto, sizing)
+            .expect("engine")
+            .0
+    }
+
+    fn cache() -> (tempfile::TempDir, CompileCache, Engine) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = default_engine();
+        let cache = CompileCache::open(&engine, Some(dir.path().to_path_buf()));
+        (dir, cache, engine)
+    }
+
+    /// A copy of an embedded plugin with other precompiled bytes.
+    fn with_artifact(name: &'static str, artifact: Vec<u8>) -> EmbeddedPlugin {
+        let plugin = find(name).expect("embedded");
+        let precompiled: &'static [u8] = Box::leak(artifact.into_boxed_slice());
+        EmbeddedPlugin {
+            name: plugin.name,
+            description: plugin.description,
+            sha256: plugin.sha256,
+            wasm: plugin.wasm,
+            precompiled,
+            precompiled_xxh3: xxhash_rust::xxh3::xxh3_128(precompiled),
+        }
+    }
+
+    #[test]
+    fn every_default_plugin_loads_precompiled_into_the_daemons_engine() {
+        let (dir, cache, engine) = cache();
+        for plugin in EMBEDDED {
+            let (_, outcome) = load(&engine, &cache, plugin, true).expect("load");
+            assert_eq!(outcome, CacheOutcome::Precompiled, "{}", plugin.name);
+        }
+        let entries = std::fs::read_dir(dir.path().join("plugins"))
+            .expect("cache dir")
+            .count();
+        assert_eq!(entries, 0, "nothing was compiled into the cache");
+    }
+
+    #[test]
+    fn a_damaged_artifact_falls_back_to_compiling() {
+        let (_dir, cache, engine) = cache();
+        let original = find("check-always").expect("embedded");
+        let mut bytes = original.precompiled.to_vec();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        let mut damaged = with_artifact("check-always", bytes);
+        damaged.precompiled_xxh3 = original.precompiled_xxh3; // recorded at build time
+        let Err(refused) = deserialize(&engine, &damaged) else {
+            panic!("a damaged artifact was accepted")
+        };
+        assert!(refused.contains("checksum"), "{refused}");
+        let (_, outcome) = load(&engine, &cache, &damaged, true).expect("compiled instead");
+        assert_eq!(outcome, CacheOutcome::Compiled);
+        // Not ours at all (valid checksum, but not wasmtime output): wasmtime refuses it.
+        let garbage = with_artifact("check-always", b"\x7fELF not an artifact".to_vec());
+        let (_, outcome) = load(&engine, &cache, &garbage, true).expect("from the cache");
+        assert_eq!(outcome, CacheOutcome::Hit, "compiled above, cached since");
+    }
+
+    #[test]
+    fn an_artifact_for_other_engine_settings_falls_back_to_compiling() {
+        let (_dir, cache, engine) = cache();
+        let plugin = find("check-always").expect("embedded");
+        // Compiled for a 128 MiB reservation (what a larger memory_mb would give).
+        let other = Engine::new(&engine_config::code_config(128 << 20)).expect("engine");
+        let artifact = other.precompile_component(plugin.wasm).expect("precompile");
+        let mismatched = with_artifact("check-always", artifact);
+        let Err(refused) = deserialize(&engine, &mismatched) else {
+            panic!("an artifact for other settings was accepted")
+        };
+        assert!(refused.contains("memory reservation"), "{refused}");
+        let (_, outcome) = load(&engine, &cache, &mismatched, true).expect("compiled instead");
+        assert_eq!(outcome, CacheOutcome::Compiled);
+        // Known not to fit: not tried at all, straight to the cache.
+        let (_, outcome) = load(&engine, &cache, plugin, false).expect("cache");
+        assert_eq!(outcome, CacheOutcome::Hit);
+    }
 }

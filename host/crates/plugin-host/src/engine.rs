@@ -7,12 +7,15 @@
 //!   hosts with strict overcommit or small address-space limits.
 //! * Linear memories reserve only as much address space as the largest plugin may
 //!   use (not wasmtime's default 4 GiB + guard per memory). The reservation is part of
-//!   the compiled code's compatibility hash, so it is rounded to a power of two to keep
-//!   the compile cache stable across small config changes.
+//!   the compiled code, so it is rounded to a power of two to keep the compile cache
+//!   stable across small config changes; with every plugin at the default memory limit
+//!   it is the one the embedded default plugins were precompiled for.
+//! * Everything that shapes compiled code is in `engine_config`, which build.rs shares.
 
+use crate::engine_config;
 use std::thread;
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Epoch tick. Deadlines are checked (and busy guests yield) at this granularity.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -45,31 +48,26 @@ pub struct EngineSizing {
 
 /// Builds the engine and starts its epoch ticker.
 pub fn build(choice: AllocatorChoice, sizing: EngineSizing) -> anyhow::Result<(Engine, Allocator)> {
-    let reservation = (sizing.max_memory_bytes.max(1 << 20) as u64).next_power_of_two();
+    let reservation = engine_config::memory_reservation(sizing.max_memory_bytes);
     let (engine, allocator) = match choice {
-        AllocatorChoice::OnDemand => (Engine::new(&base_config(reservation))?, Allocator::OnDemand),
+        AllocatorChoice::OnDemand => (
+            Engine::new(&engine_config::code_config(reservation))?,
+            Allocator::OnDemand,
+        ),
         AllocatorChoice::Pooling => (pooling_engine(reservation, sizing)?, Allocator::Pooling),
         AllocatorChoice::Auto => match pooling_engine(reservation, sizing) {
             Ok(engine) => (engine, Allocator::Pooling),
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "plugins: pooling allocator unavailable, using on-demand allocation");
-                (Engine::new(&base_config(reservation))?, Allocator::OnDemand)
+                (
+                    Engine::new(&engine_config::code_config(reservation))?,
+                    Allocator::OnDemand,
+                )
             }
         },
     };
     start_ticker(&engine)?;
     Ok((engine, allocator))
-}
-
-fn base_config(reservation: u64) -> Config {
-    let mut config = Config::new();
-    config.epoch_interruption(true);
-    config.wasm_component_model(true);
-    config.memory_reservation(reservation);
-    config.memory_guard_size(2 << 20);
-    config.memory_reservation_for_growth(16 << 20);
-    config.parallel_compilation(true);
-    config
 }
 
 fn pooling_engine(reservation: u64, sizing: EngineSizing) -> anyhow::Result<Engine> {
@@ -86,7 +84,7 @@ fn pooling_engine(reservation: u64, sizing: EngineSizing) -> anyhow::Result<Engi
         .max_tables_per_module(4)
         // Keep what instances freed for the next one, but not forever.
         .max_unused_warm_slots(64);
-    let mut config = base_config(reservation);
+    let mut config = engine_config::code_config(reservation);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Ok(Engine::new(&config)?)
 }

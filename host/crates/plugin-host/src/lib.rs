@@ -10,8 +10,9 @@
 //! | module | job |
 //! |---|---|
 //! | `engine` | the one wasmtime `Engine`: epochs + ticker, pooling allocator with fallback |
+//! | `engine_config` | the code-shaping `Config`, shared with build.rs (precompiled defaults) |
 //! | `cache` | on-disk cache of compiled components |
-//! | `embedded` | default plugins built by build.rs, and their defaults |
+//! | `embedded` | default plugins built and precompiled by build.rs, and their defaults |
 //! | `inspect` | kind and WIT version of a component, read from its type |
 //! | `grants`, `limits` | capabilities (http allow-list, exec) and resource limits |
 //! | `state`, `output` | per-store host state; guest stdout/stderr into the log |
@@ -31,6 +32,7 @@ mod discovery;
 pub mod embedded;
 mod emitter;
 pub mod engine;
+mod engine_config;
 pub mod grants;
 mod host_imports;
 mod inspect;

@@ -4,8 +4,7 @@ use super::Kind;
 use std::time::Duration;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
-/// Memory a plugin instance may use unless plugins.toml says otherwise.
-pub const DEFAULT_MEMORY_MB: u64 = 64;
+pub use crate::engine_config::DEFAULT_MEMORY_MB;
 /// Upper bound for `memory_mb`.
 pub const MAX_MEMORY_MB: u64 = 4096;
 /// Deadline of one call unless plugins.toml says otherwise. A health check's own

@@ -19,6 +19,7 @@ use super::discovery::WasmDiscovery;
 use super::embedded;
 use super::emitter::WasmEmitter;
 use super::engine::{self, Allocator, AllocatorChoice, EngineSizing};
+use super::engine_config;
 use super::grants::{Grants, HostPattern, Placeholders};
 use super::inspect::{self, Inspection};
 use super::limits::{DEFAULT_CHECK_INSTANCES, DEFAULT_MEMORY_MB, Limits};
@@ -175,6 +176,19 @@ impl LoadedPlugins {
         self.allocator
     }
 
+    /// How the plugins' code was obtained: (precompiled into the binary, from the compile
+    /// cache, compiled at this load).
+    pub fn code_sources(&self) -> (usize, usize, usize) {
+        let count = |f: fn(CacheOutcome) -> bool| {
+            self.entries.iter().filter(|e| f(e.info.compiled)).count()
+        };
+        (
+            count(|o| o == CacheOutcome::Precompiled),
+            count(|o| o == CacheOutcome::Hit),
+            count(|o| matches!(o, CacheOutcome::Compiled | CacheOutcome::CompiledUncached)),
+        )
+    }
+
     /// The compile-cache directory in use, if any.
     pub fn cache_dir(&self) -> Option<&std::path::Path> {
         self.cache_dir.as_deref()
@@ -225,6 +239,20 @@ impl Runtime {
                 .sum(),
         };
         let (engine, allocator) = engine::build(options.allocator, sizing)?;
+        // The embedded plugins' machine code was compiled for the default memory limit.
+        let fits = engine_config::memory_reservation(sizing.max_memory_bytes)
+            == engine_config::default_memory_reservation();
+        if !fits
+            && wanted
+                .iter()
+                .any(|w| w.settings.source() == PluginSource::Embedded)
+        {
+            tracing::info!(
+                largest_memory_mb = sizing.max_memory_bytes >> 20,
+                default_memory_mb = DEFAULT_MEMORY_MB,
+                "plugins: the largest memory_mb in use is not the default, which changes the compiled code; the built-in plugins are compiled (and cached) instead of using their precompiled copies"
+            );
+        }
         let linker = Arc::new(host_imports::linker(&engine)?);
         let cache_root = options.cache.dir();
         let cache = Arc::new(CompileCache::open(&engine, cache_root));
@@ -245,7 +273,7 @@ impl Runtime {
             );
             let at = w.settings.at.clone();
             compiling.push(tokio::task::spawn_blocking(move || {
-                compile(&engine, &cache, &name, &source, at.as_ref())
+                compile(&engine, &cache, fits, &name, &source, at.as_ref())
             }));
         }
         let mut compiled = Vec::new();
@@ -450,6 +478,7 @@ fn prefix(at: Option<&Location>) -> String {
 fn compile(
     engine: &Engine,
     cache: &CompileCache,
+    precompiled_fits: bool,
     name: &str,
     source: &PluginSource,
     at: Option<&Location>,
@@ -463,7 +492,7 @@ fn compile(
                     prefix(at)
                 )
             })?;
-            let (c, o) = cache.load(engine, name, plugin.wasm, plugin.sha256)?;
+            let (c, o) = embedded::load(engine, cache, plugin, precompiled_fits)?;
             (c, o, plugin.description.to_string())
         }
         PluginSource::File(path) => {
