@@ -10,14 +10,23 @@
 //!
 //! Names are matched as written in the URL (case-insensitively, without resolving them),
 //! so `localhost:*` does not allow `127.0.0.1`.
+//!
+//! `ca_file` adds trusted roots for that plugin's `https://` requests; `bearer_token_file`
+//! is a secret the host sends for it (`http.get-with-bearer-token`, WIT 0.1.2). Both are
+//! paths the host reads: the plugin gets no file access.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// What a plugin may do besides computing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
     pub http: Vec<HostPattern>,
     pub exec: bool,
+    /// PEM bundle of extra roots for HTTPS, besides the built-in public ones.
+    pub ca_file: Option<PathBuf>,
+    /// File holding the bearer token of `http.get-with-bearer-token`.
+    pub bearer_token_file: Option<PathBuf>,
 }
 
 impl Grants {

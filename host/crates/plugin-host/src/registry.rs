@@ -85,6 +85,9 @@ pub struct PluginInfo {
     /// The grants in force (placeholders filled in).
     pub http: Vec<String>,
     pub exec: bool,
+    /// Extra HTTPS roots and the bearer token file (paths only; never the content).
+    pub ca_file: Option<std::path::PathBuf>,
+    pub bearer_token_file: Option<std::path::PathBuf>,
     pub limits: Limits,
     /// What uses it: `namer`, `check HttpGet`, `discovery every 5s`, `emitter`.
     pub uses: Vec<String>,
@@ -277,7 +280,7 @@ impl Runtime {
                 grants: grants.clone(),
                 limits: limits.clone(),
                 settings: w.settings.settings.clone(),
-                http: http.clone(),
+                http: host_imports::PluginHttp::new(http.clone(), grants.ca_file.clone()),
             });
             let info = PluginInfo {
                 name: w.name.clone(),
@@ -287,6 +290,8 @@ impl Runtime {
                 description,
                 http: grants.http.iter().map(ToString::to_string).collect(),
                 exec: grants.exec,
+                ca_file: grants.ca_file.clone(),
+                bearer_token_file: grants.bearer_token_file.clone(),
                 limits,
                 uses: w.uses.iter().map(|u| u.what.clone()).collect(),
                 status: if w.uses.is_empty() {
@@ -640,5 +645,7 @@ fn grants(name: &str, s: &PluginSettings, placeholders: &Placeholders) -> Grants
     Grants {
         http,
         exec: s.exec.unwrap_or(default_exec),
+        ca_file: s.ca_file.clone(),
+        bearer_token_file: s.bearer_token_file.clone(),
     }
 }

@@ -18,19 +18,21 @@ pub(crate) mod bindings {
         path: "../../../wit",
         imports: {
             "sidecar:plugin/http.get": async,
+            "sidecar:plugin/http.get-with-bearer-token": async,
             "sidecar:plugin/process.run": async,
         },
     });
 }
 
 pub(crate) use bindings::sidecar::plugin::types;
-pub(crate) use http::client as http_client;
+pub(crate) use http::{PluginHttp, client as http_client};
 
 impl types::Host for HostState {}
 
 /// WASI 0.2 (Rust std and componentize-py guests import it even when they never print;
 /// the context grants nothing) plus our imports. The linker is semver-aware: a plugin
-/// built against `sidecar:plugin@0.1.0` links against these `@0.1.1` definitions.
+/// built against `sidecar:plugin@0.1.0` or `@0.1.1` links against these `@0.1.2`
+/// definitions.
 pub(crate) fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
