@@ -12,10 +12,10 @@
 mod daemon_common;
 
 use daemon_common::{Agent, WAIT};
-use sidecar_e2e::wait_for;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
+use sidecar_e2e::wait_for;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
@@ -44,14 +44,24 @@ impl Api {
         let (status, body) = if auth != Some(format!("Bearer {}", self.token).as_str()) {
             (401, status_doc(401, "Unauthorized", "Unauthorized"))
         } else if let Some(code) = self.failing {
-            (code, status_doc(code, "InternalError", "etcdserver: request timed out"))
+            (
+                code,
+                status_doc(code, "InternalError", "etcdserver: request timed out"),
+            )
         } else {
             let route = path.split('?').next().unwrap_or("");
             match route {
                 "/api/v1/services" => (200, list("ServiceList", &self.services)),
                 "/api/v1/nodes" => (200, list("NodeList", &self.nodes)),
                 "/api/v1/namespaces/default/pods" => (200, list("PodList", &self.pods)),
-                _ => (404, status_doc(404, "NotFound", "the server could not find the requested resource")),
+                _ => (
+                    404,
+                    status_doc(
+                        404,
+                        "NotFound",
+                        "the server could not find the requested resource",
+                    ),
+                ),
             }
         };
         self.log.push((path.to_string(), status));
@@ -140,18 +150,40 @@ fn certificates(dir: &Path, ip: Ipv4Addr) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     let mut ca = vec!["req", "-x509"];
     ca.extend(ec);
     ca.extend([
-        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=test-kubernetes-ca",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-kubernetes-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     ]);
     openssl(&ca);
     let mut csr = vec!["req"];
     csr.extend(ec);
-    csr.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=kube-apiserver"]);
+    csr.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=kube-apiserver",
+    ]);
     openssl(&csr);
     std::fs::write(
         dir.join("server.ext"),
@@ -161,8 +193,21 @@ fn certificates(dir: &Path, ip: Ipv4Addr) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     )
     .expect("write ext");
     openssl(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "server.ext",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
     ]);
     let read = |f: &str| std::fs::read(dir.join(f)).expect("read pem");
     (read("ca.crt"), read("server.crt"), read("server.key"))
@@ -177,7 +222,9 @@ fn bind_443() -> (TcpListener, Ipv4Addr) {
         match TcpListener::bind((ip, 443)) {
             Ok(l) => return (l, ip),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
-            Err(e) => panic!("bind {ip}:443 (this test binds port 443, which needs root or CAP_NET_BIND_SERVICE): {e}"),
+            Err(e) => panic!(
+                "bind {ip}:443 (this test binds port 443, which needs root or CAP_NET_BIND_SERVICE): {e}"
+            ),
         }
     }
     panic!("no free loopback address for port 443");
@@ -261,6 +308,12 @@ fn metric(agent: &Agent, line_start: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
 }
 
+fn wait_for_log(agent: &Agent, text: &str) {
+    wait_for(&format!("{text:?} in the log"), WAIT, || {
+        agent.log().contains(text).then_some(())
+    });
+}
+
 const HEALTHY: &str = "sidecar_discovery_source_healthy{source=\"plugin:discovery-kubernetes\"}";
 
 #[test]
@@ -326,12 +379,7 @@ fn pods_on_this_node_are_announced_from_the_kubernetes_api() {
             ("SIDECAR_PLUGINS_FILE", plugins_s.as_str()),
         ],
     );
-    wait_for("the missing token reported", WAIT, || {
-        agent
-            .log()
-            .contains(&format!("bearer token file {creds_s}/token"))
-            .then_some(())
-    });
+    wait_for_log(&agent, &format!("bearer token file {creds_s}/token"));
     assert_eq!(metric(&agent, HEALTHY), Some(0.0));
     replace(&creds.join("token"), "token-1\n");
 
@@ -346,10 +394,16 @@ fn pods_on_this_node_are_announced_from_the_kubernetes_api() {
         json!([{"Type": "tcp", "Port": 30080, "ServicePort": 80, "IP": NODE_IP}])
     );
     assert!(
-        web["Created"].as_str().is_some_and(|c| c.starts_with("2024-05-01T10:00:00")),
+        web["Created"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("2024-05-01T10:00:00")),
         "{web}"
     );
-    let names: Vec<Value> = agent.instances().iter().map(|s| s["Name"].clone()).collect();
+    let names: Vec<Value> = agent
+        .instances()
+        .iter()
+        .map(|s| s["Name"].clone())
+        .collect();
     assert_eq!(
         names,
         [json!("web")],
@@ -367,7 +421,10 @@ fn pods_on_this_node_are_announced_from_the_kubernetes_api() {
     }
     let api_svc = agent.wait_status("api", 0);
     assert_eq!(api_svc["Ports"][0]["Port"], 30443);
-    api.lock().expect("api").pods.retain(|p| p["metadata"]["uid"] != "uid-web-1");
+    api.lock()
+        .expect("api")
+        .pods
+        .retain(|p| p["metadata"]["uid"] != "uid-web-1");
     agent.wait_status("web", 1);
 
     // The API fails: the last good list stays, the failure is reported.
@@ -375,13 +432,29 @@ fn pods_on_this_node_are_announced_from_the_kubernetes_api() {
     wait_for("the failure reported", WAIT, || {
         (metric(&agent, HEALTHY) == Some(0.0)).then_some(())
     });
-    assert!(agent.log().contains("HTTP 500: etcdserver: request timed out"), "{}", agent.log());
-    let failed_before = api.lock().expect("api").log.iter().filter(|(_, s)| *s == 500).count();
+    wait_for_log(&agent, "HTTP 500: etcdserver: request timed out");
+    let failed_before = api
+        .lock()
+        .expect("api")
+        .log
+        .iter()
+        .filter(|(_, s)| *s == 500)
+        .count();
     wait_for("more failed polls", WAIT, || {
-        let failed = api.lock().expect("api").log.iter().filter(|(_, s)| *s == 500).count();
+        let failed = api
+            .lock()
+            .expect("api")
+            .log
+            .iter()
+            .filter(|(_, s)| *s == 500)
+            .count();
         (failed >= failed_before + 3).then_some(())
     });
-    assert_eq!(agent.wait_status("api", 0)["ID"], "uid-api-1", "kept while the API fails");
+    assert_eq!(
+        agent.wait_status("api", 0)["ID"],
+        "uid-api-1",
+        "kept while the API fails"
+    );
     api.lock().expect("api").failing = None;
 
     // A malformed pod is skipped, alone and with its reason; the good one beside it is
@@ -394,7 +467,8 @@ fn pods_on_this_node_are_announced_from_the_kubernetes_api() {
         let mut odd_port = service("odd", 80, None);
         odd_port["spec"]["ports"][0]["nodePort"] = json!("30099");
         a.services.push(odd_port);
-        a.pods.push(pod("web-5d8f7c9b6-e5", "uid-web-5", "web", NODE));
+        a.pods
+            .push(pod("web-5d8f7c9b6-e5", "uid-web-5", "web", NODE));
     }
     let web5 = wait_for("the new web pod", WAIT, || {
         agent
@@ -406,17 +480,16 @@ fn pods_on_this_node_are_announced_from_the_kubernetes_api() {
     wait_for("the source healthy again", WAIT, || {
         (metric(&agent, HEALTHY) == Some(1.0)).then_some(())
     });
-    let log = agent.log();
-    assert!(
-        log.contains("skipped a malformed object: pod default/web-5d8f7c9b6-d4: metadata.uid is missing"),
-        "{log}"
+    wait_for_log(
+        &agent,
+        "skipped a malformed object: pod default/web-5d8f7c9b6-d4: metadata.uid is missing",
     );
-    assert!(
-        log.contains("service default/odd: spec.ports[0].nodePort is not a number"),
-        "{log}"
+    wait_for_log(
+        &agent,
+        "skipped a malformed object: service default/odd: spec.ports[0].nodePort is not a number",
     );
     assert_eq!(
-        log.matches("metadata.uid is missing").count(),
+        agent.log().matches("metadata.uid is missing").count(),
         1,
         "logged once while it stays broken"
     );
@@ -424,9 +497,7 @@ fn pods_on_this_node_are_announced_from_the_kubernetes_api() {
     // The token rotates: the server moves on first (401s, reported), then the file
     // changes and the next poll uses the new token.
     api.lock().expect("api").token = "token-2".into();
-    wait_for("the 401 reported", WAIT, || {
-        agent.log().contains("HTTP 401: Unauthorized").then_some(())
-    });
+    wait_for_log(&agent, "HTTP 401: Unauthorized");
     replace(&creds.join("token"), "token-2");
     api.lock()
         .expect("api")
@@ -441,9 +512,13 @@ fn pods_on_this_node_are_announced_from_the_kubernetes_api() {
     assert_eq!(metric(&agent, HEALTHY), Some(1.0));
     let log = api.lock().expect("api").log.clone();
     assert!(
-        log.iter().any(|(p, _)| p.starts_with("/api/v1/namespaces/default/pods?")
-            && p.contains("fieldSelector=spec.nodeName%3Dk8s-node-1")),
+        log.iter()
+            .any(|(p, _)| p.starts_with("/api/v1/namespaces/default/pods?")
+                && p.contains("fieldSelector=spec.nodeName%3Dk8s-node-1")),
         "pods are asked for this node only: {log:?}"
     );
-    assert!(!agent.log().contains("token-2"), "the token never reaches the log");
+    assert!(
+        !agent.log().contains("token-2"),
+        "the token never reaches the log"
+    );
 }

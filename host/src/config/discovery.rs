@@ -78,7 +78,9 @@ impl KubernetesApi {
             .int::<u16>("K8S_KUBE_API_PORT", Some("KUBE_API_PORT"))?
             .unwrap_or(8080);
         if api_port == 0 {
-            return Err(ConfigError::Invalid("K8S_KUBE_API_PORT must be a port (1-65535)".into()));
+            return Err(ConfigError::Invalid(
+                "K8S_KUBE_API_PORT must be a port (1-65535)".into(),
+            ));
         }
         let timeout = env
             .duration("K8S_KUBE_TIMEOUT", Some("KUBE_TIMEOUT"))?
@@ -182,8 +184,15 @@ mod tests {
         assert_eq!(k.namespace, "apps");
         assert_eq!(k.timeout, Duration::from_millis(500));
         assert_eq!(k.creds_path, PathBuf::from("/creds"));
-        for bad in [("K8S_KUBE_API_PORT", "0"), ("KUBE_API_PORT", "http"), ("K8S_KUBE_TIMEOUT", "0s")] {
-            assert!(KubernetesApi::load(&Env::from_pairs([bad])).is_err(), "{bad:?}");
+        for bad in [
+            ("K8S_KUBE_API_PORT", "0"),
+            ("KUBE_API_PORT", "http"),
+            ("K8S_KUBE_TIMEOUT", "0s"),
+        ] {
+            assert!(
+                KubernetesApi::load(&Env::from_pairs([bad])).is_err(),
+                "{bad:?}"
+            );
         }
     }
 }

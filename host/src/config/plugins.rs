@@ -118,7 +118,10 @@ fn kubernetes_defaults(k: &KubernetesApi, node_name: &str) -> anyhow::Result<Plu
     let timeout_ms = k.timeout.as_millis().min(u128::from(u32::MAX));
     Ok(PluginDefaults {
         settings: vec![
-            ("api_url".into(), format!("{scheme}://{host}:{}", k.api_port)),
+            (
+                "api_url".into(),
+                format!("{scheme}://{host}:{}", k.api_port),
+            ),
             ("node_name".into(), node_name.to_string()),
             ("namespace".into(), k.namespace.clone()),
             ("timeout_ms".into(), timeout_ms.to_string()),
@@ -207,7 +210,9 @@ mod tests {
         ]);
         let discovery = DiscoveryConfig::load(&env, &[]).expect("valid");
         let mut setup = PluginsSetup::load(&env, None, None, "node-1".into()).expect("valid");
-        setup.apply_discovery(&discovery, "node-1").expect("applies");
+        setup
+            .apply_discovery(&discovery, "node-1")
+            .expect("applies");
         assert!(setup.config.uses_discovery(KUBERNETES_PLUGIN));
         let p = setup.config.plugin(KUBERNETES_PLUGIN);
         let setting = |k: &str| {
@@ -229,7 +234,9 @@ mod tests {
         let env = Env::from_pairs([("SIDECAR_DISCOVERY", "static")]);
         let discovery = DiscoveryConfig::load(&env, &[]).expect("valid");
         let mut setup = PluginsSetup::load(&env, None, None, "node-1".into()).expect("valid");
-        setup.apply_discovery(&discovery, "node-1").expect("applies");
+        setup
+            .apply_discovery(&discovery, "node-1")
+            .expect("applies");
         assert!(!setup.config.uses_discovery(KUBERNETES_PLUGIN));
         assert!(setup.config.plugins.is_empty());
     }

@@ -74,12 +74,14 @@ pub struct K8sPod {
     pub service_name: String,
     pub node_name: String,
     pub image: String,
-    pub created: Option<Timestamp>,
+    /// (seconds, nanoseconds) since the Unix epoch.
+    pub created: Option<(i64, u32)>,
     pub proxy_mode: String,
 }
 
 fn obj<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, String> {
-    v.as_object().ok_or_else(|| format!("{what} is not an object"))
+    v.as_object()
+        .ok_or_else(|| format!("{what} is not an object"))
 }
 
 /// An optional string field: absent or null is empty, another type is an error.
@@ -111,7 +113,9 @@ fn list<'a>(map: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a [V
 }
 
 fn labels(meta: &Map<String, Value>) -> Result<Map<String, Value>, String> {
-    Ok(child(meta, "labels", "metadata.")?.cloned().unwrap_or_default())
+    Ok(child(meta, "labels", "metadata.")?
+        .cloned()
+        .unwrap_or_default())
 }
 
 /// `namespace/name` of an object, for messages (best effort: it may be malformed).
@@ -205,8 +209,7 @@ pub fn pod(item: &Value) -> Result<Option<K8sPod>, String> {
     let meta = child(map, "metadata", "")?.ok_or("metadata is missing")?;
     let labels = labels(meta)?;
     let service_name = text(&labels, SERVICE_NAME, "metadata.labels.")?;
-    if service_name.is_empty() || text(&labels, "SidecarDiscover", "metadata.labels.")? == "false"
-    {
+    if service_name.is_empty() || text(&labels, "SidecarDiscover", "metadata.labels.")? == "false" {
         return Ok(None);
     }
     if let Some(status) = child(map, "status", "")?
@@ -223,7 +226,11 @@ pub fn pod(item: &Value) -> Result<Option<K8sPod>, String> {
     }
     let spec = child(map, "spec", "")?.ok_or("spec is missing")?;
     let image = match list(spec, "containers", "spec.")?.first() {
-        Some(c) => text(obj(c, "spec.containers[0]")?, "image", "spec.containers[0].")?,
+        Some(c) => text(
+            obj(c, "spec.containers[0]")?,
+            "image",
+            "spec.containers[0].",
+        )?,
         None => String::new(),
     };
     let created = match text(meta, "creationTimestamp", "metadata.")?.as_str() {
@@ -288,7 +295,12 @@ pub fn announce(
                 id: pod.uid.clone(),
                 name: pod.service_name.clone(),
                 image: pod.image.clone(),
-                created: pod.created.unwrap_or(ZERO),
+                created: pod
+                    .created
+                    .map_or(ZERO, |(seconds, nanoseconds)| Timestamp {
+                        seconds,
+                        nanoseconds,
+                    }),
                 // This host (the node's name is ours by construction).
                 hostname: String::new(),
                 ports: svc
@@ -323,8 +335,11 @@ const ZERO: Timestamp = Timestamp {
 };
 
 /// RFC 3339 as the API writes it (`2024-05-01T10:00:00Z`, optional fraction, `Z` or
-/// an offset).
-pub fn rfc3339(s: &str) -> Option<Timestamp> {
+/// an offset), as (seconds, nanoseconds) since the Unix epoch.
+pub fn rfc3339(s: &str) -> Option<(i64, u32)> {
+    if !s.is_ascii() {
+        return None;
+    }
     let b = s.as_bytes();
     let digits = |from: usize, len: usize| -> Option<i64> {
         let part = s.get(from..from + len)?;
@@ -369,10 +384,7 @@ pub fn rfc3339(s: &str) -> Option<Timestamp> {
     };
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    Some(Timestamp {
-        seconds,
-        nanoseconds: nanos,
-    })
+    Some((seconds, nanos))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -393,11 +405,18 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        let t = rfc3339("2024-05-01T10:00:00Z").expect("valid");
-        assert_eq!((t.seconds, t.nanoseconds), (1_714_557_600, 0));
-        let t = rfc3339("1970-01-01T01:00:00.5+01:00").expect("valid");
-        assert_eq!((t.seconds, t.nanoseconds), (0, 500_000_000));
-        for bad in ["", "yesterday", "2024-13-01T00:00:00Z", "2024-05-01T10:00:00"] {
+        assert_eq!(rfc3339("2024-05-01T10:00:00Z"), Some((1_714_557_600, 0)));
+        assert_eq!(
+            rfc3339("1970-01-01T01:00:00.5+01:00"),
+            Some((0, 500_000_000))
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01T00:00:00Z",
+            "2024-05-01T10:00:00",
+            "2024-05-01T10:00:00+é:0",
+        ] {
             assert!(rfc3339(bad).is_none(), "{bad}");
         }
     }
@@ -444,20 +463,26 @@ mod tests {
         let (found, passed) = announce(&services, &node, &pods, "n1");
         assert_eq!(found.len(), 1);
         let s = &found[0].service;
-        assert_eq!((s.id.as_str(), s.name.as_str(), s.image.as_str()), ("u1", "web", "nginx:1.27"));
+        assert_eq!(
+            (s.id.as_str(), s.name.as_str(), s.image.as_str()),
+            ("u1", "web", "nginx:1.27")
+        );
         assert_eq!(s.proxy_mode, "tcp");
         assert_eq!(s.created.seconds, 1_714_557_600);
         assert_eq!(s.ports.len(), 2);
         assert_eq!((s.ports[0].port, s.ports[0].service_port), (30080, 80));
         assert_eq!(s.ports[0].ip, "10.0.0.5");
-        assert_eq!(s.ports[1].kind, PortKind::Udp);
+        assert!(matches!(s.ports[1].kind, PortKind::Udp));
         assert_eq!(
             found[0].check.as_ref().map(|c| c.check_type.as_str()),
             Some("AlwaysSuccessful")
         );
         assert_eq!(passed.len(), 2, "{passed:?}");
         assert!(passed[0].contains("has no node port"), "{passed:?}");
-        assert!(passed[1].contains("no Service labelled ServiceName=gone"), "{passed:?}");
+        assert!(
+            passed[1].contains("no Service labelled ServiceName=gone"),
+            "{passed:?}"
+        );
     }
 
     #[test]
@@ -470,18 +495,27 @@ mod tests {
         assert_eq!(pod(&done), Ok(None));
         let mut odd = pod_doc("u1", "web", "n1");
         odd["metadata"]["labels"]["ProxyMode"] = json!("sctp");
-        assert_eq!(pod(&odd).expect("valid").map(|p| p.proxy_mode).as_deref(), Some("http"));
+        assert_eq!(
+            pod(&odd).expect("valid").map(|p| p.proxy_mode).as_deref(),
+            Some("http")
+        );
 
         let mut no_uid = pod_doc("u1", "web", "n1");
         no_uid["metadata"]["uid"] = Value::Null;
         assert_eq!(pod(&no_uid), Err("metadata.uid is missing".to_string()));
         let mut bad_time = pod_doc("u1", "web", "n1");
         bad_time["metadata"]["creationTimestamp"] = json!("soon");
-        assert!(pod(&bad_time).expect_err("bad").contains("creationTimestamp"));
+        assert!(
+            pod(&bad_time)
+                .expect_err("bad")
+                .contains("creationTimestamp")
+        );
         assert!(pod(&json!("pod")).is_err());
-        let e = service(&svc_doc("web", json!([{"port": 80, "nodePort": "30080"}]))).expect_err("bad");
+        let e =
+            service(&svc_doc("web", json!([{"port": 80, "nodePort": "30080"}]))).expect_err("bad");
         assert_eq!(e, "spec.ports[0].nodePort is not a number");
-        let e = service(&svc_doc("web", json!([{"port": 80, "nodePort": 70000}]))).expect_err("bad");
+        let e =
+            service(&svc_doc("web", json!([{"port": 80, "nodePort": 70000}]))).expect_err("bad");
         assert!(e.contains("70000"), "{e}");
         assert!(node(&json!({"status": {"addresses": "n1"}})).is_err());
         assert_eq!(object_name(&pod_doc("u1", "web", "n1")), "default/web-u1");
@@ -490,10 +524,17 @@ mod tests {
 
     #[test]
     fn list_pages() {
-        let p = page(r#"{"kind":"PodList","apiVersion":"v1","metadata":{"continue":"abc"},"items":[{}]}"#, "PodList")
-            .expect("valid");
+        let p = page(
+            r#"{"kind":"PodList","apiVersion":"v1","metadata":{"continue":"abc"},"items":[{}]}"#,
+            "PodList",
+        )
+        .expect("valid");
         assert_eq!((p.items.len(), p.next.as_deref()), (1, Some("abc")));
-        let p = page(r#"{"kind":"PodList","items":null,"metadata":{"continue":""}}"#, "PodList").expect("valid");
+        let p = page(
+            r#"{"kind":"PodList","items":null,"metadata":{"continue":""}}"#,
+            "PodList",
+        )
+        .expect("valid");
         assert!(p.items.is_empty() && p.next.is_none());
         assert!(page(r#"{"kind":"Status","status":"Failure"}"#, "PodList").is_err());
         assert!(page("[", "PodList").is_err());

@@ -56,9 +56,19 @@ impl DiscoverySource for DiscoveryKubernetes {
     fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
         let s = Settings::new(
             &settings,
-            &["api_url", "node_name", "namespace", "timeout_ms", "bearer_token"],
+            &[
+                "api_url",
+                "node_name",
+                "namespace",
+                "timeout_ms",
+                "bearer_token",
+            ],
         )?;
-        let api_url = s.required("api_url")?.trim().trim_end_matches('/').to_string();
+        let api_url = s
+            .required("api_url")?
+            .trim()
+            .trim_end_matches('/')
+            .to_string();
         if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
             return Err(format!(
                 "`api_url` must be an http:// or https:// URL, got {api_url:?}"
@@ -69,8 +79,14 @@ impl DiscoverySource for DiscoveryKubernetes {
             return Err("`node_name` is empty".into());
         }
         let namespace = s.get("namespace").unwrap_or("default").trim().to_string();
-        if namespace.is_empty() || !namespace.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(format!("`namespace` = {namespace:?} is not a namespace name"));
+        if namespace.is_empty()
+            || !namespace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(format!(
+                "`namespace` = {namespace:?} is not a namespace name"
+            ));
         }
         let timeout_ms = s
             .parse::<u32>("timeout_ms", "a number of milliseconds")?
@@ -100,12 +116,20 @@ impl DiscoverySource for DiscoveryKubernetes {
 fn discover(c: &Config) -> Result<Vec<Discovered>, String> {
     let mut skipped = Vec::new();
     let services: Vec<K8sService> = parse_each(
-        list(c, "/api/v1/services", "ServiceList", &[("labelSelector", k8s::SERVICE_NAME)], SERVICES_PER_PAGE, |_| false)?,
+        list(
+            c,
+            "/api/v1/services",
+            "ServiceList",
+            &[("labelSelector", k8s::SERVICE_NAME)],
+            SERVICES_PER_PAGE,
+            |_| false,
+        )?,
         "service",
         k8s::service,
         &mut skipped,
     );
     let node = this_node(c, &mut skipped)?;
+    let on_this_node = format!("spec.nodeName={}", c.node_name);
     let pods: Vec<K8sPod> = parse_each(
         list(
             c,
@@ -113,7 +137,7 @@ fn discover(c: &Config) -> Result<Vec<Discovered>, String> {
             "PodList",
             &[
                 ("labelSelector", k8s::SERVICE_NAME),
-                ("fieldSelector", &format!("spec.nodeName={}", c.node_name)),
+                ("fieldSelector", on_this_node.as_str()),
             ],
             PODS_PER_PAGE,
             |_| false,
@@ -136,11 +160,16 @@ fn this_node(c: &Config, skipped: &mut Vec<String>) -> Result<K8sNode, String> {
     let is_me = |n: &K8sNode| n.hostname == c.node_name;
     let field = format!("metadata.name={}", c.node_name);
     for query in [vec![("fieldSelector", field.as_str())], Vec::new()] {
-        let items = list(c, "/api/v1/nodes", "NodeList", &query, NODES_PER_PAGE, |page| {
-            page.iter().any(|v| k8s::node(v).is_ok_and(|n| is_me(&n)))
-        })?;
+        let items = list(
+            c,
+            "/api/v1/nodes",
+            "NodeList",
+            &query,
+            NODES_PER_PAGE,
+            |page| page.iter().any(|v| k8s::node(v).is_ok_and(|n| is_me(&n))),
+        )?;
         let nodes: Vec<K8sNode> = parse_each(items, "node", |v| k8s::node(v).map(Some), skipped);
-        if let Some(n) = nodes.into_iter().find(is_me) {
+        if let Some(n) = nodes.into_iter().find(|n| is_me(n)) {
             return Ok(n);
         }
     }
@@ -199,10 +228,17 @@ fn list(
     let mut next: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let mut url = format!("{}{path}?limit={per_page}", c.api_url);
-        for (k, v) in query.iter().copied().chain(next.as_deref().map(|n| ("continue", n))) {
+        for (k, v) in query
+            .iter()
+            .copied()
+            .chain(next.as_deref().map(|n| ("continue", n)))
+        {
             url.push_str(&format!("&{k}={}", encode(v)));
         }
-        let Page { items: page, next: more } = get_page(c, &url, kind)?;
+        let Page {
+            items: page,
+            next: more,
+        } = get_page(c, &url, kind)?;
         let done = enough(&page);
         items.extend(page);
         match more {
@@ -242,11 +278,19 @@ fn get_page(c: &Config, url: &str, kind: &str) -> Result<Page, String> {
         return Err(format!(
             "GET {url}: HTTP {}{}",
             resp.status,
-            if message.is_empty() { String::new() } else { format!(": {}", truncate(&message, 200)) }
+            if message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", truncate(&message, 200))
+            }
         ));
     }
     k8s::page(&body, kind).map_err(|e| {
-        let cut = if resp.body.len() >= 1 << 20 { " (the answer reached the host's 1 MiB cap)" } else { "" };
+        let cut = if resp.body.len() >= 1 << 20 {
+            " (the answer reached the host's 1 MiB cap)"
+        } else {
+            ""
+        };
         format!("GET {url}: {e}{cut}")
     })
 }

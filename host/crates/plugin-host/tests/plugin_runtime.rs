@@ -267,9 +267,8 @@ async fn a_plugin_built_against_wit_0_1_1_runs_on_this_host() {
         if let Ok((mut conn, _)) = listener.accept() {
             let mut buf = [0u8; 1024];
             let _ = conn.read(&mut buf);
-            let _ = conn.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         }
     });
     let r = check(

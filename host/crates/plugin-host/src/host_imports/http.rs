@@ -433,7 +433,10 @@ mod tests {
         let r = get(&client, &grants, &req, Duration::from_secs(5), true).await;
         assert_eq!(r.map(|r| r.status).ok(), Some(200));
         let second = seen.recv().expect("second request");
-        assert!(second.contains("authorization: bearer tok-2\r\n"), "{second}");
+        assert!(
+            second.contains("authorization: bearer tok-2\r\n"),
+            "{second}"
+        );
 
         // Gone: an error naming the file, and no request made.
         std::fs::remove_file(&token).expect("rm");
