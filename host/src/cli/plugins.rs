@@ -99,6 +99,12 @@ fn row(p: &PluginInfo) -> Vec<String> {
     if !p.net.is_empty() {
         grants.push(format!("net={}", p.net.join(",")));
     }
+    if let Some(ca) = &p.ca_file {
+        grants.push(format!("ca={}", ca.display()));
+    }
+    if let Some(token) = &p.bearer_token_file {
+        grants.push(format!("token={}", token.display()));
+    }
     let status = match &p.status {
         PluginStatus::Ready => "ready".to_string(),
         PluginStatus::Unused => "unused".to_string(),

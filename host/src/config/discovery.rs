@@ -1,13 +1,16 @@
 //! Discovery settings: `SIDECAR_DISCOVERY` / `--discover`, `STATIC_CONFIG_FILE`,
-//! `SIDECAR_STATIC_MAX_BYTES`, `DOCKER_URL`, `SIDECAR_DOCKER_RESYNC`.
+//! `SIDECAR_STATIC_MAX_BYTES`, `DOCKER_URL`, `SIDECAR_DOCKER_RESYNC`, and Sidecar's
+//! `K8S_*` variables for `kubernetes_api`.
 //!
 //! Bare-name fallbacks (`DISCOVERY`, `CONFIG_FILE`, `URL`, `NAMER`) are not honoured:
 //! `CONFIG_FILE` is shared with HAProxy's group and `URL` is too generic to be safe.
+//! The `K8S_*` ones (`KUBE_API_IP`, `NAMESPACE`, ...) are, as Sidecar's Kubernetes
+//! manifests set them; they only matter when the Kubernetes plugin runs.
 
 use super::agent::ConfigError;
 use super::env::Env;
 use crate::discovery::docker::DockerConfig;
-use crate::discovery::{DiscoveryConfig, DockerEndpoint, Method};
+use crate::discovery::{DiscoveryConfig, DockerEndpoint, KubernetesApi, Method};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,6 +35,7 @@ impl DiscoveryConfig {
             let m = match n.to_ascii_lowercase().as_str() {
                 "docker" => Method::Docker,
                 "static" => Method::Static,
+                "kubernetes_api" => Method::KubernetesApi,
                 _ => {
                     unknown.push(n);
                     continue;
@@ -62,6 +66,45 @@ impl DiscoveryConfig {
             static_max_bytes,
             docker,
             unknown,
+            kubernetes: KubernetesApi::load(env)?,
+        })
+    }
+}
+
+impl KubernetesApi {
+    /// `K8S_<NAME>`, else Sidecar's bare `<NAME>`, with Sidecar's defaults.
+    pub fn load(env: &Env) -> Result<Self, ConfigError> {
+        let api_port = env
+            .int::<u16>("K8S_KUBE_API_PORT", Some("KUBE_API_PORT"))?
+            .unwrap_or(8080);
+        if api_port == 0 {
+            return Err(ConfigError::Invalid(
+                "K8S_KUBE_API_PORT must be a port (1-65535)".into(),
+            ));
+        }
+        let timeout = env
+            .duration("K8S_KUBE_TIMEOUT", Some("KUBE_TIMEOUT"))?
+            .unwrap_or(Duration::from_secs(3));
+        if timeout.is_zero() || timeout > Duration::from_secs(600) {
+            return Err(ConfigError::Invalid(
+                "K8S_KUBE_TIMEOUT must be between 1ms and 10m".into(),
+            ));
+        }
+        Ok(KubernetesApi {
+            api_ip: env
+                .non_empty("K8S_KUBE_API_IP", Some("KUBE_API_IP"))
+                .unwrap_or_else(|| "127.0.0.1".into()),
+            api_port,
+            namespace: env
+                .non_empty("K8S_NAMESPACE", Some("NAMESPACE"))
+                .unwrap_or_else(|| "default".into()),
+            timeout,
+            creds_path: env
+                .non_empty("K8S_CREDS_PATH", Some("CREDS_PATH"))
+                .map_or_else(
+                    || PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount"),
+                    PathBuf::from,
+                ),
         })
     }
 }
@@ -102,17 +145,54 @@ mod tests {
     #[test]
     fn flags_replace_the_environment_and_unknown_values_are_kept_for_a_warning() {
         let env = Env::from_pairs([
-            ("SIDECAR_DISCOVERY", "static,kubernetes_api,static"),
+            ("SIDECAR_DISCOVERY", "static,consul,static"),
             ("DOCKER_URL", "tcp://127.0.0.1:2375"),
         ]);
         let c = DiscoveryConfig::load(&env, &[]).expect("valid");
         assert_eq!(c.methods, [Method::Static]);
-        assert_eq!(c.unknown, ["kubernetes_api"]);
+        assert_eq!(c.unknown, ["consul"]);
         assert_eq!(c.docker, DockerEndpoint::Url("tcp://127.0.0.1:2375".into()));
         let c = DiscoveryConfig::load(&env, &["docker".into(), "static".into()]).expect("valid");
         assert_eq!(c.methods, [Method::Docker, Method::Static]);
         let c = DiscoveryConfig::load(&Env::from_pairs([("SIDECAR_DISCOVERY", "")]), &[])
             .expect("valid");
         assert!(c.methods.is_empty(), "empty = passive");
+    }
+
+    #[test]
+    fn kubernetes_variables_follow_sidecar() {
+        let c = DiscoveryConfig::load(&Env::default(), &["kubernetes_api".into()]).expect("valid");
+        assert_eq!(c.methods, [Method::KubernetesApi]);
+        let k = &c.kubernetes;
+        assert_eq!((k.api_ip.as_str(), k.api_port), ("127.0.0.1", 8080));
+        assert_eq!(k.namespace, "default");
+        assert_eq!(k.timeout, Duration::from_secs(3));
+        assert_eq!(
+            k.creds_path,
+            PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount")
+        );
+        let env = Env::from_pairs([
+            ("K8S_KUBE_API_IP", "10.96.0.1"),
+            ("KUBE_API_IP", "ignored"),
+            ("KUBE_API_PORT", "443"),
+            ("NAMESPACE", "apps"),
+            ("K8S_KUBE_TIMEOUT", "500ms"),
+            ("CREDS_PATH", "/creds"),
+        ]);
+        let k = KubernetesApi::load(&env).expect("valid");
+        assert_eq!((k.api_ip.as_str(), k.api_port), ("10.96.0.1", 443));
+        assert_eq!(k.namespace, "apps");
+        assert_eq!(k.timeout, Duration::from_millis(500));
+        assert_eq!(k.creds_path, PathBuf::from("/creds"));
+        for bad in [
+            ("K8S_KUBE_API_PORT", "0"),
+            ("KUBE_API_PORT", "http"),
+            ("K8S_KUBE_TIMEOUT", "0s"),
+        ] {
+            assert!(
+                KubernetesApi::load(&Env::from_pairs([bad])).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -80,6 +80,8 @@ impl AgentConfig {
             core.node_name.clone(),
         )?;
         plugins.require_emitters(&proxy)?;
+        let discovery = DiscoveryConfig::load(env, &args.discover)?;
+        plugins.apply_discovery(&discovery, &core.node_name)?;
         let cluster = ClusterConfig::load(env, args, &core)?;
         let mut catalog = CatalogConfig::load(env)?;
         if cluster.wire == cluster::GossipWire::Memberlist {
@@ -91,7 +93,7 @@ impl AgentConfig {
             http: HttpLimits::load(env)?,
             log: LogSettings::load(env, args.logging_level.as_deref(), "info"),
             catalog,
-            discovery: DiscoveryConfig::load(env, &args.discover)?,
+            discovery,
             docker: DockerConfig::load(env),
             health: HealthConfig::load(env)?,
             listeners: ListenersConfig::load(env),

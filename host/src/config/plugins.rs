@@ -1,11 +1,15 @@
 //! What the plugin host gets from the environment: the plugins.toml path, Sidecar's
-//! namer variables, the compiled-plugin cache directory and the grant placeholders.
+//! namer variables, the compiled-plugin cache directory, the grant placeholders, and
+//! the `discovery-kubernetes` plugin's configuration from Sidecar's `K8S_*` variables.
 
 use super::env::Env;
+use crate::discovery::{DiscoveryConfig, KUBERNETES_PLUGIN, KubernetesApi, Method};
+use sidecar_plugin_host::grants::HostPattern;
 use sidecar_plugin_host::{
-    CacheSetting, LoadOptions, NamerVars, PluginsConfig, PluginsConfigError,
+    CacheSetting, LoadOptions, NamerVars, PluginDefaults, PluginsConfig, PluginsConfigError,
 };
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// plugins.toml (or the embedded defaults) and the options to load it with.
 #[derive(Debug, Clone)]
@@ -63,8 +67,31 @@ impl PluginsSetup {
     /// emitters of the proxy drivers the environment enables included.
     pub fn as_agent_from_process(file: Option<&Path>) -> anyhow::Result<Self> {
         let mut setup = PluginsSetup::from_process(file, None)?;
-        setup.require_emitters(&crate::proxy::ProxyConfig::load(&Env::from_process())?)?;
+        let env = Env::from_process();
+        setup.require_emitters(&crate::proxy::ProxyConfig::load(&env)?)?;
+        let node_name = setup.options.hostname.clone().unwrap_or_default();
+        setup.apply_discovery(&DiscoveryConfig::load(&env, &[])?, &node_name)?;
         Ok(setup)
+    }
+
+    /// `SIDECAR_DISCOVERY=kubernetes_api` runs the `discovery-kubernetes` plugin; when
+    /// it runs (asked for there or in plugins.toml) the `K8S_*` variables fill in the
+    /// settings, grants and call timeout the file leaves unset.
+    pub fn apply_discovery(
+        &mut self,
+        discovery: &DiscoveryConfig,
+        node_name: &str,
+    ) -> anyhow::Result<()> {
+        if discovery.uses(Method::KubernetesApi) {
+            self.config.require_discovery(KUBERNETES_PLUGIN);
+        }
+        if self.config.uses_discovery(KUBERNETES_PLUGIN) {
+            self.config.fill_defaults(
+                KUBERNETES_PLUGIN,
+                kubernetes_defaults(&discovery.kubernetes, node_name)?,
+            );
+        }
+        Ok(())
     }
 
     /// The proxy drivers' emitters are plugins too: one load serves both.
@@ -74,6 +101,36 @@ impl PluginsSetup {
         }
         Ok(())
     }
+}
+
+/// The Kubernetes plugin as Sidecar's variables describe it: `https` only on port 443,
+/// the API server alone in the `http` grant, the token and CA from `creds_path`, and a
+/// call budget for its three requests.
+fn kubernetes_defaults(k: &KubernetesApi, node_name: &str) -> anyhow::Result<PluginDefaults> {
+    let host = if k.api_ip.contains(':') && !k.api_ip.starts_with('[') {
+        format!("[{}]", k.api_ip)
+    } else {
+        k.api_ip.clone()
+    };
+    let scheme = if k.api_port == 443 { "https" } else { "http" };
+    let pattern = HostPattern::parse(&format!("{host}:{}", k.api_port))
+        .map_err(|e| anyhow::anyhow!("K8S_KUBE_API_IP={:?}: {e}", k.api_ip))?;
+    let timeout_ms = k.timeout.as_millis().min(u128::from(u32::MAX));
+    Ok(PluginDefaults {
+        settings: vec![
+            (
+                "api_url".into(),
+                format!("{scheme}://{host}:{}", k.api_port),
+            ),
+            ("node_name".into(), node_name.to_string()),
+            ("namespace".into(), k.namespace.clone()),
+            ("timeout_ms".into(), timeout_ms.to_string()),
+        ],
+        http: Some(vec![pattern]),
+        ca_file: Some(k.creds_path.join("ca.crt")),
+        bearer_token_file: Some(k.creds_path.join("token")),
+        timeout: Some((k.timeout * 4 + Duration::from_secs(1)).max(Duration::from_secs(10))),
+    })
 }
 
 /// Sidecar's `SERVICES_NAMER`, `SERVICES_NAME_LABEL` and `SERVICES_NAME_MATCH`.
@@ -141,6 +198,47 @@ mod tests {
             system_cache_dir()
         };
         assert_eq!(cache_dir(&Env::default()), expected);
+    }
+
+    #[test]
+    fn kubernetes_api_runs_the_plugin_with_sidecars_variables() {
+        let env = Env::from_pairs([
+            ("SIDECAR_DISCOVERY", "kubernetes_api,static"),
+            ("KUBE_API_IP", "10.96.0.1"),
+            ("KUBE_API_PORT", "443"),
+            ("K8S_CREDS_PATH", "/creds"),
+        ]);
+        let discovery = DiscoveryConfig::load(&env, &[]).expect("valid");
+        let mut setup = PluginsSetup::load(&env, None, None, "node-1".into()).expect("valid");
+        setup
+            .apply_discovery(&discovery, "node-1")
+            .expect("applies");
+        assert!(setup.config.uses_discovery(KUBERNETES_PLUGIN));
+        let p = setup.config.plugin(KUBERNETES_PLUGIN);
+        let setting = |k: &str| {
+            p.settings
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(setting("api_url").as_deref(), Some("https://10.96.0.1:443"));
+        assert_eq!(setting("node_name").as_deref(), Some("node-1"));
+        assert_eq!(setting("namespace").as_deref(), Some("default"));
+        assert_eq!(setting("timeout_ms").as_deref(), Some("3000"));
+        let http: Vec<String> = p.http.iter().flatten().map(ToString::to_string).collect();
+        assert_eq!(http, ["10.96.0.1:443"]);
+        assert_eq!(p.ca_file, Some(PathBuf::from("/creds/ca.crt")));
+        assert_eq!(p.bearer_token_file, Some(PathBuf::from("/creds/token")));
+
+        // Not asked for: nothing runs.
+        let env = Env::from_pairs([("SIDECAR_DISCOVERY", "static")]);
+        let discovery = DiscoveryConfig::load(&env, &[]).expect("valid");
+        let mut setup = PluginsSetup::load(&env, None, None, "node-1".into()).expect("valid");
+        setup
+            .apply_discovery(&discovery, "node-1")
+            .expect("applies");
+        assert!(!setup.config.uses_discovery(KUBERNETES_PLUGIN));
+        assert!(setup.config.plugins.is_empty());
     }
 
     #[test]

@@ -180,7 +180,7 @@ pub const SETTINGS: &[Setting] = &[
       "Members new to us that one sending host may introduce per second (and burst)."),
     // --- discovery -------------------------------------------------------------------
     s("SIDECAR_DISCOVERY", Discovery, Value("docker"),
-      "Built-in discovery sources, comma-separated: `docker`, `static`; empty for none. The flag is repeatable and replaces the list.")
+      "Built-in discovery sources, comma-separated: `docker`, `static`, `kubernetes_api` (the `discovery-kubernetes` plugin; any order, unlike Sidecar); empty for none. The flag is repeatable and replaces the list.")
         .flag("discover"),
     s("STATIC_CONFIG_FILE", Discovery, Value("static.json"),
       "The static discovery file (Sidecar's format), re-read when it changes."),
@@ -190,6 +190,21 @@ pub const SETTINGS: &[Setting] = &[
       "Docker endpoint (`unix:///var/run/docker.sock`, `tcp://host:2375`)."),
     s("SIDECAR_DOCKER_RESYNC", Discovery, Value("5s"),
       "Interval of the full container listing that backs up Docker's event stream."),
+    s("K8S_KUBE_API_IP", Discovery, Value("127.0.0.1"),
+      "`kubernetes_api`: the Kubernetes API server's address; it is the only host in the plugin's `http` grant unless plugins.toml sets one.")
+        .bare("KUBE_API_IP"),
+    s("K8S_KUBE_API_PORT", Discovery, Value("8080"),
+      "`kubernetes_api`: the API server's port; `443` means HTTPS, any other port plain HTTP (Sidecar's rule; plugins.toml's `api_url` can say otherwise).")
+        .bare("KUBE_API_PORT"),
+    s("K8S_NAMESPACE", Discovery, Value("default"),
+      "`kubernetes_api`: the namespace whose pods are announced (Services are read from every namespace).")
+        .bare("NAMESPACE"),
+    s("K8S_KUBE_TIMEOUT", Discovery, Value("3s"),
+      "`kubernetes_api`: timeout of each API request (1ms to 10m).")
+        .bare("KUBE_TIMEOUT"),
+    s("K8S_CREDS_PATH", Discovery, Value("/var/run/secrets/kubernetes.io/serviceaccount"),
+      "`kubernetes_api`: the service account's directory: `token` (sent as a bearer token, read again for every request, so rotation works) and `ca.crt` (trusted for HTTPS besides the public roots).")
+        .bare("CREDS_PATH"),
     s("SERVICES_NAMER", Discovery, Rule("`docker_label` (the `namer-label` plugin)"),
       "Sidecar's namer: `docker_label` or `regex`; plugins.toml's `namer` wins."),
     s("SERVICES_NAME_LABEL", Discovery, Rule("`ServiceName`"),
@@ -492,7 +507,8 @@ mod tests {
 
     /// `"SIDECAR_X"`-like string literals.
     fn quoted_variables(text: &str) -> Vec<String> {
-        const PREFIXES: [&str; 10] = [
+        const PREFIXES: [&str; 11] = [
+            "K8S_",
             "SIDECAR_",
             "HAPROXY_",
             "ENVOY_",

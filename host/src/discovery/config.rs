@@ -2,12 +2,33 @@
 //! (`crate::config::discovery` reads them).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-/// A built-in discovery method. Plugin sources come from plugins.toml instead.
+/// A discovery method `SIDECAR_DISCOVERY` names. Plugin sources come from plugins.toml
+/// instead, except `kubernetes_api`, which is the `discovery-kubernetes` plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Docker,
     Static,
+    /// Runs as the plugin source [`KUBERNETES_PLUGIN`], configured from [`KubernetesApi`].
+    KubernetesApi,
+}
+
+/// The embedded plugin behind `kubernetes_api`.
+pub const KUBERNETES_PLUGIN: &str = "discovery-kubernetes";
+
+/// Sidecar's `K8S_*` variables: where the Kubernetes API is and the service account's
+/// credentials (`<creds_path>/token`, `<creds_path>/ca.crt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesApi {
+    pub api_ip: String,
+    /// 443 means `https` (Sidecar's rule), anything else `http`.
+    pub api_port: u16,
+    /// Where pods are listed.
+    pub namespace: String,
+    /// Per request.
+    pub timeout: Duration,
+    pub creds_path: PathBuf,
 }
 
 /// Where to reach Docker.
@@ -30,6 +51,9 @@ pub struct DiscoveryConfig {
     pub docker: DockerEndpoint,
     /// Values of `SIDECAR_DISCOVERY` that name no method (warned at startup).
     pub unknown: Vec<String>,
+    /// Read whether or not `kubernetes_api` is selected: plugins.toml may run the
+    /// plugin too, and these fill what it leaves unset.
+    pub kubernetes: KubernetesApi,
 }
 
 impl DiscoveryConfig {

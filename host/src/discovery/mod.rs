@@ -13,7 +13,7 @@ pub mod metrics;
 pub mod plugin_source;
 pub mod static_file;
 
-pub use config::{DiscoveryConfig, DockerEndpoint, Method};
+pub use config::{DiscoveryConfig, DockerEndpoint, KUBERNETES_PLUGIN, KubernetesApi, Method};
 pub use metrics::register_metrics;
 
 use crate::metrics::PluginMetrics;
@@ -55,7 +55,7 @@ pub fn start(
 ) -> watch::Receiver<Option<Arc<LocalView>>> {
     for unknown in &sources.config.unknown {
         tracing::warn!(
-            "SIDECAR_DISCOVERY: unknown discovery method {unknown:?} ignored (known: docker, static; plugins come from plugins.toml)"
+            "SIDECAR_DISCOVERY: unknown discovery method {unknown:?} ignored (known: docker, static, kubernetes_api; plugins come from plugins.toml)"
         );
     }
     let mut channels = Vec::new();
@@ -86,6 +86,10 @@ pub fn start(
                     Box::new(move |h| Box::pin(docker::run(cfg, endpoint, namer, origin, h))),
                 );
             }
+            // The `discovery-kubernetes` plugin, started with the plugin sources below
+            // (the configuration added it). Every source runs on its own task, so unlike
+            // Sidecar's it need not be listed last.
+            Method::KubernetesApi => {}
         }
     }
     for p in sources.plugins {

@@ -11,7 +11,8 @@
 //! Linking this crate puts the 0.1.2 worlds' metadata into the component, and
 //! `wit-component` merges it with any older version the crate generated itself, so a
 //! guest that must target an older contract cannot use this SDK
-//! (`plugins/testing/check-v010`, built against `wit/archive/0.1.0`, does not).
+//! (`plugins/testing/check-v010` and `check-v011`, built against `wit/archive/0.1.0`
+//! and `wit/archive/0.1.1`, do not).
 //!
 //! # Writing a plugin
 //!

@@ -13,8 +13,12 @@
 //!
 //! `net` (TCP connects and gRPC health checks) is an allow-list of the same patterns,
 //! checked against the `host:port` the plugin asks for.
+//! `ca_file` adds trusted roots for that plugin's `https://` requests; `bearer_token_file`
+//! is a secret the host sends for it (`http.get-with-bearer-token`, WIT 0.1.2). Both are
+//! paths the host reads: the plugin gets no file access.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// What a plugin may do besides computing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,6 +27,10 @@ pub struct Grants {
     pub exec: bool,
     /// Destinations of `net.tcp-connect` and `net.grpc-health`.
     pub net: Vec<HostPattern>,
+    /// PEM bundle of extra roots for HTTPS, besides the built-in public ones.
+    pub ca_file: Option<PathBuf>,
+    /// File holding the bearer token of `http.get-with-bearer-token`.
+    pub bearer_token_file: Option<PathBuf>,
 }
 
 impl Grants {

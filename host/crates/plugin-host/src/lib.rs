@@ -53,7 +53,9 @@ pub use embedded::built_wasm_dir;
 pub use engine::{Allocator, AllocatorChoice};
 pub use inspect::HOST_WIT_VERSION;
 pub use kind::Kind;
-pub use plugins_toml::{NamerVars, PluginSource, PluginsConfig, PluginsConfigError};
+pub use plugins_toml::{
+    NamerVars, PluginDefaults, PluginSource, PluginsConfig, PluginsConfigError,
+};
 pub use pool::PoolStats;
 pub use registry::{
     LoadOptions, LoadedDiscovery, LoadedPlugins, PluginInfo, PluginStatus, Runtime,

@@ -15,7 +15,8 @@
 //! wasm = "json_status.wasm"                 # relative to this file; omit for a built-in
 //! kind = "health-check"                     # optional; checked against the component
 //! settings = { path = "/health" }           # passed to `configure`
-//! grants = { http = ["127.0.0.1:*", "{advertise_ip}:*"], exec = false, net = [] }
+//! grants = { http = ["127.0.0.1:*", "{advertise_ip}:*"], exec = false }
+//! # also: ca_file = "ca.crt", bearer_token_file = "token" (read by the host; WIT 0.1.2)
 //! limits = { memory_mb = 128, timeout = "5s", instances = 8 }
 //! ```
 //!
@@ -105,6 +106,10 @@ pub struct PluginSettings {
     pub exec: Option<bool>,
     /// None = the plugin's default `net` grant (built-ins) or nothing.
     pub net: Option<Vec<HostPattern>>,
+    /// `grants.ca_file`: extra HTTPS roots (PEM), relative paths anchored at the file.
+    pub ca_file: Option<PathBuf>,
+    /// `grants.bearer_token_file`: the token `http.get-with-bearer-token` sends.
+    pub bearer_token_file: Option<PathBuf>,
     pub memory_mb: Option<u64>,
     pub timeout: Option<Duration>,
     pub instances: Option<u32>,
@@ -200,6 +205,45 @@ impl PluginsConfig {
         }
     }
 
+    /// Makes sure discovery source `name` runs (`SIDECAR_DISCOVERY` names a built-in
+    /// source that is a plugin); an entry in the file, with its interval, wins.
+    pub fn require_discovery(&mut self, name: &str) {
+        if !self.uses_discovery(name) {
+            self.discovery.push(DiscoveryConfig {
+                plugin: PluginRef::default_for(name),
+                interval: DEFAULT_DISCOVERY_INTERVAL,
+            });
+        }
+    }
+
+    /// Whether discovery source `name` is in use.
+    pub fn uses_discovery(&self, name: &str) -> bool {
+        self.discovery.iter().any(|d| d.plugin.plugin == name)
+    }
+
+    /// Fills in what the file leaves unset for plugin `name` (Sidecar's environment
+    /// variables for a built-in): each setting key, grant and limit separately.
+    pub fn fill_defaults(&mut self, name: &str, defaults: PluginDefaults) {
+        let entry = self.plugins.entry(name.to_string()).or_default();
+        for (key, value) in defaults.settings {
+            if !entry.settings.iter().any(|(k, _)| *k == key) {
+                entry.settings.push((key, value));
+            }
+        }
+        if entry.http.is_none() {
+            entry.http = defaults.http;
+        }
+        if entry.ca_file.is_none() {
+            entry.ca_file = defaults.ca_file;
+        }
+        if entry.bearer_token_file.is_none() {
+            entry.bearer_token_file = defaults.bearer_token_file;
+        }
+        if entry.timeout.is_none() {
+            entry.timeout = defaults.timeout;
+        }
+    }
+
     /// The settings table of `name` (empty if the file does not mention it).
     pub fn plugin(&self, name: &str) -> PluginSettings {
         self.plugins.get(name).cloned().unwrap_or_default()
@@ -240,6 +284,17 @@ impl PluginsConfig {
         }
         Ok(())
     }
+}
+
+/// Settings, grants and a call timeout for a plugin from outside plugins.toml; see
+/// [`PluginsConfig::fill_defaults`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginDefaults {
+    pub settings: Vec<(String, String)>,
+    pub http: Option<Vec<HostPattern>>,
+    pub ca_file: Option<PathBuf>,
+    pub bearer_token_file: Option<PathBuf>,
+    pub timeout: Option<Duration>,
 }
 
 /// Sidecar's namer variables (`SERVICES_NAMER`, `SERVICES_NAME_LABEL`,
@@ -292,6 +347,8 @@ struct RawGrants {
     http: Option<Vec<Spanned<String>>>,
     exec: Option<bool>,
     net: Option<Vec<Spanned<String>>>,
+    ca_file: Option<Spanned<String>>,
+    bearer_token_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -484,7 +541,14 @@ impl Parser<'_> {
             settings.push((key.clone(), text));
         }
         let (mut http, mut exec, mut net) = (None, None, None);
+        let (mut ca_file, mut bearer_token_file) = (None, None);
         if let Some(g) = &raw.grants {
+            ca_file = g.ca_file.as_ref().map(|f| self.grant_path(f)).transpose()?;
+            bearer_token_file = g
+                .bearer_token_file
+                .as_ref()
+                .map(|f| self.grant_path(f))
+                .transpose()?;
             if let Some(list) = &g.http {
                 http = Some(self.patterns(list)?);
             }
@@ -526,6 +590,8 @@ impl Parser<'_> {
             http,
             exec,
             net,
+            ca_file,
+            bearer_token_file,
             memory_mb,
             timeout,
             instances,
@@ -550,6 +616,16 @@ impl Parser<'_> {
             ));
         }
         Ok(path)
+    }
+
+    /// A file the host reads for the plugin, relative to this file. Not checked here:
+    /// it may appear, or be replaced, after the start (rotated secrets).
+    fn grant_path(&self, f: &Spanned<String>) -> Result<PathBuf, PluginsConfigError> {
+        if f.get_ref().trim().is_empty() {
+            return Err(self.error(Some(f.span()), "empty file name".into()));
+        }
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        Ok(base.join(f.get_ref()))
     }
 
     fn duration(&self, s: &Spanned<String>, what: &str) -> Result<Duration, PluginsConfigError> {
@@ -664,6 +740,8 @@ limits = { memory_mb = 128, timeout = "5s", instances = 4 }
 wasm = "x.wasm"
 grants.exec = true
 grants.net = ["db.internal:5432"]
+grants.ca_file = "k8s/ca.crt"
+grants.bearer_token_file = "/run/token"
 
 [plugins.proxy-x]
 wasm = "x.wasm"
@@ -709,7 +787,51 @@ wasm = "x.wasm"
             Some(vec!["db.internal:5432".to_string()])
         );
         assert_eq!(js.net, None, "no net grant unless given");
+        let inventory = c.plugin("inventory");
+        assert_eq!(inventory.ca_file, Some(dir.path().join("k8s/ca.crt")));
+        assert_eq!(
+            inventory.bearer_token_file.as_deref(),
+            Some(Path::new("/run/token"))
+        );
         assert_eq!(c.emitters[0].plugin, "proxy-x");
+    }
+
+    #[test]
+    fn required_discovery_gets_defaults_where_the_file_is_silent() {
+        let text = "[[discovery]]\nplugin = \"discovery-http\"\ninterval = \"9s\"\n[plugins.discovery-http]\nsettings = { url = \"file\" }\ngrants = { bearer_token_file = \"t\" }\n";
+        let file = Path::new("/etc/sidecar/p.toml");
+        let mut c = PluginsConfig::parse(text, file, &NamerVars::default()).expect("valid");
+        c.require_discovery("discovery-http");
+        assert_eq!(c.discovery.len(), 1, "the file's entry stays");
+        assert_eq!(c.discovery[0].interval, Duration::from_secs(9));
+        c.fill_defaults(
+            "discovery-http",
+            PluginDefaults {
+                settings: vec![
+                    ("url".into(), "env".into()),
+                    ("timeout_ms".into(), "3000".into()),
+                ],
+                http: Some(vec![HostPattern::parse("10.0.0.1:443").expect("ok")]),
+                ca_file: Some(PathBuf::from("/env/ca.crt")),
+                bearer_token_file: Some(PathBuf::from("/env/token")),
+                timeout: Some(Duration::from_secs(7)),
+            },
+        );
+        let p = c.plugin("discovery-http");
+        assert_eq!(
+            p.settings,
+            vec![
+                ("url".to_string(), "file".to_string()),
+                ("timeout_ms".to_string(), "3000".to_string())
+            ]
+        );
+        assert_eq!(p.bearer_token_file, Some(PathBuf::from("/etc/sidecar/t")));
+        assert_eq!(p.ca_file, Some(PathBuf::from("/env/ca.crt")));
+        assert_eq!(p.http.map(|h| h.len()), Some(1));
+        assert_eq!(p.timeout, Some(Duration::from_secs(7)));
+        let mut d = PluginsConfig::defaults(&NamerVars::default()).expect("defaults");
+        d.require_discovery("discovery-http");
+        assert_eq!(d.discovery[0].interval, DEFAULT_DISCOVERY_INTERVAL);
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub struct PluginInfo {
     pub http: Vec<String>,
     pub exec: bool,
     pub net: Vec<String>,
+    /// Extra HTTPS roots and the bearer token file (paths only; never the content).
+    pub ca_file: Option<std::path::PathBuf>,
+    pub bearer_token_file: Option<std::path::PathBuf>,
     pub limits: Limits,
     /// What uses it: `namer`, `check HttpGet`, `discovery every 5s`, `emitter`.
     pub uses: Vec<String>,
@@ -305,7 +308,7 @@ impl Runtime {
                 grants: grants.clone(),
                 limits: limits.clone(),
                 settings: w.settings.settings.clone(),
-                http: http.clone(),
+                http: host_imports::PluginHttp::new(http.clone(), grants.ca_file.clone()),
                 local: options.local.clone(),
             });
             let info = PluginInfo {
@@ -317,6 +320,8 @@ impl Runtime {
                 http: grants.http.iter().map(ToString::to_string).collect(),
                 exec: grants.exec,
                 net: grants.net.iter().map(ToString::to_string).collect(),
+                ca_file: grants.ca_file.clone(),
+                bearer_token_file: grants.bearer_token_file.clone(),
                 limits,
                 uses: w.uses.iter().map(|u| u.what.clone()).collect(),
                 status: if w.uses.is_empty() {
@@ -656,6 +661,8 @@ fn grants(name: &str, s: &PluginSettings, placeholders: &Placeholders) -> Grants
         http: allow_list(name, "http", s.http.as_deref(), default_http, placeholders),
         exec: s.exec.unwrap_or(default_exec),
         net: allow_list(name, "net", s.net.as_deref(), default_net, placeholders),
+        ca_file: s.ca_file.clone(),
+        bearer_token_file: s.bearer_token_file.clone(),
     }
 }
 

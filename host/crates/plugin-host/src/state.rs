@@ -15,8 +15,9 @@ pub(crate) struct PluginContext {
     pub grants: Grants,
     pub limits: Limits,
     pub settings: Vec<(String, String)>,
-    /// Shared HTTP client (connection pool) for the `http` import.
-    pub http: reqwest::Client,
+    /// HTTP clients for the `http` import (the shared pool, or one trusting the
+    /// plugin's `ca_file` too).
+    pub http: super::host_imports::PluginHttp,
     /// The daemon's local services (`local-services` import); None outside the agent.
     pub local: Option<Arc<dyn crate::api::LocalServices>>,
 }

@@ -1,5 +1,5 @@
-//! The plugin runtime against real components built by build.rs (the test-only `chaos`
-//! and `check-v010` guests included): isolation, limits, grants, versioning.
+//! The plugin runtime against real components built by build.rs (the test-only `chaos`,
+//! `check-v010` and `check-v011` guests included): isolation, limits, grants, versioning.
 
 use sidecar_catalog::Service;
 use sidecar_plugin_host::{
@@ -23,7 +23,7 @@ fn wasm(name: &str) -> String {
 }
 
 /// A plugins.toml with the chaos plugin three ways (no grants, with grants, rejecting
-/// its settings) and the 0.1.0 plugin.
+/// its settings) and the 0.1.0 and 0.1.1 plugins.
 fn config_text() -> String {
     let chaos = wasm("chaos");
     let v010 = wasm("check_v010");
@@ -35,7 +35,7 @@ Chaos = "chaos"
 ChaosNet = "chaos-net"
 ChaosBroken = "chaos-broken"
 Old = "check-v010"
-Old11 = "check-v011"
+Old011 = "check-v011"
 
 [plugins.chaos]
 wasm = "{chaos}"
@@ -54,6 +54,7 @@ wasm = "{v010}"
 
 [plugins.check-v011]
 wasm = "{v011}"
+grants = {{ http = ["127.0.0.1:*"] }}
 "#
     )
 }
@@ -246,6 +247,40 @@ async fn exec_needs_its_grant() {
     assert_eq!(allowed.map(|r| r.0), Ok(CheckStatus::Healthy));
 }
 
+/// 0.1.1's `http` had `get` only; this host's (0.1.2) adds `get-with-bearer-token`.
+/// The 0.1.1 plugin links its `http@0.1.1` import and `log.log-fields` against them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_built_against_wit_0_1_1_runs_on_this_host() {
+    let l = load().await;
+    assert_eq!(info(&l.plugins, "check-v011").wit_version, "0.1.1");
+    let r = check(&l.plugins, "Old011", "", Duration::from_secs(3)).await;
+    assert_eq!(
+        r,
+        Ok((
+            CheckStatus::Healthy,
+            "built against sidecar:plugin@0.1.1".to_string()
+        ))
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = listener.accept() {
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let r = check(
+        &l.plugins,
+        "Old011",
+        &format!("http://127.0.0.1:{port}/"),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(r, Ok((CheckStatus::Healthy, "HTTP 200".to_string())));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_built_against_wit_0_1_0_runs_on_this_host() {
     let l = load().await;
@@ -256,20 +291,6 @@ async fn a_plugin_built_against_wit_0_1_0_runs_on_this_host() {
         Ok((
             CheckStatus::Healthy,
             "built against sidecar:plugin@0.1.0".to_string()
-        ))
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_built_against_wit_0_1_1_runs_on_this_host() {
-    let l = load().await;
-    assert_eq!(info(&l.plugins, "check-v011").wit_version, "0.1.1");
-    let r = check(&l.plugins, "Old11", "", Duration::from_secs(3)).await;
-    assert_eq!(
-        r,
-        Ok((
-            CheckStatus::Healthy,
-            "built against sidecar:plugin@0.1.1".to_string()
         ))
     );
 }
@@ -556,6 +577,7 @@ fn chaos_and_v010_were_built_next_to_the_defaults() {
         "check_v011",
         "check_httpget",
         "namer_regex",
+        "discovery_kubernetes",
     ] {
         assert!(Path::new(&wasm(name)).is_file());
     }

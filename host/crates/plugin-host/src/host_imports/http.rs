@@ -1,27 +1,51 @@
-//! `http.get`: a GET on the plugin's behalf, within its `http` grant.
+//! `http.get` and `http.get-with-bearer-token`: a GET on the plugin's behalf, within its
+//! `http` grant.
 //!
 //! Redirects are followed here (not by reqwest) so that every hop is checked against
 //! the allow-list *before* connecting. The whole exchange, redirects included, is
 //! bounded by the request's timeout and the call's I/O deadline; the body is cut at
 //! [`BODY_CAP`]. Proxies from the environment are ignored: they would make the
 //! allow-list meaningless.
+//!
+//! Secrets stay on this side: the bearer token is read from the granted file for every
+//! request (a stat-and-read of a small file, cheaper than the request, and a rotated
+//! token is never stale), marked sensitive, and sent to the first URL's origin only. A
+//! `ca_file` grant gives the plugin its own client trusting that bundle too, rebuilt
+//! when the file changes.
 
 use super::bindings::sidecar::plugin::http::{self, Error, Request, Response};
 use crate::grants::Grants;
 use crate::state::HostState;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
+use parking_lot::Mutex;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{StatusCode, Url};
 use std::error::Error as _;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+use tokio::io::AsyncReadExt;
 
 /// Largest response body handed to a plugin.
 pub const BODY_CAP: usize = 1 << 20;
+/// Largest bearer token file read (service-account JWTs are about 1 KiB).
+const TOKEN_CAP: u64 = 64 << 10;
+/// Largest CA bundle read.
+const CA_CAP: u64 = 4 << 20;
 
 impl http::Host for HostState {
     async fn get(&mut self, req: Request) -> Result<Response, Error> {
+        self.http_get(req, false).await
+    }
+
+    async fn get_with_bearer_token(&mut self, req: Request) -> Result<Response, Error> {
+        self.http_get(req, true).await
+    }
+}
+
+impl HostState {
+    async fn http_get(&mut self, req: Request, bearer: bool) -> Result<Response, Error> {
         let budget = self.io_budget(req.timeout_ms);
         let plugin = self.plugin.clone();
-        let result = get(&plugin.http, &plugin.grants, &req, budget).await;
+        let result = get(&plugin.http, &plugin.grants, &req, budget, bearer).await;
         if let Err(Error::Denied(why)) = &result {
             tracing::warn!(plugin = %plugin.name, url = %req.url, "http.get denied: {why}");
         }
@@ -29,41 +53,173 @@ impl http::Host for HostState {
     }
 }
 
-/// The client the runtime shares between plugins.
+/// The runtime's shared client: no redirects (we follow them), no proxies.
 pub(crate) fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
+    Ok(builder().build()?)
+}
+
+fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .user_agent(concat!("sidecar/", env!("CARGO_PKG_VERSION")))
-        .build()?)
 }
 
-/// Performs the request; public within the crate for tests and benchmarks.
+/// The HTTP clients of one plugin: the shared one, and with a `ca_file` grant, one of its
+/// own for `https://` that also trusts that bundle.
+pub(crate) struct PluginHttp {
+    shared: reqwest::Client,
+    ca: Option<CaClient>,
+}
+
+struct CaClient {
+    path: PathBuf,
+    /// The client built from the bundle as it was when `FileStamp` was taken.
+    cached: Mutex<Option<(FileStamp, reqwest::Client)>>,
+}
+
+/// What tells a changed file (a Kubernetes secret update swaps a symlink: new inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+impl PluginHttp {
+    pub fn new(shared: reqwest::Client, ca_file: Option<PathBuf>) -> PluginHttp {
+        PluginHttp {
+            shared,
+            ca: ca_file.map(|path| CaClient {
+                path,
+                cached: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The client for `url`: the CA client for `https://` when there is a bundle.
+    async fn for_url(&self, url: &Url) -> Result<reqwest::Client, Error> {
+        match &self.ca {
+            Some(ca) if url.scheme() == "https" => ca.client().await,
+            _ => Ok(self.shared.clone()),
+        }
+    }
+}
+
+impl CaClient {
+    async fn client(&self) -> Result<reqwest::Client, Error> {
+        let fail = |why: String| Error::Other(format!("CA bundle {}: {why}", self.path.display()));
+        let meta = tokio::fs::metadata(&self.path)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let stamp = FileStamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            inode: std::os::unix::fs::MetadataExt::ino(&meta),
+        };
+        if let Some((cached, client)) = self.cached.lock().as_ref()
+            && *cached == stamp
+        {
+            return Ok(client.clone());
+        }
+        let pem = read_capped(&self.path, CA_CAP).await.map_err(fail)?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| fail(format!("not a PEM bundle: {e}")))?;
+        if certs.is_empty() {
+            return Err(fail("no certificate in the file".into()));
+        }
+        let client = certs
+            .into_iter()
+            .fold(builder(), reqwest::ClientBuilder::add_root_certificate)
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        tracing::debug!(file = %self.path.display(), "CA bundle loaded");
+        *self.cached.lock() = Some((stamp, client.clone()));
+        Ok(client)
+    }
+}
+
+/// The whole file, refused when larger than `cap`.
+async fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, String> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > cap {
+        return Err(format!("larger than {} KiB", cap >> 10));
+    }
+    Ok(bytes)
+}
+
+/// `Bearer <token>` from the granted file, marked sensitive (never logged).
+async fn bearer_header(grants: &Grants) -> Result<HeaderValue, Error> {
+    let path = grants.bearer_token_file.as_ref().ok_or_else(|| {
+        Error::Denied(
+            "no bearer token grant (grant it in plugins.toml: grants.bearer_token_file)".into(),
+        )
+    })?;
+    let fail = |why: &str| Error::Other(format!("bearer token file {}: {why}", path.display()));
+    let bytes = read_capped(path, TOKEN_CAP).await.map_err(|e| fail(&e))?;
+    let token = std::str::from_utf8(&bytes)
+        .map_err(|_| fail("not UTF-8"))?
+        .trim();
+    if token.is_empty() {
+        return Err(fail("empty"));
+    }
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| fail("not a valid header value"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Performs the request; public within the crate for tests and benchmarks. With
+/// `bearer`, the granted token is sent.
 pub(crate) async fn get(
-    client: &reqwest::Client,
+    http: &PluginHttp,
     grants: &Grants,
     req: &Request,
     budget: Duration,
+    bearer: bool,
 ) -> Result<Response, Error> {
-    match tokio::time::timeout(budget, follow(client, grants, req)).await {
+    match tokio::time::timeout(budget, follow(http, grants, req, bearer)).await {
         Ok(result) => result,
         Err(_) => Err(Error::Timeout),
     }
 }
 
 async fn follow(
-    client: &reqwest::Client,
+    http: &PluginHttp,
     grants: &Grants,
     req: &Request,
+    bearer: bool,
 ) -> Result<Response, Error> {
-    let headers = headers(&req.headers)?;
+    let mut headers = headers(&req.headers)?;
     let mut url = parse_url(&req.url)?;
+    let token = if bearer {
+        check_allowed(grants, &url)?;
+        headers.remove(AUTHORIZATION);
+        Some((url.origin(), bearer_header(grants).await?))
+    } else {
+        None
+    };
     let mut hops = 0u8;
     loop {
         check_allowed(grants, &url)?;
-        let resp = client
+        let mut hop_headers = headers.clone();
+        if let Some((origin, value)) = &token
+            && url.origin() == *origin
+        {
+            hop_headers.insert(AUTHORIZATION, value.clone());
+        }
+        let resp = http
+            .for_url(&url)
+            .await?
             .get(url.clone())
-            .headers(headers.clone())
+            .headers(hop_headers)
             .send()
             .await
             .map_err(|e| classify(&url, &e))?;
@@ -224,6 +380,78 @@ mod tests {
         port
     }
 
+    /// Like `serve`, and hands back the head of each request it answered.
+    fn serve_recording(responses: Vec<Vec<u8>>) -> (u16, std::sync::mpsc::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for response in responses {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let n = conn.read(&mut buf).unwrap_or(0);
+                let _ = tx.send(String::from_utf8_lossy(&buf[..n]).to_lowercase());
+                let _ = conn.write_all(&response);
+            }
+        });
+        (port, rx)
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+    #[tokio::test]
+    async fn the_bearer_token_is_read_per_request_and_stays_on_its_origin() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "tok-1\n").expect("write");
+        let grants = Grants {
+            bearer_token_file: Some(token.clone()),
+            ..loopback()
+        };
+        let (other, other_seen) = serve_recording(vec![OK.to_vec()]);
+        let redirect = format!(
+            "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{other}/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let (port, seen) = serve_recording(vec![redirect.into_bytes(), OK.to_vec()]);
+        let client = PluginHttp::new(client().expect("client"), None);
+        let mut req = request(format!("http://127.0.0.1:{port}/"), 1);
+        req.headers
+            .push(("Authorization".into(), "Bearer from-the-plugin".into()));
+        let r = get(&client, &grants, &req, Duration::from_secs(5), true).await;
+        assert_eq!(r.map(|r| r.status).ok(), Some(200));
+        let first = seen.recv().expect("first request");
+        assert!(first.contains("authorization: bearer tok-1\r\n"), "{first}");
+        assert!(!first.contains("from-the-plugin"), "{first}");
+        let hop = other_seen.recv().expect("redirected request");
+        assert!(!hop.contains("authorization"), "another origin: {hop}");
+
+        // Rotated: the next request carries the new token.
+        std::fs::write(&token, "tok-2").expect("write");
+        let req = request(format!("http://127.0.0.1:{port}/"), 0);
+        let r = get(&client, &grants, &req, Duration::from_secs(5), true).await;
+        assert_eq!(r.map(|r| r.status).ok(), Some(200));
+        let second = seen.recv().expect("second request");
+        assert!(
+            second.contains("authorization: bearer tok-2\r\n"),
+            "{second}"
+        );
+
+        // Gone: an error naming the file, and no request made.
+        std::fs::remove_file(&token).expect("rm");
+        let r = get(&client, &grants, &req, Duration::from_secs(5), true).await;
+        assert!(
+            matches!(&r, Err(Error::Other(m)) if m.contains(&token.display().to_string())),
+            "{r:?}"
+        );
+        let r = get(&client, &loopback(), &req, Duration::from_secs(5), true).await;
+        assert!(
+            matches!(&r, Err(Error::Denied(m)) if m.contains("bearer_token_file")),
+            "{r:?}"
+        );
+    }
+
     fn request(url: String, max_redirects: u8) -> Request {
         Request {
             url,
@@ -249,12 +477,13 @@ mod tests {
             "HTTP/1.1 302 Found\r\nLocation: http://localhost:{target}/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
         let port = serve(vec![redirect.into_bytes()]);
-        let client = client().expect("client");
+        let client = PluginHttp::new(client().expect("client"), None);
         let r = get(
             &client,
             &loopback(),
             &request(format!("http://127.0.0.1:{port}/"), 10),
             Duration::from_secs(5),
+            false,
         )
         .await;
         assert!(
@@ -277,12 +506,13 @@ mod tests {
         .into_bytes();
         response.extend_from_slice(&big);
         let port = serve(vec![response]);
-        let client = client().expect("client");
+        let client = PluginHttp::new(client().expect("client"), None);
         let r = get(
             &client,
             &loopback(),
             &request(format!("http://127.0.0.1:{port}/big"), 0),
             Duration::from_secs(5),
+            false,
         )
         .await;
         let r = r.map_err(|e| format!("{e:?}")).expect("GET");
@@ -298,6 +528,7 @@ mod tests {
             &loopback(),
             &request(format!("http://127.0.0.1:{port}/"), 0),
             Duration::from_secs(5),
+            false,
         )
         .await;
         assert_eq!(r.map(|r| r.status).ok(), Some(301));
@@ -308,13 +539,14 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         // Accepts (via the backlog) but never answers.
-        let client = client().expect("client");
+        let client = PluginHttp::new(client().expect("client"), None);
         let started = std::time::Instant::now();
         let r = get(
             &client,
             &loopback(),
             &request(format!("http://127.0.0.1:{port}/"), 0),
             Duration::from_millis(300),
+            false,
         )
         .await;
         assert!(matches!(r, Err(Error::Timeout)), "{r:?}");

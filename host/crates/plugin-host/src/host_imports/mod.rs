@@ -20,6 +20,7 @@ pub(crate) mod bindings {
         path: "../../../wit",
         imports: {
             "sidecar:plugin/http.get": async,
+            "sidecar:plugin/http.get-with-bearer-token": async,
             "sidecar:plugin/process.run": async,
             "sidecar:plugin/net.tcp-connect": async,
             "sidecar:plugin/net.grpc-health": async,
@@ -28,7 +29,7 @@ pub(crate) mod bindings {
 }
 
 pub(crate) use bindings::sidecar::plugin::types;
-pub(crate) use http::client as http_client;
+pub(crate) use http::{PluginHttp, client as http_client};
 
 impl types::Host for HostState {}
 
