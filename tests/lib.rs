@@ -27,6 +27,29 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A member of a loopback bench cluster: node `n{i}` on 127.0.0.`i`, static discovery
+/// from `file`, proxies off, joining the seed's gossip port `port` on 127.0.0.1 and
+/// retrying while the seed starts (they are started together).
+pub fn bench_agent(i: usize, port: u16, http: &str, file: &Path) -> Command {
+    let ip = format!("127.0.0.{i}");
+    let mut cmd = Command::new(sidecar_bin());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SIDECAR_DISCOVERY", "static")
+        .env("STATIC_CONFIG_FILE", file)
+        .env("SIDECAR_BIND_PORT", port.to_string())
+        .env("HAPROXY_DISABLE", "true")
+        .env("ENVOY_USE_GRPC_API", "false")
+        .env("RUST_LOG", "warn")
+        .env("SIDECAR_JOIN_RETRY", "true")
+        .args(["agent", "--node-name", &format!("n{i}"), "--bind-ip", &ip])
+        .args(["--advertise-ip", &ip, "--http-addr", http])
+        .args(["--cluster-ip", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
 /// The daemon under test: `$SIDECAR_BIN`, else `target/release/sidecar`.
 pub fn sidecar_bin() -> PathBuf {
     let path = std::env::var_os("SIDECAR_BIN")

@@ -5,11 +5,10 @@
 //!
 //! `SIDECAR_BIN=... cargo bench -p sidecar-e2e --bench cluster_real -- [N] [changes]`
 
-use sidecar_e2e::{KillOnDrop, free_port, sidecar_bin, wait_for};
+use sidecar_e2e::{KillOnDrop, free_port, wait_for};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -78,22 +77,7 @@ fn main() {
         let http = format!("{ip}:{}", free_port(&ip));
         let file = dir.path().join(format!("static-{i}.json"));
         std::fs::write(&file, static_json(i, None)).expect("static");
-        let mut cmd = Command::new(sidecar_bin());
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("SIDECAR_DISCOVERY", "static")
-            .env("STATIC_CONFIG_FILE", &file)
-            .env("SIDECAR_BIND_PORT", port.to_string())
-            .env("HAPROXY_DISABLE", "true")
-            .env("ENVOY_USE_GRPC_API", "false")
-            .env("RUST_LOG", "warn")
-            // Started together: a node may look for the seed before it listens.
-            .env("SIDECAR_JOIN_RETRY", "true")
-            .args(["agent", "--node-name", &format!("n{i}"), "--bind-ip", &ip])
-            .args(["--advertise-ip", &ip, "--http-addr", &http])
-            .args(["--cluster-ip", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        let mut cmd = sidecar_e2e::bench_agent(i, port, &http, &file);
         agents.push(Agent {
             proc: KillOnDrop::spawn(&mut cmd),
             http,

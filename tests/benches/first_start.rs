@@ -155,23 +155,8 @@ fn three(dir: &Path, run: usize) -> f64 {
         )
         .expect("static");
         let cache = dir.join(format!("cache-{run}-{i}"));
-        let mut cmd = Command::new(sidecar_bin());
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("SIDECAR_CACHE_DIR", &cache)
-            .env("SIDECAR_DISCOVERY", "static")
-            .env("STATIC_CONFIG_FILE", &file)
-            .env("SIDECAR_BIND_PORT", port.to_string())
-            .env("HAPROXY_DISABLE", "true")
-            .env("ENVOY_USE_GRPC_API", "false")
-            .env("RUST_LOG", "warn")
-            // Started together: a node may look for the seed before it listens.
-            .env("SIDECAR_JOIN_RETRY", "true")
-            .args(["agent", "--node-name", &format!("n{i}"), "--bind-ip", &ip])
-            .args(["--advertise-ip", &ip, "--http-addr", &http])
-            .args(["--cluster-ip", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        let mut cmd = sidecar_e2e::bench_agent(i, port, &http, &file);
+        cmd.env("SIDECAR_CACHE_DIR", &cache);
         agents.push(KillOnDrop::spawn(&mut cmd));
         https.push(http);
     }
