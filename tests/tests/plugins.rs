@@ -416,7 +416,7 @@ fn list_shows_the_embedded_defaults() {
             .unwrap_or_else(|| panic!("{name}: {out}"));
         assert!(
             line.contains(kind)
-                && line.contains("0.1.2")
+                && line.contains("0.1.3")
                 && line.contains("embedded")
                 && line.ends_with(uses),
             "{line}"

@@ -3,16 +3,16 @@
 //!
 //! # Contract version
 //!
-//! The bindings are generated from the WIT package **`sidecar:plugin@0.1.2`** (the
+//! The bindings are generated from the WIT package **`sidecar:plugin@0.1.3`** (the
 //! repository's `wit/` folder; [`WIT_PACKAGE`]). A plugin built with this SDK loads in any
-//! host that implements `sidecar:plugin` 0.1.2 or a later 0.1.x (the host links
+//! host that implements `sidecar:plugin` 0.1.3 or a later 0.1.x (the host links
 //! semver-compatibly; within 0.x only additive changes are made).
 //!
-//! Linking this crate puts the 0.1.2 worlds' metadata into the component, and
+//! Linking this crate puts the 0.1.3 worlds' metadata into the component, and
 //! `wit-component` merges it with any older version the crate generated itself, so a
 //! guest that must target an older contract cannot use this SDK
 //! (`plugins/testing/check-v010` and `check-v011`, built against `wit/archive/0.1.0`
-//! and `wit/archive/0.1.1`, do not).
+//! and `wit/archive/0.1.1`, do not; `wit/archive/0.1.2` is kept for the same use).
 //!
 //! # Writing a plugin
 //!
@@ -74,7 +74,7 @@ pub use settings::Settings;
 pub use text::truncate;
 
 /// The WIT package (and version) these bindings were generated from.
-pub const WIT_PACKAGE: &str = "sidecar:plugin@0.1.2";
+pub const WIT_PACKAGE: &str = "sidecar:plugin@0.1.3";
 
 /// Generated bindings, one crate per world. Use the re-exports ([`types`], [`namer`],
 /// ...) instead.

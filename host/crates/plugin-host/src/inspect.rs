@@ -7,7 +7,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 /// The contract this host implements.
-pub const HOST_WIT_VERSION: &str = "0.1.2";
+pub const HOST_WIT_VERSION: &str = "0.1.3";
 const PACKAGE: &str = "sidecar:plugin/";
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,7 +35,8 @@ impl types::Host for HostState {}
 
 /// WASI 0.2 (Rust std and componentize-py guests import it even when they never print;
 /// the context grants nothing) plus our imports. The linker is semver-aware: a plugin
-/// built against `sidecar:plugin@0.1.0` or `@0.1.1` links against these `@0.1.2` definitions.
+/// built against `sidecar:plugin@0.1.0`, `@0.1.1` or `@0.1.2` links against these `@0.1.3`
+/// definitions.
 pub(crate) fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;

@@ -10,13 +10,13 @@ wit_bindgen::generate!({
     // Relative to this crate's CARGO_MANIFEST_DIR (plugins/sdk/bindings/health-check).
     path: "../../../../wit",
     with: {
-        "sidecar:plugin/types@0.1.2": sidecar_plugin_sdk_base::sidecar::plugin::types,
-        "sidecar:plugin/log@0.1.2": sidecar_plugin_sdk_base::sidecar::plugin::log,
-        "sidecar:plugin/clock@0.1.2": sidecar_plugin_sdk_base::sidecar::plugin::clock,
-        "sidecar:plugin/http@0.1.2": sidecar_plugin_sdk_base::sidecar::plugin::http,
-        "sidecar:plugin/process@0.1.2": sidecar_plugin_sdk_base::sidecar::plugin::process,
-        "sidecar:plugin/net@0.1.2": sidecar_plugin_sdk_base::sidecar::plugin::net,
-        "sidecar:plugin/local-services@0.1.2": sidecar_plugin_sdk_base::sidecar::plugin::local_services,
+        "sidecar:plugin/types@0.1.3": sidecar_plugin_sdk_base::sidecar::plugin::types,
+        "sidecar:plugin/log@0.1.3": sidecar_plugin_sdk_base::sidecar::plugin::log,
+        "sidecar:plugin/clock@0.1.3": sidecar_plugin_sdk_base::sidecar::plugin::clock,
+        "sidecar:plugin/http@0.1.3": sidecar_plugin_sdk_base::sidecar::plugin::http,
+        "sidecar:plugin/process@0.1.3": sidecar_plugin_sdk_base::sidecar::plugin::process,
+        "sidecar:plugin/net@0.1.3": sidecar_plugin_sdk_base::sidecar::plugin::net,
+        "sidecar:plugin/local-services@0.1.3": sidecar_plugin_sdk_base::sidecar::plugin::local_services,
     },
     // The SDK's export macros call this world's `export!` from the plugin's crate.
     pub_export_macro: true,
