@@ -42,6 +42,17 @@ pub async fn run(
             continue;
         };
         let statuses = health.borrow_and_update().clone();
+        if last.as_ref().is_none_or(|(v, ..)| !Arc::ptr_eq(v, &current)) {
+            // Before the records, so the snapshot that first holds a proxy's record
+            // also holds its listeners.
+            let mut proxies: Vec<_> = current
+                .services
+                .iter()
+                .filter_map(|l| l.sidecar_proxy.clone())
+                .collect();
+            proxies.sort_by(|a, b| a.id.cmp(&b.id));
+            catalog.set_sidecar_proxies(proxies);
+        }
         let generation = catalog.snapshot().generation;
         if let Some((v, h, g, at)) = &last
             && Arc::ptr_eq(v, &current)
@@ -98,6 +109,7 @@ mod tests {
             check: None,
             check_from_container: false,
             listener: None,
+            sidecar_proxy: None,
         };
         let key = local.key();
         let mut events = catalog.subscribe();

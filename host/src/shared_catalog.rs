@@ -19,6 +19,7 @@ use sidecar_catalog::{
     Applied, Catalog, ChangeEvent, DrainError, Lifespans, Mono, Now, Record, Service,
     ServicesState, Status, Timestamp,
 };
+use sidecar_plugin_host::SidecarProxy;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -30,14 +31,20 @@ pub struct Snapshot {
     /// Increases with every change that affects what readers see.
     pub generation: u64,
     pub state: ServicesState,
+    /// This host's sidecar proxies (static.json `Connect.SidecarService`): local proxy
+    /// configuration the emitters turn into listeners. Not part of the catalog (never
+    /// gossiped); carried here so that a proxy driver sees records and proxies of one
+    /// moment, and re-emits when either changes.
+    pub sidecar_proxies: Arc<[SidecarProxy]>,
     state_json: OnceLock<Bytes>,
 }
 
 impl Snapshot {
-    fn new(generation: u64, state: ServicesState) -> Self {
+    fn new(generation: u64, state: ServicesState, sidecar_proxies: Arc<[SidecarProxy]>) -> Self {
         Snapshot {
             generation,
             state,
+            sidecar_proxies,
             state_json: OnceLock::new(),
         }
     }
@@ -87,6 +94,8 @@ pub struct SharedCatalog {
     me: Arc<str>,
     /// The records each recent generation touched (see [`SharedCatalog::changed_between`]).
     journal: Mutex<Journal>,
+    /// See [`Snapshot::sidecar_proxies`]; written under the catalog lock.
+    sidecar_proxies: Mutex<Arc<[SidecarProxy]>>,
     pub counters: CatalogCounters,
 }
 
@@ -145,7 +154,7 @@ impl SharedCatalog {
     /// The shared catalog and the stream of records that local operations stored, which
     /// the cluster disseminates.
     pub fn new(catalog: Catalog) -> (Arc<Self>, mpsc::UnboundedReceiver<Vec<Record>>) {
-        let first = Arc::new(Snapshot::new(0, catalog.state().clone()));
+        let first = Arc::new(Snapshot::new(0, catalog.state().clone(), Arc::new([])));
         let (snapshots, _) = watch::channel(first);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (outbound, rx) = mpsc::unbounded_channel();
@@ -160,6 +169,7 @@ impl SharedCatalog {
             events,
             outbound,
             journal: Mutex::new(Journal::default()),
+            sidecar_proxies: Mutex::new(Arc::new([])),
             counters: CatalogCounters::default(),
         });
         (shared, rx)
@@ -325,6 +335,19 @@ impl SharedCatalog {
         self.apply(true, |c, now| c.tombstone_announcer(announcer, now))
     }
 
+    /// Replaces this host's sidecar proxies; a new set is a new generation, so proxy
+    /// drivers emit again even when no record changed (an upstream's port edited).
+    pub fn set_sidecar_proxies(&self, proxies: Vec<SidecarProxy>) {
+        let _catalog = self.catalog.lock();
+        let mut current = self.sidecar_proxies.lock();
+        if **current == *proxies {
+            return;
+        }
+        *current = proxies.into();
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.dirty.notify_one();
+    }
+
     /// Evidence that `announcer` is alive and still asserts its records.
     pub fn refresh_announcer(&self, announcer: &str) {
         let now = self.now();
@@ -384,15 +407,16 @@ impl SharedCatalog {
             }
             // O(1): the state's maps are persistent and share their nodes with the
             // catalog's until either side changes.
-            let (generation, state) = {
+            let (generation, state, proxies) = {
                 let catalog = self.catalog.lock();
                 (
                     self.generation.load(Ordering::Relaxed),
                     catalog.state().clone(),
+                    self.sidecar_proxies.lock().clone(),
                 )
             };
             self.snapshots
-                .send_replace(Arc::new(Snapshot::new(generation, state)));
+                .send_replace(Arc::new(Snapshot::new(generation, state, proxies)));
         }
     }
 }

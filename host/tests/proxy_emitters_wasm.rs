@@ -40,6 +40,7 @@ fn request() -> EmitRequest {
         ],
         hostname: "host1".into(),
         cluster_name: "default".into(),
+        ..EmitRequest::default()
     }
 }
 

@@ -1,5 +1,5 @@
 //! Discovery settings: `SIDECAR_DISCOVERY` / `--discover`, `STATIC_CONFIG_FILE`,
-//! `SIDECAR_STATIC_MAX_BYTES`, `DOCKER_URL`, `SIDECAR_DOCKER_RESYNC`, and Sidecar's
+//! `SIDECAR_STATIC_MAX_BYTES`, `SIDECAR_CONNECT_PORT_RANGE`, `DOCKER_URL`, `SIDECAR_DOCKER_RESYNC`, and Sidecar's
 //! `K8S_*` variables for `kubernetes_api`.
 //!
 //! Bare-name fallbacks (`DISCOVERY`, `CONFIG_FILE`, `URL`, `NAMER`) are not honoured:
@@ -57,7 +57,16 @@ impl DiscoveryConfig {
                 "SIDECAR_STATIC_MAX_BYTES must be positive".into(),
             ));
         }
+        let connect_ports = match env.non_empty("SIDECAR_CONNECT_PORT_RANGE", None) {
+            None => crate::discovery::connect::DEFAULT_PORTS,
+            Some(text) => port_range(&text).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "SIDECAR_CONNECT_PORT_RANGE={text:?}: expected FIRST-LAST, two ports with FIRST <= LAST"
+                ))
+            })?,
+        };
         Ok(DiscoveryConfig {
+            connect_ports,
             methods,
             static_file: env
                 .non_empty("STATIC_CONFIG_FILE", None)
@@ -69,6 +78,13 @@ impl DiscoveryConfig {
             kubernetes: KubernetesApi::load(env)?,
         })
     }
+}
+
+/// `21000-21255` (one port alone is a range of one).
+fn port_range(text: &str) -> Option<std::ops::RangeInclusive<u16>> {
+    let (a, b) = text.split_once('-').unwrap_or((text, text));
+    let (a, b) = (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?);
+    (a > 0 && a <= b).then_some(a..=b)
 }
 
 impl KubernetesApi {
@@ -138,6 +154,21 @@ mod tests {
         assert_eq!(c.static_max_bytes, 4096);
         for bad in ["0", "-1", "lots"] {
             let env = Env::from_pairs([("SIDECAR_STATIC_MAX_BYTES", bad)]);
+            assert!(DiscoveryConfig::load(&env, &[]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_sidecar_proxy_port_range() {
+        let c = DiscoveryConfig::load(&Env::default(), &[]).expect("valid");
+        assert_eq!(c.connect_ports, 21000..=21255, "Consul's default");
+        for (text, want) in [("30000-30010", 30000..=30010), ("31000", 31000..=31000)] {
+            let env = Env::from_pairs([("SIDECAR_CONNECT_PORT_RANGE", text)]);
+            let c = DiscoveryConfig::load(&env, &[]).expect(text);
+            assert_eq!(c.connect_ports, want);
+        }
+        for bad in ["2-1", "0-5", "1-70000", "a-b"] {
+            let env = Env::from_pairs([("SIDECAR_CONNECT_PORT_RANGE", bad)]);
             assert!(DiscoveryConfig::load(&env, &[]).is_err(), "{bad}");
         }
     }

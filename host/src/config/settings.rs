@@ -186,6 +186,8 @@ pub const SETTINGS: &[Setting] = &[
       "The static discovery file (Sidecar's format), re-read when it changes."),
     s("SIDECAR_STATIC_MAX_BYTES", Discovery, Value("33554432"),
       "A larger static file is refused whole; the last good set stays."),
+    s("SIDECAR_CONNECT_PORT_RANGE", Discovery, Value("21000-21255"),
+      "Ports for static.json sidecar proxies (`Connect.SidecarService` without a `Port`), `FIRST-LAST`; each proxy keeps its port while the range has room."),
     s("DOCKER_URL", Discovery, Rule("unset: `DOCKER_HOST`, else the local socket"),
       "Docker endpoint (`unix:///var/run/docker.sock`, `tcp://host:2375`)."),
     s("SIDECAR_DOCKER_RESYNC", Discovery, Value("5s"),

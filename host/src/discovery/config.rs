@@ -48,6 +48,8 @@ pub struct DiscoveryConfig {
     pub static_file: PathBuf,
     /// A larger static file is refused whole (the last good set stays).
     pub static_max_bytes: u64,
+    /// Ports for static sidecar proxies that name none (`SIDECAR_CONNECT_PORT_RANGE`).
+    pub connect_ports: std::ops::RangeInclusive<u16>,
     pub docker: DockerEndpoint,
     /// Values of `SIDECAR_DISCOVERY` that name no method (warned at startup).
     pub unknown: Vec<String>,

@@ -8,6 +8,7 @@
 //! the announcer never mistakes "not read yet" for "nothing runs here".
 
 pub mod config;
+pub mod connect;
 pub mod docker;
 pub mod metrics;
 pub mod plugin_source;
@@ -19,7 +20,7 @@ pub use metrics::register_metrics;
 use crate::metrics::PluginMetrics;
 use docker::DockerConfig;
 use sidecar_catalog::{Service, check_record};
-use sidecar_plugin_host::{CheckSpec, Discovered, LoadedDiscovery, Namer};
+use sidecar_plugin_host::{CheckSpec, Discovered, LoadedDiscovery, Namer, SidecarProxy};
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -70,11 +71,12 @@ pub fn start(
             Method::Static => {
                 let path = sources.config.static_file.clone();
                 let max_bytes = sources.config.static_max_bytes;
+                let ports = sources.config.connect_ports.clone();
                 let rescan = sources.rescan.clone();
                 spawn(
                     "static".into(),
                     Box::new(move |h| {
-                        Box::pin(static_file::run(path, max_bytes, origin, h, rescan))
+                        Box::pin(static_file::run(path, max_bytes, ports, origin, h, rescan))
                     }),
                 );
             }
@@ -123,6 +125,9 @@ pub struct LocalService {
     pub check_from_container: bool,
     /// URL that wants change events POSTed to it (`SidecarListener`, static `ListenPort`).
     pub listener: Option<String>,
+    /// This service is a Consul-style sidecar proxy (static `Connect.SidecarService`):
+    /// the listeners the local proxy must open for it.
+    pub sidecar_proxy: Option<SidecarProxy>,
 }
 
 impl LocalService {
@@ -157,6 +162,7 @@ impl LocalService {
                 .listen_port
                 .filter(|p| *p > 0)
                 .map(|p| listener_url(advertise_ip, p)),
+            sidecar_proxy: None,
         }
     }
 }
@@ -398,6 +404,7 @@ mod tests {
             check: None,
             check_from_container: false,
             listener: None,
+            sidecar_proxy: None,
         }
     }
 

@@ -13,7 +13,9 @@
 //! so a restart looked like remove + add); an `ID` given in the file is used; an empty
 //! `ProxyMode` means `http`; `Created` is when this process first saw the target.
 
+use super::connect::{self, ProxyPorts, SidecarSpec};
 use super::{LocalService, Origin, SourceHandle, listener_url};
+use crate::health::composite;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sidecar_catalog::{Service, Timestamp};
@@ -31,6 +33,8 @@ pub struct Target {
     pub service: Service,
     pub check: Option<CheckSpec>,
     pub listen_port: Option<u16>,
+    /// `Connect.SidecarService`: register a sidecar proxy next to this service.
+    pub connect: Option<SidecarSpec>,
 }
 
 /// Why a static file was refused. The message names the target and the field.
@@ -103,7 +107,7 @@ impl<'de> serde::de::Visitor<'de> for TargetsVisitor {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(super) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -126,25 +130,34 @@ fn parse_target(item: &Value) -> Result<Target, String> {
     if service.name.is_empty() {
         return Err("Service.Name is empty".into());
     }
-    let check = match field(map, "Check") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(c)) => {
-            let s = |k: &str| -> Result<String, String> {
-                match field(c, k) {
-                    None | Some(Value::Null) => Ok(String::new()),
-                    Some(Value::String(s)) => Ok(s.clone()),
-                    Some(other) => {
-                        Err(format!("Check.{k}: expected a string, got {}", kind(other)))
-                    }
-                }
-            };
-            let spec = CheckSpec {
-                check_type: s("Type")?,
-                args: s("Args")?,
-            };
-            (!spec.check_type.is_empty()).then_some(spec)
+    let mut checks: Vec<CheckSpec> = match field(map, "Check") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(c) => parse_check(c)?.into_iter().collect(),
+    };
+    // Ours (Consul's `Checks`): every check must pass.
+    match field(map, "Checks") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for c in list {
+                checks.extend(parse_check(c)?);
+            }
         }
-        Some(other) => return Err(format!("Check: expected an object, got {}", kind(other))),
+        Some(other) => return Err(format!("Checks: expected an array, got {}", kind(other))),
+    }
+    if checks.len() > composite::MAX_CHECKS {
+        return Err(format!("Checks: at most {} checks", composite::MAX_CHECKS));
+    }
+    let check = match checks.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        many => Some(CheckSpec {
+            check_type: composite::ALL.into(),
+            args: composite::args_for(many),
+        }),
+    };
+    let connect = match field(map, "Connect") {
+        None | Some(Value::Null) => None,
+        Some(c) => connect::parse(c)?,
     };
     let listen_port = match field(map, "ListenPort") {
         None | Some(Value::Null) => None,
@@ -172,7 +185,28 @@ fn parse_target(item: &Value) -> Result<Target, String> {
         service,
         check,
         listen_port,
+        connect,
     })
+}
+
+/// One `{"Type": ..., "Args": ...}` check; `None` for an empty type (Sidecar's default
+/// check).
+pub(super) fn parse_check(v: &Value) -> Result<Option<CheckSpec>, String> {
+    let Value::Object(c) = v else {
+        return Err(format!("Check: expected an object, got {}", kind(v)));
+    };
+    let s = |k: &str| -> Result<String, String> {
+        match field(c, k) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(format!("Check.{k}: expected a string, got {}", kind(other))),
+        }
+    };
+    let spec = CheckSpec {
+        check_type: s("Type")?,
+        args: s("Args")?,
+    };
+    Ok((!spec.check_type.is_empty()).then_some(spec))
 }
 
 /// Applies the host's defaults and assigns stable IDs.
@@ -180,15 +214,28 @@ fn parse_target(item: &Value) -> Result<Target, String> {
 /// The ID (when the file gives none) is 12 hex characters of a hash of hostname, name,
 /// ports and the target's rank among identical targets: it survives restarts, re-reads
 /// and reordering of unrelated targets.
+///
+/// A target with `Connect.SidecarService` also yields its sidecar proxy (see
+/// [`connect`]); a proxy that cannot be registered (no free port, nothing to forward
+/// to) is refused alone, with the reason in `refused`.
 pub fn to_local(
     targets: Vec<Target>,
     me: &str,
     advertise_ip: &str,
     first_seen: &mut HashMap<String, Timestamp>,
     now: Timestamp,
+    ports: &mut ProxyPorts,
+    refused: &mut Vec<String>,
 ) -> Vec<LocalService> {
     let mut ranks: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::with_capacity(targets.len());
+    let mut sidecars = Vec::new();
+    for p in targets
+        .iter()
+        .filter_map(|t| t.connect.as_ref().and_then(|c| c.port))
+    {
+        ports.reserve(p);
+    }
     for t in targets {
         let mut svc = t.service;
         if svc.hostname.is_empty() {
@@ -220,12 +267,39 @@ pub fn to_local(
         }
         svc.created = *first_seen.entry(svc.id.clone()).or_insert(now);
         svc.updated = Timestamp::GO_ZERO;
+        if let Some(spec) = t.connect {
+            sidecars.push((svc.clone(), spec));
+        }
         out.push(LocalService {
             listener: t.listen_port.map(|p| listener_url(advertise_ip, p)),
             check: t.check,
             check_from_container: false,
             service: svc,
+            sidecar_proxy: None,
         });
+    }
+    // Proxies that had a port keep it: they choose first (a stable sort keeps the
+    // file's order otherwise).
+    sidecars.sort_by_key(|(parent, _)| {
+        !ports
+            .previous
+            .contains_key(&format!("{}-sidecar-proxy", parent.id))
+    });
+    for (parent, spec) in sidecars {
+        let id = format!("{}-sidecar-proxy", parent.id);
+        let Some(port) = spec.port.or_else(|| ports.assign(&id)) else {
+            refused.push(format!(
+                "service {}: no free sidecar proxy port in {}-{} (SIDECAR_CONNECT_PORT_RANGE)",
+                parent.id,
+                ports.range.start(),
+                ports.range.end()
+            ));
+            continue;
+        };
+        match connect::register(&parent, &spec, port, advertise_ip, first_seen, now) {
+            Ok(proxy) => out.push(proxy),
+            Err(e) => refused.push(format!("service {}: {e}", parent.id)),
+        }
     }
     out
 }
@@ -235,6 +309,7 @@ pub fn to_local(
 pub async fn run(
     path: PathBuf,
     max_bytes: u64,
+    connect_ports: std::ops::RangeInclusive<u16>,
     origin: Origin,
     handle: SourceHandle,
     mut rescan: tokio::sync::watch::Receiver<u64>,
@@ -276,23 +351,31 @@ pub async fn run(
             continue;
         }
         match load(&path, max_bytes).await {
-            Ok(Parsed { targets, refused }) => {
+            Ok(Parsed {
+                targets,
+                mut refused,
+            }) => {
                 let n = targets.len();
-                // Created of targets seen before, from the last published set.
-                let mut first_seen: HashMap<String, Timestamp> = handle
-                    .current()
-                    .map(|v| {
-                        v.iter()
-                            .map(|l| (l.service.id.clone(), l.service.created))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                // Created of targets and ports of proxies seen before, from the last
+                // published set.
+                let current = handle.current();
+                let current = current.iter().flat_map(|v| v.iter());
+                let mut first_seen: HashMap<String, Timestamp> = current
+                    .clone()
+                    .map(|l| (l.service.id.clone(), l.service.created))
+                    .collect();
+                let previous_ports = current
+                    .filter_map(|l| l.sidecar_proxy.as_ref())
+                    .map(|p| (p.id.clone(), p.port))
+                    .collect();
                 let services = to_local(
                     targets,
                     &me,
                     &advertise_ip,
                     &mut first_seen,
                     Timestamp::now(),
+                    &mut ProxyPorts::new(connect_ports.clone(), previous_ports),
+                    &mut refused,
                 );
                 drop(first_seen);
                 tracing::info!(file = %path.display(), services = n, refused = refused.len(), "static discovery: loaded");
@@ -358,6 +441,8 @@ mod tests {
             "10.0.0.5",
             &mut HashMap::new(),
             Timestamp::from_unix_secs(1),
+            &mut ProxyPorts::default(),
+            &mut Vec::new(),
         )
     }
 
@@ -409,6 +494,8 @@ mod tests {
             "ip",
             &mut HashMap::new(),
             Timestamp::UNIX_EPOCH,
+            &mut ProxyPorts::default(),
+            &mut Vec::new(),
         );
         assert_ne!(s[0].service.id, s[1].service.id);
         let given = r#"[{"Service":{"ID":"mine","Name":"w"}}]"#;
@@ -418,6 +505,8 @@ mod tests {
             "ip",
             &mut HashMap::new(),
             Timestamp::UNIX_EPOCH,
+            &mut ProxyPorts::default(),
+            &mut Vec::new(),
         );
         assert_eq!(s[0].service.id, "mine");
     }

@@ -3,6 +3,7 @@
 //! that runs them ([`scheduler`]). Checks run through the `HealthChecker` trait, i.e.
 //! the plugin runtime's check types: the check logic itself is policy, in plugins.
 
+pub mod composite;
 pub mod local;
 pub mod metrics;
 pub mod reports;
@@ -74,7 +75,13 @@ pub const HTTP_GET: &str = "HttpGet";
 pub const ALWAYS_SUCCESSFUL: &str = "AlwaysSuccessful";
 
 impl CheckRegistry {
-    pub fn new(checkers: HashMap<String, Arc<dyn HealthChecker>>) -> Self {
+    /// The plugins' check types, plus the built-in `All` over them (unless a plugin
+    /// took that name).
+    pub fn new(mut checkers: HashMap<String, Arc<dyn HealthChecker>>) -> Self {
+        if !checkers.contains_key(composite::ALL) {
+            let all = composite::AllOf::new(checkers.clone());
+            checkers.insert(composite::ALL.into(), Arc::new(all));
+        }
         CheckRegistry {
             checkers,
             exec: HashSet::new(),
@@ -91,6 +98,16 @@ impl CheckRegistry {
     pub fn runs_programs(&self, check_type: &str) -> bool {
         self.get(check_type)
             .is_some_and(|(name, _)| self.exec.contains(&name))
+    }
+
+    /// Whether this check runs programs: its type, or for `All` any check it lists
+    /// (arguments that do not parse run nothing).
+    pub fn check_runs_programs(&self, check: &ResolvedCheck) -> bool {
+        if check.check_type.eq_ignore_ascii_case(composite::ALL) && !self.runs_programs(&check.check_type) {
+            return composite::parse_args(&check.args)
+                .is_ok_and(|specs| specs.iter().any(|s| self.runs_programs(&s.check_type)));
+        }
+        self.runs_programs(&check.check_type)
     }
 
     /// Adds or replaces a check type.

@@ -132,7 +132,7 @@ impl Scheduler {
                         let check = resolve(l.check.as_ref(), &l.service, &self.host_ip, &self.config.default_endpoint);
                         let denied = l.check_from_container
                             && !self.config.container_exec_checks
-                            && self.registry.runs_programs(&check.check_type);
+                            && self.registry.check_runs_programs(&check);
                         match entries.get_mut(&key) {
                             Some(e) if e.check == check => {}
                             Some(e) => {
@@ -490,6 +490,7 @@ mod tests {
             }),
             check_from_container: false,
             listener: None,
+            sidecar_proxy: None,
         };
         let key = local.key();
         view_tx.send_replace(Some(Arc::new(LocalView {
@@ -546,6 +547,7 @@ mod tests {
             }),
             check_from_container: false,
             listener: None,
+            sidecar_proxy: None,
         };
         let (odd, fine) = (local("odd", "Bogus"), local("fine", "switch"));
         let (ok, fk) = (odd.key(), fine.key());
@@ -607,6 +609,7 @@ mod tests {
                 }),
                 check_from_container: from_container,
                 listener: None,
+                sidecar_proxy: None,
             };
             let (labels, file) = (local("labels", true), local("file", false));
             let (lk, fk) = (labels.key(), file.key());

@@ -70,6 +70,7 @@ pub fn emit_request(snapshot: &Snapshot) -> EmitRequest {
         services: snapshot.services_by_updated(),
         hostname: snapshot.state.hostname.clone(),
         cluster_name: snapshot.state.cluster_name.clone(),
+        sidecar_proxies: snapshot.sidecar_proxies.clone(),
     }
 }
 

@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 use sidecar_catalog::{PortKind, Service};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A failed plugin call. Every variant names the plugin, so a log line or an API error
@@ -121,12 +122,44 @@ pub trait DiscoverySource: Send + Sync {
 }
 
 /// Input of a proxy config emitter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EmitRequest {
     /// Every record, any status, sorted by `Updated` ascending.
     pub services: Vec<Service>,
     pub hostname: String,
     pub cluster_name: String,
+    /// This host's sidecar proxies, which the emitter reads through the
+    /// `local-services.sidecar-proxies` import during this call (WIT 0.1.3).
+    pub sidecar_proxies: Arc<[SidecarProxy]>,
+}
+
+/// A Consul-style sidecar proxy this host runs (static.json `Connect.SidecarService`):
+/// a public listener forwarding to the parent service, and upstream listeners. Local
+/// configuration, never gossiped: only this host's proxy needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SidecarProxy {
+    /// The proxy service's ID (`<parent ID>-sidecar-proxy`) and name.
+    pub id: String,
+    pub name: String,
+    /// The public listener: this host's advertised IP and the proxy's port.
+    pub address: String,
+    pub port: u16,
+    pub destination_service_name: String,
+    pub destination_service_id: String,
+    /// Where the parent service listens.
+    pub local_service_address: String,
+    pub local_service_port: u16,
+    pub upstreams: Vec<Upstream>,
+}
+
+/// A local listener that forwards to a service of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Upstream {
+    pub destination_name: String,
+    /// The destination's ServicePort; 0 = its only (or lowest) one.
+    pub destination_port: u16,
+    pub local_bind_address: String,
+    pub local_bind_port: u16,
 }
 
 /// One xDS resource, protobuf-encoded.

@@ -24,10 +24,18 @@ impl ProxyEmitter for WasmEmitter {
             hostname: req.hostname,
             cluster_name: req.cluster_name,
         };
+        let proxies = req.sidecar_proxies;
         let emitted = self
             .0
             .call(budget, move |w, store| {
-                Box::pin(async move { w.sidecar_plugin_emitter().call_emit(store, &wit_req).await })
+                Box::pin(async move {
+                    // The import answers from the store, so the emitter sees the proxies
+                    // of this request; a long-lived instance must not keep them after.
+                    store.data_mut().sidecar_proxies = proxies;
+                    let out = w.sidecar_plugin_emitter().call_emit(&mut *store, &wit_req).await;
+                    store.data_mut().sidecar_proxies = std::sync::Arc::new([]);
+                    out
+                })
             })
             .await?;
         Ok(match emitted {

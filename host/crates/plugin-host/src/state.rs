@@ -55,6 +55,8 @@ pub(crate) struct HostState {
     stderr: LogPipe,
     /// `log` import lines in the call in progress (see `host_imports::log`).
     pub log_lines: u32,
+    /// What `local-services.sidecar-proxies` answers: set for an `emit` call only.
+    pub sidecar_proxies: Arc<[crate::api::SidecarProxy]>,
 }
 
 impl HostState {
@@ -76,6 +78,7 @@ impl HostState {
             stdout,
             stderr,
             log_lines: 0,
+            sidecar_proxies: Arc::new([]),
         }
     }
 

@@ -721,6 +721,7 @@ settings = {{ mode = "xds" }}
         ],
         hostname: "host-1".into(),
         cluster_name: "prod".into(),
+        ..EmitRequest::default()
     };
     let file = p.emitters["emit-file"]
         .emit(req.clone())

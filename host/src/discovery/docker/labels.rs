@@ -141,6 +141,7 @@ pub fn to_service(
             check_from_container: check.is_some(),
             check,
             listener,
+            sidecar_proxy: None,
         },
         errors,
     )

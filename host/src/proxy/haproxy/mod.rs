@@ -119,6 +119,7 @@ impl HaproxyDriver {
             services,
             hostname,
             cluster_name,
+            sidecar_proxies,
         } = req;
         let now = Timestamp::now().to_rfc3339();
         let screened = self.quarantine.screen(services, &self.rules, &now);
@@ -129,6 +130,7 @@ impl HaproxyDriver {
             services: screened.admitted,
             hostname,
             cluster_name,
+            sidecar_proxies,
         };
         let applied = match self.render(&req).await {
             Ok(text) => self.install(text, Some(&req)).await,
@@ -299,6 +301,8 @@ impl HaproxyDriver {
                 services: probe.iter().map(|&i| req.services[i].clone()).collect(),
                 hostname: req.hostname.clone(),
                 cluster_name: req.cluster_name.clone(),
+                // Every probe keeps the proxies: the search is over catalog records.
+                sidecar_proxies: req.sidecar_proxies.clone(),
             };
             let outcome = self.probe(&subset).await;
             search.report(outcome);

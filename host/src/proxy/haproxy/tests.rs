@@ -204,6 +204,7 @@ fn request(ids: &[(&str, &str)]) -> EmitRequest {
         services,
         hostname: "h1".into(),
         cluster_name: "c".into(),
+        ..EmitRequest::default()
     }
 }
 

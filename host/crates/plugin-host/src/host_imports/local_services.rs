@@ -1,7 +1,10 @@
-//! `local-services`: the daemon's own local services for `Ttl` and `Alias` checks.
-//! Read-only and answered from memory; without the daemon (CLI tools) there is nothing.
+//! `local-services`: the daemon's own local services for `Ttl` and `Alias` checks, and
+//! the sidecar proxies for emitters. Read-only and answered from memory; without the
+//! daemon (CLI tools) there is nothing.
 
-use super::bindings::sidecar::plugin::local_services::{self, TtlReport, TtlState};
+use super::bindings::sidecar::plugin::local_services::{
+    self, SidecarProxy, TtlReport, TtlState, Upstream,
+};
 use super::types::ServiceStatus;
 use crate::api;
 use crate::state::HostState;
@@ -23,5 +26,31 @@ impl local_services::Host for HostState {
     fn status(&mut self, service_id: String) -> Option<ServiceStatus> {
         let s = self.plugin.local.as_ref()?.status(&service_id)?;
         Some(crate::convert::status(s))
+    }
+
+    fn sidecar_proxies(&mut self) -> Vec<SidecarProxy> {
+        self.sidecar_proxies
+            .iter()
+            .map(|p| SidecarProxy {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                address: p.address.clone(),
+                port: p.port,
+                destination_service_name: p.destination_service_name.clone(),
+                destination_service_id: p.destination_service_id.clone(),
+                local_service_address: p.local_service_address.clone(),
+                local_service_port: p.local_service_port,
+                upstreams: p
+                    .upstreams
+                    .iter()
+                    .map(|u| Upstream {
+                        destination_name: u.destination_name.clone(),
+                        destination_port: u.destination_port,
+                        local_bind_address: u.local_bind_address.clone(),
+                        local_bind_port: u.local_bind_port,
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 }
