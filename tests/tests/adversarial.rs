@@ -208,11 +208,15 @@ fn a_forged_record_does_not_reroute_another_hosts_service() {
         .expect("sent");
 
     api_answers_within_1s(&p.observer);
-    let settled = wait_for("the victim's own address on the observer", WAIT, || {
-        record(&p.observer, "victim", "web-1")
-            .filter(|s| s.ports[0].ip == p.web.ports[0].ip && s.status == Status::Alive)
+    // The victim's original record also matches the address: wait for the newer
+    // refutation, which the forged copy must provoke (it may take a moment to arrive).
+    wait_for("the victim's refutation on the observer", WAIT, || {
+        record(&p.observer, "victim", "web-1").filter(|s| {
+            s.ports[0].ip == p.web.ports[0].ip
+                && s.status == Status::Alive
+                && s.updated > p.web.updated
+        })
     });
-    assert!(settled.updated > p.web.updated, "the refutation is newer");
     // Counted by the catalog's publisher loop, a moment after the merge.
     wait_for("the victim's refutation counted", WAIT, || {
         (metric(&p.victim, "sidecar_gossip_records_refuted_total") >= 1.0).then_some(())
