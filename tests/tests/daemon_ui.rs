@@ -230,11 +230,14 @@ fn the_console_filters_shows_detail_and_drains_from_the_page() {
             == "Draining")
             .then_some(())
     });
-    let notice = dt.eval("document.getElementById('notice').textContent");
-    assert!(
-        notice.as_str().is_some_and(|n| n.contains("DRAINING")),
-        "the API's answer: {notice}"
-    );
+    // The row may turn before the POST's own answer lands (the event stream can be
+    // faster than the response), so wait for the notice too rather than read it once.
+    wait_for("the API's answer in the notice", WAIT, || {
+        dt.eval("document.getElementById('notice').textContent")
+            .as_str()
+            .is_some_and(|n| n.contains("DRAINING"))
+            .then_some(())
+    });
     agent.wait_status("web", 4);
     click(&mut dt, "#undrain");
     agent.wait_status("web", 0);
