@@ -91,6 +91,7 @@ fn run() -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     code.push_str("pub(crate) static EMBEDDED: &[EmbeddedPlugin] = &[\n");
+    let mut statics = String::new();
     let engine = precompiler()?;
     for member in members.iter().filter(|m| !m.path.starts_with("testing/")) {
         let stem = member.package.replace('-', "_");
@@ -105,17 +106,30 @@ fn run() -> Result<(), String> {
             .map_err(|e| format!("precompile {}: {e:#}", member.package))?;
         write_if_changed(&embedded_dir.join(&cwasm), &artifact)?;
         let checksum = xxhash_rust::xxh3::xxh3_128(&artifact);
+        // Page-aligned, so the daemon can run the machine code where it lies in the
+        // binary (see `embedded::deserialize`).
+        writeln!(
+            statics,
+            "static {upper}_CWASM: PageAligned<[u8; {len}]> = \
+             PageAligned(*include_bytes!(concat!(env!(\"OUT_DIR\"), \"/plugins/{cwasm}\")));",
+            upper = stem.to_uppercase(),
+            len = artifact.len(),
+        )
+        .map_err(|e| e.to_string())?;
         writeln!(
             code,
             "    EmbeddedPlugin {{ name: {:?}, description: {:?}, sha256: {sha:?}, \
              wasm: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/plugins/{file}\")), \
-             precompiled: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/plugins/{cwasm}\")), \
+             precompiled: &{upper}_CWASM.0, \
              precompiled_xxh3: {checksum:#034x} }},",
-            member.package, member.description,
+            member.package,
+            member.description,
+            upper = stem.to_uppercase(),
         )
         .map_err(|e| e.to_string())?;
     }
     code.push_str("];\n");
+    code.push_str(&statics);
     write_if_changed(&out_dir.join("embedded_plugins.rs"), code.as_bytes())
 }
 

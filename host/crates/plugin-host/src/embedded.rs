@@ -27,6 +27,10 @@ pub(crate) struct EmbeddedPlugin {
     pub precompiled_xxh3: u128,
 }
 
+/// Page alignment for the precompiled copies, so their code can run in place.
+#[repr(C, align(4096))]
+pub(crate) struct PageAligned<T: ?Sized>(pub T);
+
 include!(concat!(env!("OUT_DIR"), "/embedded_plugins.rs"));
 
 /// The namer used when neither plugins.toml nor `SERVICES_NAMER` choose one.
@@ -96,12 +100,23 @@ fn deserialize(engine: &Engine, plugin: &EmbeddedPlugin) -> Result<Component, St
     if xxhash_rust::xxh3::xxh3_128(plugin.precompiled) != plugin.precompiled_xxh3 {
         return Err("checksum mismatch (the embedded copy is damaged)".into());
     }
+    let bytes = plugin.precompiled;
     // SAFETY: `Component::deserialize` runs the bytes as machine code, so they must come
     // from `Engine::precompile_component`. These do: build.rs produced them from our own
     // plugins with wasmtime and embedded them in this binary, and their checksum matches.
     // wasmtime itself refuses them unless its version, the engine's settings and the
     // CPU's features fit (the error says which).
-    unsafe { Component::deserialize(engine, plugin.precompiled) }.map_err(|e| format!("{e:#}"))
+    if crate::engine::runs_code_in_place() && (bytes.as_ptr() as usize).is_multiple_of(4096) {
+        // In place: the code runs from the binary's own read-only pages, which the
+        // engine's code memory makes executable, instead of from a private copy. Those
+        // pages belong to the page cache: only the parts in use are resident, and they
+        // can be handed back after start-up (`release_startup_pages` in the daemon).
+        // SAFETY: as above; in addition the memory is `'static` and never written.
+        unsafe { Component::deserialize_raw(engine, std::ptr::NonNull::from(bytes)) }
+            .map_err(|e| format!("{e:#}"))
+    } else {
+        unsafe { Component::deserialize(engine, bytes) }.map_err(|e| format!("{e:#}"))
+    }
 }
 
 pub(crate) fn find(name: &str) -> Option<&'static EmbeddedPlugin> {
@@ -174,6 +189,11 @@ mod tests {
     fn every_default_plugin_loads_precompiled_into_the_daemons_engine() {
         let (dir, cache, engine) = cache();
         for plugin in EMBEDDED {
+            assert!(
+                (plugin.precompiled.as_ptr() as usize).is_multiple_of(4096),
+                "{}: page-aligned, so its code runs in place",
+                plugin.name
+            );
             let (_, outcome) = load(&engine, &cache, plugin, true).expect("load");
             assert_eq!(outcome, CacheOutcome::Precompiled, "{}", plugin.name);
         }

@@ -13,6 +13,7 @@
 //! * Everything that shapes compiled code is in `engine_config`, which build.rs shares.
 
 use crate::engine_config;
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -51,7 +52,7 @@ pub fn build(choice: AllocatorChoice, sizing: EngineSizing) -> anyhow::Result<(E
     let reservation = engine_config::memory_reservation(sizing.max_memory_bytes);
     let (engine, allocator) = match choice {
         AllocatorChoice::OnDemand => (
-            Engine::new(&engine_config::code_config(reservation))?,
+            Engine::new(&runtime_config(reservation))?,
             Allocator::OnDemand,
         ),
         AllocatorChoice::Pooling => (pooling_engine(reservation, sizing)?, Allocator::Pooling),
@@ -60,7 +61,7 @@ pub fn build(choice: AllocatorChoice, sizing: EngineSizing) -> anyhow::Result<(E
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "plugins: pooling allocator unavailable, using on-demand allocation");
                 (
-                    Engine::new(&engine_config::code_config(reservation))?,
+                    Engine::new(&runtime_config(reservation))?,
                     Allocator::OnDemand,
                 )
             }
@@ -84,9 +85,66 @@ fn pooling_engine(reservation: u64, sizing: EngineSizing) -> anyhow::Result<Engi
         .max_tables_per_module(4)
         // Keep what instances freed for the next one, but not forever.
         .max_unused_warm_slots(64);
-    let mut config = engine_config::code_config(reservation);
+    let mut config = runtime_config(reservation);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Ok(Engine::new(&config)?)
+}
+
+/// The code-shaping settings plus how the runtime publishes code (which does not
+/// shape it, so artifacts precompiled without it still load).
+fn runtime_config(reservation: u64) -> wasmtime::Config {
+    let mut config = engine_config::code_config(reservation);
+    if runs_code_in_place() {
+        config.with_custom_code_memory(Some(Arc::new(InPlaceCode)));
+    }
+    config
+}
+
+/// Whether the daemon's engines can run precompiled code where it lies in memory (the
+/// embedded plugins, from the binary's pages): on x86-64 Linux, whose instruction cache
+/// needs no maintenance after code is written.
+pub(crate) fn runs_code_in_place() -> bool {
+    cfg!(all(target_arch = "x86_64", target_os = "linux"))
+}
+
+const PAGE: usize = 4096;
+
+/// Publishes code as wasmtime does for memory it mapped itself (`mprotect` to read +
+/// execute, never writable and executable at once), and also for memory it did not map:
+/// the embedded plugins' machine code in the binary's read-only data.
+struct InPlaceCode;
+
+impl InPlaceCode {
+    fn protect(ptr: *const u8, len: usize, flags: nix::sys::mman::ProtFlags) -> wasmtime::Result<()> {
+        let Some(start) = std::ptr::NonNull::new(ptr.cast_mut().cast::<std::ffi::c_void>()) else {
+            return Ok(());
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        let len = len.div_ceil(PAGE) * PAGE;
+        // SAFETY: wasmtime hands us a page-aligned range of one code image it owns or
+        // that we gave it (`deserialize_raw` of a `'static`, page-aligned artifact);
+        // nothing else uses those pages, so changing their protection breaks no reader.
+        unsafe { nix::sys::mman::mprotect(start, len, flags) }
+            .map_err(|e| wasmtime::Error::msg(format!("mprotect of code memory: {e}")))
+    }
+}
+
+impl wasmtime::CustomCodeMemory for InPlaceCode {
+    fn required_alignment(&self) -> usize {
+        PAGE
+    }
+
+    fn publish_executable(&self, ptr: *const u8, len: usize) -> wasmtime::Result<()> {
+        use nix::sys::mman::ProtFlags;
+        Self::protect(ptr, len, ProtFlags::PROT_READ | ProtFlags::PROT_EXEC)
+    }
+
+    fn unpublish_executable(&self, ptr: *const u8, len: usize) -> wasmtime::Result<()> {
+        use nix::sys::mman::ProtFlags;
+        Self::protect(ptr, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE)
+    }
 }
 
 /// Ticks the engine's epoch until the engine is dropped.
