@@ -9,9 +9,10 @@
 //! `use-hostnames` makes STRICT_DNS clusters with the hostnames inline, so Envoy does
 //! the resolving (Sidecar resolved once, in the control plane).
 
+use crate::sidecar::{self, SidecarProxy};
 use prost::{Message, Name};
 use sidecar_plugin_sdk::envoy::TcpProxy;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use xds_api::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use xds_api::pb::envoy::config::core::v3::{
@@ -105,7 +106,7 @@ pub struct Resource {
 }
 
 impl Resource {
-    fn of<M: Message + Name>(name: &str, m: &M) -> Resource {
+    pub(crate) fn of<M: Message + Name>(name: &str, m: &M) -> Resource {
         Resource {
             type_url: M::type_url(),
             name: name.to_string(),
@@ -141,6 +142,16 @@ struct Group<'a> {
 
 /// The resources for the catalog, and warnings for the log.
 pub fn build(instances: &[Instance], settings: &Settings) -> (Vec<Resource>, Vec<String>) {
+    build_with_proxies(instances, &[], settings)
+}
+
+/// The resources for the catalog and this host's sidecar proxies (see
+/// [`crate::sidecar`]), and warnings for the log.
+pub fn build_with_proxies(
+    instances: &[Instance],
+    proxies: &[SidecarProxy],
+    settings: &Settings,
+) -> (Vec<Resource>, Vec<String>) {
     let mut warnings = Vec::new();
     // ServicePort -> the service name that owns it (oldest instance first).
     let mut owner: BTreeMap<u16, &str> = BTreeMap::new();
@@ -205,21 +216,53 @@ pub fn build(instances: &[Instance], settings: &Settings) -> (Vec<Resource>, Vec
         }
     }
 
-    let mut clusters = Vec::new();
-    let mut assignments = Vec::new();
-    let mut listeners = Vec::new();
+    let mut out = Resources::default();
     for (name, g) in &groups {
         let cla = assignment(name, &g.endpoints);
-        clusters.push(Resource::of(name, &cluster(name, settings, cla.clone())));
+        out.clusters
+            .push(Resource::of(name, &cluster(name, settings, cla.clone())));
         if !settings.use_hostnames {
-            assignments.push(Resource::of(name, &cla));
+            out.assignments.push(Resource::of(name, &cla));
         }
-        listeners.push(Resource::of(name, &listener(name, g, settings)));
+        out.listeners
+            .push(Resource::of(name, &listener(name, g, settings)));
     }
-    let mut out = clusters;
-    out.extend(assignments);
-    out.extend(listeners);
-    (out, warnings)
+    let catalog = Catalog {
+        service_ports: groups.values().fold(BTreeMap::new(), |mut m, g| {
+            m.entry(g.name.to_string())
+                .or_insert_with(BTreeSet::new)
+                .insert(g.service_port);
+            m
+        }),
+        listeners: groups
+            .iter()
+            .map(|(name, g)| (settings.bind_ip, g.service_port, name.clone()))
+            .collect(),
+        names: groups.keys().cloned().collect(),
+    };
+    sidecar::add(proxies, &catalog, settings, &mut out, &mut warnings);
+    let mut all = out.clusters;
+    all.extend(out.assignments);
+    all.extend(out.listeners);
+    (all, warnings)
+}
+
+/// Resources by type, in the order they are returned (clusters before what uses them).
+#[derive(Debug, Default)]
+pub(crate) struct Resources {
+    pub clusters: Vec<Resource>,
+    pub assignments: Vec<Resource>,
+    pub listeners: Vec<Resource>,
+}
+
+/// What the catalog's resources already hold, for the sidecar listeners.
+pub(crate) struct Catalog {
+    /// Service name -> the ServicePorts it has a cluster for.
+    pub service_ports: BTreeMap<String, BTreeSet<u16>>,
+    /// The addresses the catalog's listeners bind, and their names.
+    pub listeners: Vec<(IpAddr, u16, String)>,
+    /// The `<name>:<ServicePort>` names (clusters and listeners alike).
+    pub names: BTreeSet<String>,
 }
 
 /// A DNS name Envoy can resolve (letters, digits, `-`, `.`).
@@ -230,7 +273,7 @@ fn is_hostname(h: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
-fn socket(address: &str, port: u16) -> xds_api::pb::envoy::config::core::v3::Address {
+pub(crate) fn socket(address: &str, port: u16) -> xds_api::pb::envoy::config::core::v3::Address {
     xds_api::pb::envoy::config::core::v3::Address {
         address: Some(address::Address::SocketAddress(SocketAddress {
             address: address.to_string(),
@@ -240,7 +283,7 @@ fn socket(address: &str, port: u16) -> xds_api::pb::envoy::config::core::v3::Add
     }
 }
 
-fn assignment(name: &str, endpoints: &[(String, u16)]) -> ClusterLoadAssignment {
+pub(crate) fn assignment(name: &str, endpoints: &[(String, u16)]) -> ClusterLoadAssignment {
     ClusterLoadAssignment {
         cluster_name: name.to_string(),
         endpoints: vec![LocalityLbEndpoints {
@@ -270,7 +313,7 @@ fn ads() -> ConfigSource {
     }
 }
 
-fn cluster(name: &str, settings: &Settings, cla: ClusterLoadAssignment) -> Cluster {
+pub(crate) fn cluster(name: &str, settings: &Settings, cla: ClusterLoadAssignment) -> Cluster {
     let ms = settings.connect_timeout_ms;
     let mut c = Cluster {
         name: name.to_string(),
@@ -374,7 +417,7 @@ fn http_manager(name: &str, g: &Group<'_>) -> HttpConnectionManager {
     }
 }
 
-fn any<M: Message + Name>(m: &M) -> Any {
+pub(crate) fn any<M: Message + Name>(m: &M) -> Any {
     Any {
         type_url: M::type_url(),
         value: m.encode_to_vec(),

@@ -4,15 +4,20 @@
 //! backend per ServicePort, `<name>-<port>`, ALIVE instances only) for HAProxy 2.6 in
 //! master-worker mode; `template` (the host passes `HAPROXY_TEMPLATE_FILE`'s contents)
 //! replaces it. The template language is Jinja (minijinja), documented in
-//! `docs/proxies.md`. The host writes, verifies and reloads; this plugin only renders.
+//! `docs/proxies.md`. This host's sidecar proxies (Consul-style `Connect.SidecarService`)
+//! become `mode tcp` listeners after them. The host writes, verifies and reloads; this
+//! plugin only renders.
 
 pub mod model;
 pub mod render;
+pub mod sidecar;
 
 #[cfg(target_arch = "wasm32")]
 mod guest {
     use super::model::{Instance, PortSpec};
-    use super::render::{Settings, render};
+    use super::render::{Settings, render_with_proxies};
+    use super::sidecar::{SidecarProxy, Upstream};
+    use sidecar_plugin_sdk::local_services;
     use sidecar_plugin_sdk::log::{Level, log};
     use sidecar_plugin_sdk::proxy_emitter::{self, EmitRequest, Emitted, ProxyEmitter};
     use sidecar_plugin_sdk::types::{PortKind, Service, ServiceStatus, Timestamp};
@@ -33,8 +38,19 @@ mod guest {
 
         fn emit(req: EmitRequest) -> Result<Emitted, String> {
             let instances: Vec<Instance> = req.services.iter().map(instance).collect();
-            let (text, warnings) = SETTINGS
-                .with(|s| render(&s.borrow(), &instances, &req.hostname, &req.cluster_name))?;
+            let proxies: Vec<SidecarProxy> = local_services::sidecar_proxies()
+                .into_iter()
+                .map(proxy)
+                .collect();
+            let (text, warnings) = SETTINGS.with(|s| {
+                render_with_proxies(
+                    &s.borrow(),
+                    &instances,
+                    &proxies,
+                    &req.hostname,
+                    &req.cluster_name,
+                )
+            })?;
             for w in warnings {
                 log(Level::Warn, &w);
             }
@@ -72,6 +88,29 @@ mod guest {
             }
             .to_string(),
             updated: rfc3339(&s.updated),
+        }
+    }
+
+    fn proxy(p: local_services::SidecarProxy) -> SidecarProxy {
+        SidecarProxy {
+            id: p.id,
+            name: p.name,
+            address: p.address,
+            port: p.port,
+            destination_service_name: p.destination_service_name,
+            destination_service_id: p.destination_service_id,
+            local_service_address: p.local_service_address,
+            local_service_port: p.local_service_port,
+            upstreams: p
+                .upstreams
+                .into_iter()
+                .map(|u| Upstream {
+                    destination_name: u.destination_name,
+                    destination_port: u.destination_port,
+                    local_bind_address: u.local_bind_address,
+                    local_bind_port: u.local_bind_port,
+                })
+                .collect(),
         }
     }
 

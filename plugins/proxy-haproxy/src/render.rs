@@ -2,6 +2,7 @@
 //! `HAPROXY_TEMPLATE_FILE`) filled with the grouped catalog.
 
 use crate::model::{self, Grouped, Instance, is_safe_token};
+use crate::sidecar::{self, Bind, SidecarProxy};
 use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde::Serialize;
@@ -156,14 +157,31 @@ fn environment(template: &str) -> Result<Environment<'static>, String> {
     Ok(env)
 }
 
-/// Renders the config. Returns the text and the grouping warnings.
+/// Renders the config without sidecar proxies. Returns the text and the warnings.
 pub fn render(
     settings: &Settings,
     instances: &[Instance],
     hostname: &str,
     cluster_name: &str,
 ) -> Result<(String, Vec<String>), String> {
-    let Grouped { services, warnings } = model::group(instances, settings.use_hostnames);
+    render_with_proxies(settings, instances, &[], hostname, cluster_name)
+}
+
+/// Renders the config with this host's sidecar proxies (`sidecar_proxies` in the
+/// template). Returns the text and the grouping and proxy warnings.
+pub fn render_with_proxies(
+    settings: &Settings,
+    instances: &[Instance],
+    proxies: &[SidecarProxy],
+    hostname: &str,
+    cluster_name: &str,
+) -> Result<(String, Vec<String>), String> {
+    let Grouped {
+        services,
+        mut warnings,
+    } = model::group(instances, settings.use_hostnames);
+    let resolved = sidecar::resolve(proxies, &services, default_binds(settings, &services));
+    warnings.extend(resolved.warnings);
     let env = environment(&settings.template)?;
     let tmpl = env
         .get_template("haproxy.cfg")
@@ -173,10 +191,36 @@ pub fn render(
         cluster_name => cluster_name,
         services => Value::from(Serde(&services)),
         all_services => Value::from(Serde(instances)),
+        sidecar_proxies => Value::from(Serde(&resolved.proxies)),
         ..Value::from(Serde(settings))
     };
     let text = tmpl.render(ctx).map_err(|e| format!("template: {e:#}"))?;
     Ok((text, warnings))
+}
+
+/// What the default template binds besides sidecar listeners: the ServicePort
+/// frontends and the stats frontends. (A user template may bind others; it then owns
+/// their conflicts.)
+fn default_binds(settings: &Settings, services: &[model::ServiceGroup]) -> Vec<Bind> {
+    let bind = |host: &str, port: u16, holder: &str| Bind {
+        host: host.to_string(),
+        port,
+        holder: format!("frontend {holder}"),
+    };
+    let mut binds: Vec<Bind> = services
+        .iter()
+        .flat_map(|s| &s.ports)
+        .map(|l| bind(&settings.bind_ip, l.service_port, &l.name))
+        .collect();
+    if settings.stats_port != 0 {
+        binds.push(bind(
+            &settings.stats_bind_ip,
+            settings.stats_port,
+            "stats_proxy",
+        ));
+        binds.push(bind("127.0.0.1", settings.stats_internal_port, "stats"));
+    }
+    binds
 }
 
 #[cfg(test)]
@@ -262,6 +306,157 @@ mod tests {
         let looping = "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}";
         let s = Settings::parse(&[("template".into(), looping.into())]).expect("compiles");
         assert!(render(&s, &[], "h", "c").is_err(), "recursion is bounded");
+    }
+
+    fn proxy(upstreams: &[(&str, u16, &str, u16)]) -> SidecarProxy {
+        SidecarProxy {
+            id: "web-1-sidecar-proxy".into(),
+            name: "web-sidecar-proxy".into(),
+            address: "127.0.0.2".into(),
+            port: 21000,
+            destination_service_name: "web".into(),
+            destination_service_id: "web-1".into(),
+            local_service_address: "127.0.0.1".into(),
+            local_service_port: 8080,
+            upstreams: upstreams
+                .iter()
+                .map(|(name, dport, addr, port)| crate::sidecar::Upstream {
+                    destination_name: name.to_string(),
+                    destination_port: *dport,
+                    local_bind_address: addr.to_string(),
+                    local_bind_port: *port,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn default_template_renders_sidecar_listeners() {
+        let s = Settings::parse(&[("bind-ip".into(), "127.0.0.2".into())]).expect("valid");
+        let (text, warnings) = render_with_proxies(
+            &s,
+            &[web("abc", "h1", 9001, "http")],
+            &[proxy(&[
+                ("web", 0, "127.0.0.1", 9191),
+                ("cache", 6379, "127.0.0.1", 9192),
+            ])],
+            "h1",
+            "c",
+        )
+        .expect("renders");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        for block in [
+            "\nfrontend web-1-sidecar-proxy_public_21000\n    mode tcp\n    bind 127.0.0.2:21000\n    default_backend web-1-sidecar-proxy_public_21000\n\nbackend web-1-sidecar-proxy_public_21000\n    mode tcp\n    server local 127.0.0.1:8080\n",
+            "\nfrontend web-1-sidecar-proxy_upstream_9191\n    mode tcp\n    bind 127.0.0.1:9191\n    default_backend web-1-sidecar-proxy_upstream_9191\n\nbackend web-1-sidecar-proxy_upstream_9191\n    mode tcp\n    server h1-abc 127.0.0.1:9001\n",
+            "\nbackend web-1-sidecar-proxy_upstream_9192\n    mode tcp\n",
+        ] {
+            assert!(text.contains(block), "missing {block:?} in\n{text}");
+        }
+        assert!(
+            text.ends_with("backend web-1-sidecar-proxy_upstream_9192\n    mode tcp\n"),
+            "no server for a missing destination:\n{text}"
+        );
+    }
+
+    #[test]
+    fn sidecar_listeners_never_take_a_bound_port() {
+        let s = Settings::parse(&[("bind-ip".into(), "127.0.0.2".into())]).expect("valid");
+        let mut p = proxy(&[
+            ("web", 0, "127.0.0.2", 10000),
+            ("web", 0, "127.0.0.1", 32012),
+            ("web", 0, "127.0.0.1", 3212),
+            ("web", 0, "127.0.0.1", 9191),
+            ("web", 0, "127.0.0.1", 9191),
+        ]);
+        p.port = 10000;
+        let (text, warnings) =
+            render_with_proxies(&s, &[web("abc", "h1", 9001, "http")], &[p], "h1", "c")
+                .expect("renders");
+        assert_eq!(warnings.len(), 5, "{warnings:#?}");
+        assert!(
+            warnings[0].contains("frontend web-10000"),
+            "{}",
+            warnings[0]
+        );
+        assert!(warnings[2].contains("frontend stats"), "{}", warnings[2]);
+        assert!(
+            warnings[3].contains("frontend stats_proxy"),
+            "{}",
+            warnings[3]
+        );
+        assert_eq!(text.matches("\n    bind ").count(), 4, "{text}");
+    }
+
+    #[test]
+    fn user_templates_see_sidecar_proxies() {
+        let s = Settings::parse(&[(
+            "template".into(),
+            "{% for p in sidecar_proxies %}{{ p.id }} {{ p.public.name }} \
+             {% for u in p.upstreams %}{{ u.destination_name }}:{{ u.destination_port }}={{ u.servers | length }}{% endfor %};\n{% endfor %}"
+                .into(),
+        )])
+        .expect("valid");
+        let (text, _) = render_with_proxies(
+            &s,
+            &[web("a", "h", 1, "tcp")],
+            &[proxy(&[("web", 0, "127.0.0.1", 9191)])],
+            "h",
+            "c",
+        )
+        .expect("renders");
+        assert_eq!(
+            text,
+            "web-1-sidecar-proxy web-1-sidecar-proxy_public_21000 web:10000=1;\n"
+        );
+    }
+
+    /// The default template with sidecar listeners (and a destination with no
+    /// instance, an IPv6 bind) passes the real `haproxy -c`.
+    #[test]
+    fn haproxy_accepts_sidecar_listeners() {
+        if std::process::Command::new("haproxy")
+            .arg("-v")
+            .output()
+            .is_err()
+        {
+            println!("note: haproxy is not on PATH; skipping the `haproxy -c` check");
+            return;
+        }
+        let s = Settings::parse(&[
+            ("bind-ip".into(), "127.0.0.2".into()),
+            ("user".into(), "".into()),
+        ])
+        .expect("valid");
+        let (text, warnings) = render_with_proxies(
+            &s,
+            &[web("abc", "h1", 9001, "http")],
+            &[proxy(&[
+                ("web", 0, "127.0.0.1", 9191),
+                ("web", 10000, "::1", 9191),
+                ("cache", 0, "127.0.0.1", 9192),
+                ("web", 0, "127.0.0.1", 9191),
+            ])],
+            "h1",
+            "c",
+        )
+        .expect("renders");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let path =
+            std::env::temp_dir().join(format!("proxy-haproxy-sidecar-{}.cfg", std::process::id()));
+        std::fs::write(&path, &text).expect("write");
+        let out = std::process::Command::new("haproxy")
+            .arg("-c")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .expect("haproxy runs");
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            out.status.success(),
+            "haproxy -c refused:\n{}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[test]
