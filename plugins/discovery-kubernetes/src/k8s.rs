@@ -273,8 +273,7 @@ pub fn announce(
         // The last listed wins, as in Sidecar; one in the pod's namespace first.
         let svc = candidates
             .clone()
-            .filter(|s| s.namespace == pod.namespace)
-            .next_back()
+            .rfind(|s| s.namespace == pod.namespace)
             .or_else(|| candidates.clone().next_back());
         let Some(svc) = svc else {
             passed.push(format!(

@@ -106,7 +106,10 @@ fn deserialize(engine: &Engine, plugin: &EmbeddedPlugin) -> Result<Component, St
     // plugins with wasmtime and embedded them in this binary, and their checksum matches.
     // wasmtime itself refuses them unless its version, the engine's settings and the
     // CPU's features fit (the error says which).
-    if crate::engine::runs_code_in_place() && (bytes.as_ptr() as usize).is_multiple_of(4096) {
+    if crate::engine::runs_code_in_place()
+        && (bytes.as_ptr() as usize).is_multiple_of(4096)
+        && claim_in_place(plugin.name)
+    {
         // In place: the code runs from the binary's own read-only pages, which the
         // engine's code memory makes executable, instead of from a private copy. Those
         // pages belong to the page cache: only the parts in use are resident, and they
@@ -117,6 +120,16 @@ fn deserialize(engine: &Engine, plugin: &EmbeddedPlugin) -> Result<Component, St
     } else {
         unsafe { Component::deserialize(engine, bytes) }.map_err(|e| format!("{e:#}"))
     }
+}
+
+/// Whether this process may still run `name`'s embedded code in place: only once.
+/// wasmtime registers every loaded code image by its address, process-wide, and one
+/// address cannot hold two images; a second engine (a reload of plugins.toml, the CLI's
+/// own runtime in tests) gets a private copy instead.
+fn claim_in_place(name: &'static str) -> bool {
+    static TAKEN: parking_lot::Mutex<std::collections::BTreeSet<&str>> =
+        parking_lot::Mutex::new(std::collections::BTreeSet::new());
+    TAKEN.lock().insert(name)
 }
 
 pub(crate) fn find(name: &str) -> Option<&'static EmbeddedPlugin> {
