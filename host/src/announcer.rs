@@ -42,7 +42,10 @@ pub async fn run(
             continue;
         };
         let statuses = health.borrow_and_update().clone();
-        if last.as_ref().is_none_or(|(v, ..)| !Arc::ptr_eq(v, &current)) {
+        if last
+            .as_ref()
+            .is_none_or(|(v, ..)| !Arc::ptr_eq(v, &current))
+        {
             // Before the records, so the snapshot that first holds a proxy's record
             // also holds its listeners.
             let mut proxies: Vec<_> = current

@@ -167,7 +167,10 @@ fn haproxy_carries_traffic_through_a_sidecar_proxys_listeners() {
             ("HAPROXY_USER", String::new()),
             ("HAPROXY_STATS_PORT", "0".into()),
             ("HAPROXY_MIN_RELOAD_INTERVAL", "200ms".into()),
-            ("SIDECAR_CONNECT_PORT_RANGE", format!("{proxy_port}-{proxy_port}")),
+            (
+                "SIDECAR_CONNECT_PORT_RANGE",
+                format!("{proxy_port}-{proxy_port}"),
+            ),
         ],
     );
     sidecar_scenario(&agent, proxy_port);
@@ -190,7 +193,10 @@ fn envoy_carries_traffic_through_a_sidecar_proxys_listeners() {
             ("ENVOY_USE_GRPC_API", "true".into()),
             ("ENVOY_GRPC_PORT", ads.to_string()),
             ("ENVOY_BIND_IP", BIND.into()),
-            ("SIDECAR_CONNECT_PORT_RANGE", format!("{proxy_port}-{proxy_port}")),
+            (
+                "SIDECAR_CONNECT_PORT_RANGE",
+                format!("{proxy_port}-{proxy_port}"),
+            ),
         ],
     );
     let (_envoy, admin) = start_envoy(dir.path(), ads);

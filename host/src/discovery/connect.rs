@@ -160,7 +160,8 @@ pub fn parse(connect: &Value) -> Result<Option<SidecarSpec>, String> {
                 return Err(format!("{at}.Upstreams: at most {MAX_UPSTREAMS}"));
             }
             for (i, u) in list.iter().enumerate() {
-                spec.upstreams.push(upstream(u, &format!("{at}.Upstreams[{i}]"))?);
+                spec.upstreams
+                    .push(upstream(u, &format!("{at}.Upstreams[{i}]"))?);
             }
         }
     }
@@ -280,8 +281,7 @@ pub fn register(
         .local_service_port
         .or_else(|| parent.ports.first().map(|p| p.port).filter(|p| *p != 0))
         .ok_or_else(|| {
-            "Connect.SidecarService: the parent has no port; set Proxy.LocalServicePort"
-                .to_string()
+            "Connect.SidecarService: the parent has no port; set Proxy.LocalServicePort".to_string()
         })?;
     let checks = if spec.checks.is_empty() {
         let address = if advertise_ip.contains(':') {
@@ -449,7 +449,9 @@ mod tests {
 
     #[test]
     fn the_minimal_registration_gets_consuls_defaults() {
-        let spec = spec(r#"{"sidecar_service": {}}"#).expect("valid").expect("some");
+        let spec = spec(r#"{"sidecar_service": {}}"#)
+            .expect("valid")
+            .expect("some");
         let l = register(
             &parent(),
             &spec,

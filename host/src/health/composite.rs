@@ -162,7 +162,10 @@ mod tests {
     fn all() -> AllOf {
         let mut m: HashMap<String, Arc<dyn HealthChecker>> = HashMap::new();
         m.insert("Up".into(), Arc::new(Fixed(CheckStatus::Healthy, "up")));
-        m.insert("Down".into(), Arc::new(Fixed(CheckStatus::Unhealthy, "down")));
+        m.insert(
+            "Down".into(),
+            Arc::new(Fixed(CheckStatus::Unhealthy, "down")),
+        );
         AllOf::new(m)
     }
 
@@ -213,7 +216,7 @@ mod tests {
     fn arguments_are_bounded_and_not_recursive() {
         assert!(parse_args("not json").is_err());
         assert!(parse_args("[]").is_err());
-        let many = format!("[{}]", vec![r#"{"Type":"Up"}"#; MAX_CHECKS + 1].join(","));
+        let many = format!("[{}]", [r#"{"Type":"Up"}"#; MAX_CHECKS + 1].join(","));
         assert!(parse_args(&many).is_err());
         assert!(parse_args(r#"[{"Type":"all","Args":"[]"}]"#).is_err());
         let specs = vec![CheckSpec {

@@ -103,7 +103,9 @@ impl CheckRegistry {
     /// Whether this check runs programs: its type, or for `All` any check it lists
     /// (arguments that do not parse run nothing).
     pub fn check_runs_programs(&self, check: &ResolvedCheck) -> bool {
-        if check.check_type.eq_ignore_ascii_case(composite::ALL) && !self.runs_programs(&check.check_type) {
+        if check.check_type.eq_ignore_ascii_case(composite::ALL)
+            && !self.runs_programs(&check.check_type)
+        {
             return composite::parse_args(&check.args)
                 .is_ok_and(|specs| specs.iter().any(|s| self.runs_programs(&s.check_type)));
         }

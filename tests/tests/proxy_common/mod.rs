@@ -2,7 +2,8 @@
 //! fast health checks, backends with a health endpoint the test flips, HTTP over plain
 //! sockets, and the real `haproxy` / `envoy` binaries (`scripts/setup.sh`).
 
-#![allow(dead_code)]
+// Each test crate uses part of these helpers and re-exports.
+#![allow(dead_code, unused_imports)]
 
 use sidecar_e2e::envoy;
 pub use sidecar_e2e::net::{Backend, http_get, seen, tcp_line};

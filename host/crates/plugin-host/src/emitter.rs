@@ -32,7 +32,10 @@ impl ProxyEmitter for WasmEmitter {
                     // The import answers from the store, so the emitter sees the proxies
                     // of this request; a long-lived instance must not keep them after.
                     store.data_mut().sidecar_proxies = proxies;
-                    let out = w.sidecar_plugin_emitter().call_emit(&mut *store, &wit_req).await;
+                    let out = w
+                        .sidecar_plugin_emitter()
+                        .call_emit(&mut *store, &wit_req)
+                        .await;
                     store.data_mut().sidecar_proxies = std::sync::Arc::new([]);
                     out
                 })

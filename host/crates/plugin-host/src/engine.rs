@@ -115,7 +115,11 @@ const PAGE: usize = 4096;
 struct InPlaceCode;
 
 impl InPlaceCode {
-    fn protect(ptr: *const u8, len: usize, flags: nix::sys::mman::ProtFlags) -> wasmtime::Result<()> {
+    fn protect(
+        ptr: *const u8,
+        len: usize,
+        flags: nix::sys::mman::ProtFlags,
+    ) -> wasmtime::Result<()> {
         let Some(start) = std::ptr::NonNull::new(ptr.cast_mut().cast::<std::ffi::c_void>()) else {
             return Ok(());
         };
