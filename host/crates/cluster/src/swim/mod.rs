@@ -118,6 +118,9 @@ pub struct CoreStats {
     pub grafts: u64,
 }
 
+/// The first retry of an unanswered join; each later one waits twice as long, to 60 s.
+pub const FIRST_JOIN_RETRY: Duration = Duration::from_millis(125);
+
 /// What to answer a stream request with.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StreamAnswer {
@@ -226,7 +229,9 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
             next_sweep: now + 60_000_000,
             seeds: Vec::new(),
             joined: false,
-            join_backoff: Duration::from_secs(1),
+            // Seeds started together race each other's listeners: retry soon, then
+            // back off (a refused connect costs nothing).
+            join_backoff: FIRST_JOIN_RETRY,
             pending: HashMap::new(),
             next_req: 1,
             contact_syncs: HashMap::new(),

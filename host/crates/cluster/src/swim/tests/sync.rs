@@ -37,10 +37,10 @@ fn an_unanswered_join_is_retried_with_doubling_backoff() {
         .digests()
         .iter()
         .filter(|d| d.3.join)
-        .map(|d| d.0 / S)
+        .map(|d| d.0 / 1000)
         .collect();
-    // 1 s, then doubling up to 30 s.
-    assert_eq!(times, vec![0, 1, 3, 7, 15, 31]);
+    // 125 ms, then doubling (the cap, 60 s, is further out).
+    assert_eq!(times, vec![0, 125, 375, 875, 1875, 3875, 7875, 15875, 31875]);
 }
 
 #[test]
@@ -169,10 +169,10 @@ fn a_seed_that_is_not_a_live_member_is_synced_with_every_rejoin_interval() {
         .digests()
         .iter()
         .filter(|d| d.1 == addr(9))
-        .map(|d| d.0 / S)
+        .map(|d| d.0 / 1000)
         .collect();
-    // The first rejoin check comes a join backoff (1 s) after joining, then every 30 s.
-    assert_eq!(times, vec![1, 31, 61, 91]);
+    // The first rejoin check comes a join backoff (125 ms) after joining, then every 30 s.
+    assert_eq!(times, vec![125, 30_125, 60_125, 90_125]);
 }
 
 fn digest_from_2(members_hash: u64) -> Stream<Key, Key> {
