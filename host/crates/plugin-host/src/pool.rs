@@ -11,7 +11,7 @@
 
 use super::api::PluginError;
 use super::breaker::{Breaker, BreakerPolicy};
-use super::engine::TICK;
+use super::engine::{CallActivity, TICK};
 use super::state::{Deadlines, HostState, PluginContext};
 use super::world::World;
 use futures::future::BoxFuture;
@@ -166,6 +166,7 @@ impl<W: World> Pool<W> {
         warm.store.data_mut().begin_call(deadlines);
         warm.store.set_epoch_deadline(1);
         let outcome = {
+            let _ticking = CallActivity::start();
             let Warm { store, world, .. } = &mut warm;
             tokio::time::timeout_at((deadlines.hard + 2 * TICK).into(), f(world, store)).await
         };
@@ -217,12 +218,14 @@ impl<W: World> Pool<W> {
         store.set_epoch_deadline(1);
         store.data_mut().begin_call(deadlines);
         let budget = deadlines.io.saturating_duration_since(Instant::now());
+        let ticking = CallActivity::start();
         let started = tokio::time::timeout_at((deadlines.hard + 2 * TICK).into(), async {
             let world = W::instantiate(&self.pre, &mut store).await?;
             let configured = world.configure(&mut store, &self.ctx.settings).await?;
             Ok::<_, wasmtime::Error>((world, configured))
         })
         .await;
+        drop(ticking);
         let stderr_tail = store.data_mut().end_call();
         match started {
             Ok(Ok((world, Ok(())))) => Ok(Warm {
