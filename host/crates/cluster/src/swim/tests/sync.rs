@@ -40,7 +40,10 @@ fn an_unanswered_join_is_retried_with_doubling_backoff() {
         .map(|d| d.0 / 1000)
         .collect();
     // 125 ms, then doubling (the cap, 60 s, is further out).
-    assert_eq!(times, vec![0, 125, 375, 875, 1875, 3875, 7875, 15875, 31875]);
+    assert_eq!(
+        times,
+        vec![0, 125, 375, 875, 1875, 3875, 7875, 15875, 31875]
+    );
 }
 
 #[test]
