@@ -728,7 +728,8 @@ mod tests {
     /// The resources (public STATIC cluster, upstream listeners, an empty cluster for a
     /// missing destination) pass a real Envoy's `--mode validate`, loaded as static
     /// resources next to an ADS source for the EDS clusters. Envoy is found through
-    /// `$ENVOY_BIN` or `PATH`; skipped with a note when there is none.
+    /// `$ENVOY_BIN`, the workspace's `target/tools/envoy` or `PATH`; skipped with a note
+    /// when there is none.
     #[test]
     fn envoy_accepts_sidecar_resources() {
         use xds_api::pb::envoy::config::bootstrap::v3::{Bootstrap, bootstrap};
@@ -737,7 +738,16 @@ mod tests {
             api_config_source, grpc_service,
         };
 
-        let bin = std::env::var("ENVOY_BIN").unwrap_or_else(|_| "envoy".into());
+        // `scripts/setup.sh` installs Envoy into the workspace's target/tools, which is
+        // not on PATH: look there too, so CI runs this test instead of skipping it.
+        let installed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/tools/envoy");
+        let bin = std::env::var("ENVOY_BIN").unwrap_or_else(|_| {
+            if std::path::Path::new(installed).exists() {
+                installed.into()
+            } else {
+                "envoy".into()
+            }
+        });
         if std::process::Command::new(&bin)
             .arg("--version")
             .output()
