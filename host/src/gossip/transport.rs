@@ -463,11 +463,16 @@ impl Driver {
                     Err(e) => tracing::debug!("gossip UDP receive: {e}"),
                 },
                 Some(records) = outbound.recv() => {
-                    let now = self.now();
-                    if let Some(ml) = self.ml.as_mut() {
-                        ml.local_records(&records);
+                    // Once our departure is announced, nothing of ours goes out: a
+                    // refutation of a peer's tombstone of our records would bring them
+                    // back to life everywhere just as we leave.
+                    if leaving.is_none() {
+                        let now = self.now();
+                        if let Some(ml) = self.ml.as_mut() {
+                            ml.local_records(&records);
+                        }
+                        self.core.local_records(records, now);
                     }
-                    self.core.local_records(records, now);
                 }
                 Some(s) = streams.recv() => self.stream_request(s),
                 Some(s) = ml_streams.recv() => {

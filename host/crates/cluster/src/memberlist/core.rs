@@ -189,8 +189,18 @@ pub struct Memberlist {
     leaving: bool,
     /// Token buckets of new-member introductions, per sending IP: (tokens, last refill).
     intros: HashMap<std::net::IpAddr, (f64, Micros)>,
+    /// The seeds of [`Memberlist::join`], asked again (see [`Memberlist::tick`]) while
+    /// no other member is known: a seed that was not listening yet when we started
+    /// would otherwise leave us invisible to every memberlist-only node.
+    seeds: Vec<SocketAddr>,
+    /// When to ask the seeds again (`None`: schedule from the next tick) and the wait.
+    next_join: Option<Micros>,
+    join_backoff: Duration,
     pub stats: MlStats,
 }
+
+/// The first retry of an unanswered join; each later one waits twice as long, to 60 s.
+pub const FIRST_JOIN_RETRY: Duration = Duration::from_millis(125);
 
 impl Memberlist {
     /// Our node, alive with incarnation `inc` (we start above any previous life's
@@ -229,6 +239,9 @@ impl Memberlist {
             rng,
             leaving: false,
             intros: HashMap::new(),
+            seeds: Vec::new(),
+            next_join: None,
+            join_backoff: FIRST_JOIN_RETRY,
             stats: MlStats::default(),
             cfg,
         };
@@ -288,6 +301,9 @@ impl Memberlist {
                 p.direct_until
             });
         }
+        if let Some(j) = self.next_join {
+            d = d.min(j);
+        }
         d
     }
 
@@ -311,8 +327,38 @@ impl Memberlist {
 
     /// Sends a join push/pull to each seed.
     pub fn join(&mut self, seeds: &[SocketAddr]) {
+        self.seeds = seeds.to_vec();
+        self.next_join = None;
+        self.join_backoff = FIRST_JOIN_RETRY;
         for s in seeds {
             self.out.push_back(Output::PushPull { to: *s, join: true });
+        }
+    }
+
+    /// Whether another member is known alive (then push/pull rounds keep us joined).
+    fn has_live_peer(&self) -> bool {
+        self.nodes
+            .values()
+            .any(|n| n.name != self.me && n.state == State::Alive)
+    }
+
+    /// Asks the seeds again, backing off, while nobody else is known.
+    fn retry_join(&mut self, now: Micros) {
+        if self.seeds.is_empty() || self.leaving || self.has_live_peer() {
+            self.next_join = None;
+            self.join_backoff = FIRST_JOIN_RETRY;
+            return;
+        }
+        match self.next_join {
+            None => self.next_join = Some(now + us(self.join_backoff)),
+            Some(at) if now >= at => {
+                for s in self.seeds.clone() {
+                    self.out.push_back(Output::PushPull { to: s, join: true });
+                }
+                self.join_backoff = (self.join_backoff * 2).min(Duration::from_secs(60));
+                self.next_join = Some(now + us(self.join_backoff));
+            }
+            Some(_) => {}
         }
     }
 
@@ -822,6 +868,7 @@ impl Memberlist {
     // -----------------------------------------------------------------------------------
 
     pub fn tick(&mut self, now: Micros) {
+        self.retry_join(now);
         self.probe_step(now);
         self.expire_relays(now);
         let expired: Vec<(String, u32)> = self
@@ -1111,6 +1158,37 @@ mod tests {
             })
             .flatten()
             .collect()
+    }
+
+    fn join_pushes(out: &[Output]) -> usize {
+        out.iter()
+            .filter(|o| matches!(o, Output::PushPull { join: true, .. }))
+            .count()
+    }
+
+    #[test]
+    fn a_join_nobody_answered_is_retried_until_a_member_is_known() {
+        let mut a = node("a", 1);
+        a.join(&[addr(2)]);
+        assert_eq!(join_pushes(&drain(&mut a)), 1, "the join itself");
+        // Nobody answers (the seed was not listening yet): asked again, backing off.
+        let mut at = Vec::new();
+        for ms in (0..4_000).step_by(5) {
+            a.tick(ms * 1_000);
+            if join_pushes(&drain(&mut a)) > 0 {
+                at.push(ms);
+            }
+        }
+        assert_eq!(at, [125, 375, 875, 1875, 3875], "125 ms, then doubling");
+        // Once another member is known, push/pull rounds keep us joined instead (until
+        // it is declared dead: b answers no probe here).
+        a.handle_packet(addr(2), &alive("b", 2, 1), 4 * SEC)
+            .expect("decodes");
+        drain(&mut a);
+        for ms in (4_000..6_000).step_by(5) {
+            a.tick(ms * 1_000);
+            assert_eq!(join_pushes(&drain(&mut a)), 0, "at {ms} ms");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!
 //! What the tree loses (a dropped datagram, a crashed inner member, views that differ
 //! while membership changes) is repaired lazily: each member announces the ids of the
-//! records it received to the next `lazy_fanout` members of the ranking (one batched
+//! records it received to `lazy_fanout` members spread around the ranking (one batched
 //! datagram per `announce_delay`); a member that is told of an id it has not seen within
 //! `graft_wait` asks the announcer for it (GRAFT; again, of the latest announcer, while
 //! it does not come, 3 times in all) and, once it has it, forwards it to its own
@@ -49,7 +49,7 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
     }
 
     /// The ranking, rebuilt when liveness changed since the last use.
-    fn ranks(&mut self) -> &[(u64, K)] {
+    pub(super) fn ranks(&mut self) -> &[(u64, K)] {
         if self.ranks_dirty {
             self.ranks_dirty = false;
             let mut v: Vec<(u64, K)> = self
@@ -95,14 +95,31 @@ impl<K: NodeKey, A: NodeAddr> Swim<K, A> {
         )
     }
 
-    /// The members after us in the ranking, who hear our announcements.
-    fn lazy_targets(&mut self) -> Vec<A> {
+    /// Who hears our announcements: members spread evenly around the ranking from us
+    /// (`n / (lazy_fanout + 1)` apart), not our neighbours. In an origin's tree,
+    /// neighbouring ranks are siblings under one parent and lose a record together when
+    /// that parent does; an announcer from elsewhere in the ranking most likely has it,
+    /// so a lost subtree is repaired in one round instead of a chain of them.
+    pub(super) fn lazy_targets(&mut self) -> Vec<A> {
         let me = self.me.clone();
         let Some(m) = self.rank_of(&me) else {
             return Vec::new();
         };
         let n = self.ranks.len();
-        (1..=self.cfg.lazy_fanout.min(n.saturating_sub(1)))
+        let k = self.cfg.lazy_fanout.min(n.saturating_sub(1));
+        let mut offsets: Vec<usize> = Vec::with_capacity(k);
+        for j in 1..=k {
+            // Distinct offsets in 1..n, also in clusters smaller than the fan-out needs.
+            let mut d = (j * n / (k + 1)).max(1);
+            while offsets.contains(&d) {
+                d += 1;
+            }
+            if d < n {
+                offsets.push(d);
+            }
+        }
+        offsets
+            .into_iter()
             .filter_map(|d| self.addr_of_rank((m + d) % n))
             .collect()
     }

@@ -1,5 +1,5 @@
 //! Records on broadcast trees: the eager push down the origin's tree, the lazy
-//! announcements to the next members of the ranking, and grafts that repair what the
+//! announcements to members spread around the ranking, and grafts that repair what the
 //! tree lost. One rule per test; a catalog that stores what is new to it.
 
 use super::support::*;
@@ -159,7 +159,7 @@ fn a_record_new_to_us_goes_on_to_our_children_in_its_origins_tree_once() {
 }
 
 #[test]
-fn received_records_are_announced_to_the_next_members_of_the_ranking_in_one_batch() {
+fn received_records_are_announced_to_the_lazy_targets_in_one_batch() {
     let cfg = SwimConfig::default();
     let mut c = core(ME, 40, &cfg);
     let mut cat = Recs::default();
@@ -194,6 +194,40 @@ fn received_records_are_announced_to_the_next_members_of_the_ranking_in_one_batc
     assert!(ihaves.iter().all(|(_, got)| *got == ids));
     let tree_peers: BTreeSet<u32> = ihaves.iter().map(|i| i.0).collect();
     assert_eq!(tree_peers.len(), cfg.lazy_fanout, "distinct members");
+}
+
+#[test]
+fn announcements_go_around_the_ranking_not_to_our_siblings() {
+    let cfg = SwimConfig::default();
+    for n in [2u32, 3, 4, 40, 200] {
+        let mut c = core(ME, n, &cfg);
+        let ranks: Vec<Key> = c.ranks().iter().map(|(_, k)| *k).collect();
+        let me = ranks.iter().position(|k| *k == ME).expect("we are ranked");
+        let len = ranks.len();
+        let offsets: Vec<usize> = c
+            .lazy_targets()
+            .iter()
+            .map(|a| {
+                let at = ranks.iter().position(|k| addr(*k) == *a).expect("ranked");
+                (at + len - me) % len
+            })
+            .collect();
+        let want = cfg.lazy_fanout.min(len - 1);
+        assert_eq!(offsets.len(), want, "n={n}: {offsets:?}");
+        assert!(
+            offsets.iter().all(|d| *d != 0),
+            "n={n}: never ourselves: {offsets:?}"
+        );
+        if len > 2 * cfg.tree_fanout {
+            // Siblings in a tree are within `tree_fanout` ranks of each other.
+            assert!(
+                offsets
+                    .iter()
+                    .all(|d| *d > cfg.tree_fanout && len - d > cfg.tree_fanout),
+                "n={n}: {offsets:?}"
+            );
+        }
+    }
 }
 
 #[test]
