@@ -137,42 +137,17 @@ fn sidecar_scenario(agent: &Agent, proxy_port: u16) {
     });
 }
 
-/// Stops the HAProxy the agent started (its master, by pid) when the test ends.
-struct StopHaproxy(std::path::PathBuf);
-
-impl Drop for StopHaproxy {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(&self.0) {
-            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
-        }
-    }
-}
-
 #[test]
 fn haproxy_carries_traffic_through_a_sidecar_proxys_listeners() {
     let dir = tempfile::tempdir().expect("tmp");
     let _stop = StopHaproxy(dir.path().join("haproxy.pid"));
-    let p = |f: &str| dir.path().join(f).display().to_string();
     let proxy_port = free_port(LOCAL);
-    let agent = Agent::start(
-        dir.path(),
-        &[],
-        &[
-            ("HAPROXY_DISABLE", "false".into()),
-            ("HAPROXY_CONFIG_FILE", p("haproxy.cfg")),
-            ("HAPROXY_PID_FILE", p("haproxy.pid")),
-            ("HAPROXY_STATS_SOCKET", p("stats.sock")),
-            ("HAPROXY_MASTER_SOCKET", p("master.sock")),
-            ("HAPROXY_BIND_IP", BIND.into()),
-            ("HAPROXY_USER", String::new()),
-            ("HAPROXY_STATS_PORT", "0".into()),
-            ("HAPROXY_MIN_RELOAD_INTERVAL", "200ms".into()),
-            (
-                "SIDECAR_CONNECT_PORT_RANGE",
-                format!("{proxy_port}-{proxy_port}"),
-            ),
-        ],
-    );
+    let mut env = haproxy_env(dir.path(), BIND);
+    env.push((
+        "SIDECAR_CONNECT_PORT_RANGE",
+        format!("{proxy_port}-{proxy_port}"),
+    ));
+    let agent = Agent::start(dir.path(), &[], &env);
     sidecar_scenario(&agent, proxy_port);
     let status = agent.proxy_status();
     assert!(

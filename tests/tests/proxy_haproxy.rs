@@ -10,31 +10,11 @@ use std::path::Path;
 
 const BIND: &str = "127.0.0.2";
 
-/// Stops the HAProxy the agent started (its master, by pid) when the test ends.
-struct StopHaproxy(std::path::PathBuf);
-
-impl Drop for StopHaproxy {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(&self.0) {
-            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
-        }
-    }
-}
-
 fn haproxy_env(dir: &Path) -> Vec<(&'static str, String)> {
-    let p = |f: &str| dir.join(f).display().to_string();
-    vec![
-        ("HAPROXY_DISABLE", "false".into()),
-        ("HAPROXY_CONFIG_FILE", p("haproxy.cfg")),
-        ("HAPROXY_PID_FILE", p("haproxy.pid")),
-        ("HAPROXY_STATS_SOCKET", p("stats.sock")),
-        ("HAPROXY_MASTER_SOCKET", p("master.sock")),
-        ("HAPROXY_BIND_IP", BIND.into()),
-        ("HAPROXY_USER", String::new()),
-        ("HAPROXY_STATS_PORT", "0".into()),
-        ("HAPROXY_MIN_RELOAD_INTERVAL", "200ms".into()),
-        ("HAPROXY_TEMPLATE_FILE", p("haproxy.cfg.j2")),
-    ]
+    let mut env = proxy_common::haproxy_env(dir, BIND);
+    let template = dir.join("haproxy.cfg.j2").display().to_string();
+    env.push(("HAPROXY_TEMPLATE_FILE", template));
+    env
 }
 
 #[test]

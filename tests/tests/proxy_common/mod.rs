@@ -155,3 +155,31 @@ pub fn follow_add_unhealthy_drain(
         (seen(bind, web, 10) == ["a1"]).then_some(())
     });
 }
+
+/// Stops the HAProxy an agent started (its master, by pid) when the test ends.
+pub struct StopHaproxy(pub PathBuf);
+
+impl Drop for StopHaproxy {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.0) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+/// An agent's HAProxy settings with every file in `dir`, frontends on `bind`, no stats
+/// frontend and a short reload interval.
+pub fn haproxy_env(dir: &Path, bind: &str) -> Vec<(&'static str, String)> {
+    let p = |f: &str| dir.join(f).display().to_string();
+    vec![
+        ("HAPROXY_DISABLE", "false".into()),
+        ("HAPROXY_CONFIG_FILE", p("haproxy.cfg")),
+        ("HAPROXY_PID_FILE", p("haproxy.pid")),
+        ("HAPROXY_STATS_SOCKET", p("stats.sock")),
+        ("HAPROXY_MASTER_SOCKET", p("master.sock")),
+        ("HAPROXY_BIND_IP", bind.into()),
+        ("HAPROXY_USER", String::new()),
+        ("HAPROXY_STATS_PORT", "0".into()),
+        ("HAPROXY_MIN_RELOAD_INTERVAL", "200ms".into()),
+    ]
+}
