@@ -337,7 +337,7 @@ pub fn group(instances: &[Instance], use_hostnames: bool) -> Grouped {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub fn inst(id: &str, name: &str, host: &str, ports: &[(u16, u16, &str)]) -> Instance {

@@ -370,26 +370,10 @@ fn fnv1a(s: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Instance, PortSpec, group};
+    use crate::model::{Instance, group};
 
     fn service(id: &str, name: &str, ports: &[(u16, u16, &str)]) -> Instance {
-        Instance {
-            id: id.into(),
-            name: name.into(),
-            hostname: "h1".into(),
-            ports: ports
-                .iter()
-                .map(|(port, sp, ip)| PortSpec {
-                    kind: "tcp".into(),
-                    port: *port,
-                    service_port: *sp,
-                    ip: ip.to_string(),
-                })
-                .collect(),
-            proxy_mode: "http".into(),
-            status: "alive".into(),
-            ..Instance::default()
-        }
+        crate::model::tests::inst(id, name, "h1", ports)
     }
 
     pub fn proxy(id: &str, upstreams: &[(&str, u16, &str, u16)]) -> SidecarProxy {
